@@ -1,0 +1,4 @@
+"""seqlab autograder (instructor only; never shipped to students).
+
+Entry point: ``python -m autograder {release,bundle,grade,gradescope} ...``.
+"""

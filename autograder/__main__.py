@@ -1,0 +1,32 @@
+"""Command line: ``python -m autograder COMMAND ...``.
+
+Commands
+  release              regenerate assignments/sequence_models/ from solutions/sequence_models/
+  bundle OUT.zip       write the student bundle (release + datasets + images + README)
+  grade SUBMISSION...  grade submissions (folders or zips) with the hidden checks
+  gradescope OUT.zip   build a Gradescope autograder bundle
+"""
+import sys
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in ("release", "bundle"):
+        from autograder import release
+        return release.main([command] + rest)
+    if command == "grade":
+        from autograder import cli
+        return cli.main(rest)
+    if command == "gradescope":
+        from autograder import gradescope
+        return gradescope.main(rest)
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
