@@ -1,0 +1,280 @@
+"""Release pipeline: one source (solutions/), two outputs (assignments/ and the student zip).
+
+``python -m autograder release [--check]``
+    Regenerate ``assignments/sequence_models/`` from ``solutions/sequence_models/``.
+    Notebooks go through ``nbgrader generate_assignment`` (outputs cleared, solution regions
+    replaced by stubs, hidden tests removed). ``.py`` files go through :func:`stub_source`:
+    every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region becomes
+    ``raise NotImplementedError("<function>: ...")``; everything else, docstrings included,
+    is kept verbatim. Files without markers (given modules, public tests) are copied.
+    Running it twice changes nothing. ``--check`` writes nothing and exits 1 when the
+    committed release differs from what the source would produce.
+
+``python -m autograder bundle OUT.zip``
+    Write the student bundle: the release, ``datasets/`` (without the cache), ``images/``, a
+    student README and requirements.txt. It is verified to contain no solution region, no
+    hidden test and no autograder file.
+"""
+import argparse
+import fnmatch
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "sequence_models"
+SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
+RELEASE_DIR = ROOT / "assignments" / ASSIGNMENT
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
+
+# Never copied into the release or the bundle.
+IGNORED = ["__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", "cache", ".DS_Store",
+           "gradebook.db*", "*.egg-info"]
+
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
+_CLASS = re.compile(r"^(\s*)class\s+([A-Za-z_]\w*)\s*[:(]")
+
+
+class ReleaseError(RuntimeError):
+    """A source file whose markers cannot be turned into a stub."""
+
+
+def _indent(line):
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _enclosing_name(lines, index):
+    """Qualified name (``Class.method`` or ``function``) of the def enclosing ``lines[index]``."""
+    level = _indent(lines[index])
+    names = []
+    for line in reversed(lines[:index]):
+        if not line.strip():
+            continue
+        ind = _indent(line)
+        if ind >= level:
+            continue
+        match = _DEF.match(line) or _CLASS.match(line)
+        if match:
+            names.append(match.group(2))
+            level = ind
+            if ind == 0:
+                break
+    return ".".join(reversed(names)) or "this code"
+
+
+def stub_source(text, filename="<source>"):
+    """Replace every solution region of a Python source by a ``NotImplementedError`` stub.
+
+    Inputs:
+    - text: the source code (str)
+    - filename: used in error messages only
+
+    Returns the stubbed source (str). The ``raise`` is indented like the BEGIN marker and
+    names the enclosing function, e.g. ``rnn_step_forward`` or ``MultiHeadAttention.forward``.
+    Raises ReleaseError for unbalanced or nested markers.
+    """
+    lines = text.splitlines(keepends=True)
+    out = []
+    inside = None  # line number of the open BEGIN marker
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside is not None:
+                raise ReleaseError(f"{filename}:{i + 1}: nested {BEGIN} "
+                                   f"(the region opened at line {inside + 1} is not closed)")
+            inside = i
+            name = _enclosing_name(lines, i)
+            pad = line[: _indent(line)]
+            out.append(f'{pad}raise NotImplementedError("{name}: implement this '
+                       f'(see the docstring)")\n')
+        elif stripped.startswith(END):
+            if inside is None:
+                raise ReleaseError(f"{filename}:{i + 1}: {END} without {BEGIN}")
+            inside = None
+        elif inside is None:
+            out.append(line)
+    if inside is not None:
+        raise ReleaseError(f"{filename}:{inside + 1}: {BEGIN} is never closed")
+    return "".join(out)
+
+
+def _ignored(path):
+    return any(fnmatch.fnmatch(part, pat) for part in path.parts for pat in IGNORED)
+
+
+def _source_files(source_dir):
+    for path in sorted(source_dir.rglob("*")):
+        rel = path.relative_to(source_dir)
+        if path.is_file() and not _ignored(rel):
+            yield rel
+
+
+def _release_notebooks(source_dir, notebooks):
+    """Run ``nbgrader generate_assignment`` on the notebooks in a temporary course folder.
+
+    Returns {relative path: bytes of the release notebook}.
+    """
+    if not notebooks:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="seqlab-release-") as tmp:
+        course = Path(tmp)
+        src = course / "source" / ASSIGNMENT
+        for rel in notebooks:
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source_dir / rel, src / rel)
+        env = dict(os.environ)
+        env["JUPYTER_CONFIG_DIR"] = str(course / "jupyter_config")  # ignore user config
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT,
+               "--force", "--CourseDirectory.root=" + str(course),
+               "--CourseDirectory.source_directory=source",
+               "--CourseDirectory.release_directory=release",
+               "--db=sqlite:///" + str(course / "gradebook.db"),
+               "--ClearMetadataPreprocessor.enabled=False", "--log-level=WARN"]
+        proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ReleaseError("nbgrader generate_assignment failed:\n"
+                               + proc.stdout[-4000:] + proc.stderr[-4000:])
+        out = {}
+        for rel in notebooks:
+            out[rel] = (course / "release" / ASSIGNMENT / rel).read_bytes()
+        return out
+
+
+def build_release(source_dir=SOURCE_DIR):
+    """Compute the release in memory: {relative path: bytes}."""
+    files = {}
+    notebooks = []
+    for rel in _source_files(source_dir):
+        if rel.suffix == ".ipynb":
+            notebooks.append(rel)
+        elif rel.suffix == ".py":
+            text = (source_dir / rel).read_text(encoding="utf-8")
+            files[rel] = stub_source(text, str(rel)).encode("utf-8")
+        else:
+            files[rel] = (source_dir / rel).read_bytes()
+    files.update(_release_notebooks(source_dir, notebooks))
+    return files
+
+
+def _existing(release_dir):
+    if not release_dir.exists():
+        return {}
+    return {rel: (release_dir / rel).read_bytes() for rel in _source_files(release_dir)}
+
+
+def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False):
+    """Write (or, with check=True, compare) the release. Returns the list of changed paths."""
+    wanted = build_release(source_dir)
+    have = _existing(release_dir)
+    changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
+                     | {rel for rel in have if rel not in wanted})
+    if check:
+        return changed
+    for rel in changed:
+        path = release_dir / rel
+        if rel in wanted:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(wanted[rel])
+        else:
+            path.unlink()
+    # remove folders left empty
+    if release_dir.exists():
+        for folder in sorted(release_dir.rglob("*"), reverse=True):
+            if folder.is_dir() and not _ignored(folder.relative_to(release_dir)) \
+                    and not any(folder.iterdir()):
+                folder.rmdir()
+    return changed
+
+
+STUDENT_REQUIREMENT_SKIP = ("nbgrader", "-e ", "--editable")
+
+
+def _student_requirements():
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return "\n".join(l for l in lines if not l.strip().startswith(STUDENT_REQUIREMENT_SKIP)) + "\n"
+
+
+def find_leaks(names_and_bytes):
+    """Names of bundle entries that carry solution markers, hidden tests or autograder files."""
+    leaks = []
+    for name, data in names_and_bytes:
+        if name.startswith("autograder/") or "/autograder/" in name:
+            leaks.append(f"{name}: autograder file")
+            continue
+        if name.endswith((".py", ".ipynb", ".md", ".txt", ".cfg", ".toml", ".json")):
+            text = data.decode("utf-8", errors="replace")
+            for marker in (BEGIN, END, HIDDEN_BEGIN, HIDDEN_END):
+                if marker in text:
+                    leaks.append(f"{name}: contains {marker!r}")
+    return leaks
+
+
+def bundle(out_zip, release_dir=RELEASE_DIR):
+    """Write the student bundle zip. Returns the list of archive names."""
+    if release(check=True):
+        raise ReleaseError("the release is out of date: run `python -m autograder release` first")
+    entries = []
+    for rel in _source_files(release_dir):
+        entries.append((f"assignments/{ASSIGNMENT}/{rel.as_posix()}",
+                        (release_dir / rel).read_bytes()))
+    for folder in ("datasets", "images"):
+        base = ROOT / folder
+        for rel in _source_files(base):
+            entries.append((f"{folder}/{rel.as_posix()}", (base / rel).read_bytes()))
+    entries.append(("README.md", (ROOT / "docs" / "student_README.md").read_bytes()))
+    entries.append(("requirements.txt", _student_requirements().encode()))
+    leaks = find_leaks(entries)
+    if leaks:
+        raise ReleaseError("the student bundle would leak:\n  " + "\n  ".join(leaks))
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))  # reproducible
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return [name for name, _ in sorted(entries)]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="python -m autograder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_rel = sub.add_parser("release", help="regenerate assignments/ from solutions/")
+    p_rel.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 if the committed release is out of date")
+    p_bun = sub.add_parser("bundle", help="write the student bundle zip")
+    p_bun.add_argument("out", help="path of the zip to write")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            changed = release(check=args.check)
+            if args.check:
+                if changed:
+                    print("release out of date; these files differ:")
+                    for rel in changed:
+                        print("  ", rel)
+                    return 1
+                print("release is up to date")
+                return 0
+            print(f"release written to {RELEASE_DIR.relative_to(ROOT)}: "
+                  f"{len(changed)} file(s) changed")
+            for rel in changed:
+                print("  ", rel)
+            return 0
+        names = bundle(args.out)
+        print(f"wrote {args.out}: {len(names)} files, no solution, hidden test or autograder file")
+        return 0
+    except ReleaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
