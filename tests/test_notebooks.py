@@ -1,0 +1,206 @@
+"""The course notebooks: nbgrader structure of the sources, and end-to-end execution.
+
+* ``test_source_notebook_structure`` (fast): every check cell of a source notebook is a valid
+  nbgrader autograded test cell (unique ``check_<api>`` grade_id, points, locked) that ends with
+  the hidden block calling ``autograder.nbgrader_hook.grade("<api>")``; the expected API names
+  are all there; inline questions are valid manually graded answer cells; the source is
+  committed without outputs.
+* ``test_release_notebook_executes`` (slow): the *release* notebook (``assignments/``) runs end
+  to end with nbclient in a scratch copy of the release where the reference student modules
+  replace the stubs, as a student who solved everything would run it. No cell may raise, and
+  the graded check cells may write nothing to stderr and show no ``Out[]`` value (nbgrader
+  treats stderr as a failure and a trailing value as a partial grade). The wall time is
+  printed (never asserted); the time budget is in docs/conventions.md.
+
+Add a notebook by appending it to ``NOTEBOOKS`` (and its check names to ``EXPECTED_CHECKS``).
+Notebooks whose source is not in the repository yet are skipped.
+
+Environment knobs: ``SEQLAB_GRADING=1`` in the environment of pytest is passed on to the
+kernel (short training runs); ``SEQLAB_NOTEBOOK_TIMEOUT`` overrides the per-cell timeout (600 s).
+"""
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIR = ROOT / "solutions" / "sequence_models"
+RELEASE_DIR = ROOT / "assignments" / "sequence_models"
+DATASETS_DIR = ROOT / "datasets"
+
+NOTEBOOKS = [
+    "01_rnn_captioning.ipynb",
+    "02_lstm_captioning.ipynb",
+    "03_attention_captioning.ipynb",
+    "04_transformer.ipynb",
+]
+
+# The check cells each notebook must have, in order (grade_id = "check_" + name). A notebook
+# not listed here is only checked for the structure of the check cells it has.
+EXPECTED_CHECKS = {
+    "01_rnn_captioning.ipynb": [
+        "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+        "word_embedding_forward", "word_embedding_backward",
+        "temporal_affine_forward", "temporal_affine_backward", "temporal_softmax_loss",
+        "CaptioningRNN",
+    ],
+}
+
+STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+CELL_TIMEOUT = int(os.environ.get("SEQLAB_NOTEBOOK_TIMEOUT", "600"))
+
+HIDDEN_BLOCK = ("### BEGIN HIDDEN TESTS\n"
+                'from autograder.nbgrader_hook import grade; grade("{api}")\n'
+                "### END HIDDEN TESTS")
+
+
+def _present(name):
+    path = SOURCE_DIR / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in solutions/sequence_models/ yet")
+    return path
+
+
+def _read(path):
+    import nbformat
+    return nbformat.read(str(path), as_version=4)
+
+
+def _nbgrader(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _check_cells(nb):
+    """Autograded code test cells: nbgrader grade true, solution false."""
+    return [c for c in nb.cells if c.cell_type == "code" and _nbgrader(c).get("grade")
+            and not _nbgrader(c).get("solution")]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_source_notebook_structure(name):
+    nb = _read(_present(name))
+    ids = [_nbgrader(c)["grade_id"] for c in nb.cells if "grade_id" in _nbgrader(c)]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dupes, f"{name}: grade_id used more than once: {dupes}"
+
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if meta:
+            assert meta.get("schema_version") == 3, f"{name}: {meta} lacks schema_version 3"
+            assert meta.get("grade_id"), f"{name}: nbgrader cell without grade_id: {cell.source[:80]!r}"
+        if cell.cell_type == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, (
+                f"{name}: commit the source without outputs (cell {meta.get('grade_id')!r})")
+
+    checks = _check_cells(nb)
+    apis = []
+    for cell in checks:
+        meta = _nbgrader(cell)
+        gid = meta["grade_id"]
+        assert gid.startswith("check_"), f"{name}: graded test cell {gid!r} is not named check_<api>"
+        api = gid[len("check_"):]
+        apis.append(api)
+        assert meta.get("locked") is True, f"{name}: {gid} must be locked"
+        assert isinstance(meta.get("points"), (int, float)) and meta["points"] > 0, (
+            f"{name}: {gid} needs points > 0, has {meta.get('points')!r}")
+        src = cell.source.rstrip()
+        block = HIDDEN_BLOCK.format(api=api)
+        assert src.endswith(block), (
+            f"{name}: {gid} must end with the hidden block\n{block}\n(got ...{src[-200:]!r})")
+        visible = src[: -len(block)]
+        assert "### BEGIN HIDDEN TESTS" not in visible, f"{name}: {gid} has two hidden blocks"
+        assert visible.strip(), f"{name}: {gid} has no visible checks"
+    assert len(apis) == len(set(apis)), f"{name}: one check cell per API name, got {apis}"
+    if name in EXPECTED_CHECKS:
+        assert apis == EXPECTED_CHECKS[name], (
+            f"{name}: check cells {apis}, expected {EXPECTED_CHECKS[name]} in this order")
+
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            gid = meta["grade_id"]
+            assert meta.get("grade") is True and meta.get("locked") is False, (
+                f"{name}: answer cell {gid} must be grade: true, locked: false")
+            assert isinstance(meta.get("points"), (int, float)) and meta["points"] > 0, (
+                f"{name}: answer cell {gid} needs points")
+            assert gid.startswith("q_"), f"{name}: answer cell {gid!r} is not named q_<name>"
+
+
+def _scratch_release(tmp_path):
+    """A copy of the release with the reference student modules over the stubs."""
+    work = tmp_path / "sequence_models"
+    shutil.copytree(RELEASE_DIR, work,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints",
+                                                  "cache"))
+    for mod in STUDENT_MODULES:
+        src = SOURCE_DIR / "seqlab" / f"{mod}.py"
+        if src.exists():
+            shutil.copy2(src, work / "seqlab" / f"{mod}.py")
+    return work
+
+
+def _kernel_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)            # `import autograder` works; seqlab comes from cwd
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["SEQLAB_DATA_DIR"] = str(DATASETS_DIR)
+    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"   # no debugger warning on stderr
+    return env
+
+
+def _report(request, line):
+    print(line)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_release_notebook_executes(name, tmp_path, request):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    _present(name)
+    release_nb = RELEASE_DIR / name
+    if not release_nb.exists():
+        pytest.fail(f"{name} has a source but no release; run `python -m autograder release`")
+    work = _scratch_release(tmp_path)
+    nb = _read(work / name)
+    assert "### BEGIN HIDDEN TESTS" not in json.dumps(nb), f"release {name} carries hidden tests"
+
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(work)}})
+    start = time.perf_counter()
+    try:
+        client.execute(env=_kernel_env(), cwd=str(work))
+    except CellExecutionError as err:
+        pytest.fail(f"{name} failed after {time.perf_counter() - start:.0f} s:\n{err}")
+    wall = time.perf_counter() - start
+    grading = os.environ.get("SEQLAB_GRADING", "") == "1"
+    _report(request, f"[notebook] {name}: {wall:.1f} s wall"
+                     f"{' (SEQLAB_GRADING=1)' if grading else ''}")
+
+    problems = []
+    for cell in _check_cells(nb):
+        gid = _nbgrader(cell)["grade_id"]
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and out.name == "stderr":
+                problems.append(f"{gid} wrote to stderr: {out.text[:300]!r}")
+            if out.output_type == "execute_result":
+                problems.append(f"{gid} shows a value (nbgrader would read it as a partial "
+                                f"grade): {str(out.get('data', {}))[:200]}")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+def test_hidden_block_pattern_matches_conventions():
+    """The block this test requires is the one documented in docs/conventions.md."""
+    text = (ROOT / "docs" / "conventions.md").read_text()
+    block = HIDDEN_BLOCK.format(api="rnn_step_forward")
+    assert re.sub(r"\s+", " ", block) in re.sub(r"\s+", " ", text)
