@@ -152,7 +152,8 @@ def test_lstm_step_vs_torch(N, D, H):
     (th * torch.tensor(dnext_h) + tc * torch.tensor(dnext_c)).sum().backward()
     assert_close("next_h", next_h, th.detach().numpy())
     assert_close("next_c", next_c, tc.detach().numpy())
-    for name, g, tg in zip(["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"], grads, grads_of(*targs)):
+    names = ["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"]
+    for name, g, tg in zip(names, grads, grads_of(*targs)):
         assert_close(name, g, tg)
 
     # and against torch.nn.LSTMCell with copied weights (its own kernel and gate layout)
@@ -247,7 +248,8 @@ def test_attention_lstm_step_vs_torch(N, D, H):
     Wx, Wh, b = lstm_params(rng, D, H)
     Wattn = rng.standard_normal((H, 4 * H))
     dnext_h, dnext_c = rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    next_h, next_c, cache = AL.attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)
+    next_h, next_c, cache = AL.attention_lstm_step_forward(x, prev_h, prev_c, attn,
+                                                           Wx, Wh, Wattn, b)
     grads = AL.attention_lstm_step_backward(dnext_h, dnext_c, cache)
 
     targs = list(map(t, (x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)))
