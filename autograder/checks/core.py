@@ -1,0 +1,350 @@
+"""The check framework: calls, results, comparisons, feedback, and the registry.
+
+A :class:`Check` is one graded test (one entry of results.json). It belongs to one API name (its
+``api``, which is also its first tag), runs in the worker of one student ``module``, and has:
+
+- ``calls``: a function returning the list of :class:`Call` s to send to the worker. A call is a
+  small program over named input arrays (see ``autograder/worker_boot.py``); inputs are drawn
+  from a seeded numpy Generator, so every run sends the same bytes;
+- ``evaluate``: a function ``(results, ctx) -> Outcome`` run in the grader process on the plain
+  arrays that came back. It compares them with what the reference (imported in this process)
+  computes on the same inputs, and explains any difference.
+
+Check modules (``rnn.py``, ``lstm.py``...) build their checks with the helpers of
+``numpy_specs.py`` / ``torch_checks.py`` and register a builder with :func:`register`.
+"""
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# what goes to the worker and what comes back
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One request: ``steps`` run over ``inputs`` (name -> array); ``returns`` are sent back."""
+    steps: list
+    returns: list
+    inputs: dict = field(default_factory=dict)
+    api: str = ""  # the API name whose code this call exercises (for strikes after a hang)
+
+
+class Value:
+    """One returned value: ``meta`` (what the worker saw) and ``array`` (None if not numeric)."""
+
+    def __init__(self, meta, array):
+        self.meta = meta or {"kind": "missing"}
+        self.array = array
+
+    @property
+    def kind(self):
+        return self.meta.get("kind", "missing")
+
+    def describe(self):
+        m = self.meta
+        kind = self.kind
+        if kind == "missing":
+            return "nothing (the call failed before producing it)"
+        if kind == "none":
+            return "None"
+        if kind == "other":
+            return f"a {m.get('type', 'object')}"
+        if kind == "sequence":
+            return f"a {m.get('type', 'list')} of length {m.get('length')}"
+        dtype = m.get("dtype") or (np.dtype(m["dtype_np"]).name if m.get("dtype_np") else "?")
+        what = {"tensor": "tensor", "ndarray": "array", "scalar": m.get("type", "scalar")}[kind]
+        return f"{what} of shape {tuple(m.get('shape', ()))} and dtype {dtype}"
+
+
+class Result:
+    """What one call produced: values, the error of the failing step, the captured output, or
+    the failure of the worker itself (timeout, crash)."""
+
+    def __init__(self, ok=True, error=None, values=None, json=None, output="", failure=None,
+                 seconds=0.0):
+        self.ok = ok
+        self.error = error
+        self.values = values or {}
+        self.json = json or {}
+        self.output = output
+        self.failure = failure  # (kind, message) when the worker failed
+        self.seconds = seconds
+
+    def value(self, name):
+        return self.values.get(name, Value({"kind": "missing"}, None))
+
+    def array(self, name):
+        return self.value(name).array
+
+    def problem(self):
+        """A one-paragraph description of why the call did not complete, or None."""
+        if self.failure is not None:
+            kind, message = self.failure
+            return message
+        if self.error:
+            err = self.error
+            text = str(err.get("message", "error"))
+            if err.get("step") == "import":
+                text = "importing your module failed: " + text
+            elif err.get("where") and err.get("label"):
+                text = f"{err['label']} raised {text}"
+            where = err.get("where") or []
+            if where:
+                text += "\n    at " + "\n    at ".join(where[-3:])
+            return text
+        return None
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    message: str = ""
+    hint: str = ""
+
+
+class Failed(Exception):
+    """Raised inside an ``evaluate`` to fail the check with a message (and a hint)."""
+
+    def __init__(self, message, hint=""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class Check:
+    api: str
+    title: str
+    points: float
+    module: str
+    calls: Callable
+    evaluate: Callable
+    tags: tuple = ()
+    visibility: str = "visible"
+    id: str = ""
+
+    def __post_init__(self):
+        if not self.id:
+            self.id = f"{self.api}: {self.title}"
+        self._calls = None
+        self._lock = threading.Lock()
+        self._memo = {}
+
+    @property
+    def all_tags(self):
+        return (self.api,) + tuple(t for t in self.tags if t != self.api)
+
+    def get_calls(self):
+        with self._lock:
+            if self._calls is None:
+                calls = self.calls()
+                self._calls = calls if isinstance(calls, list) else [calls]
+                for c in self._calls:
+                    c.api = c.api or self.api
+            return self._calls
+
+    def memo(self, key, fn):
+        """Memoize a grader-side computation (reference outputs, hint variants) per check."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = fn()
+            return self._memo[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------------------------
+
+_builders = []  # (module, builder)
+_checks = None
+_checks_lock = threading.Lock()
+
+
+def register(module):
+    """Decorator: ``builder() -> list[Check]`` for the student module ``module``."""
+    def deco(fn):
+        _builders.append((module, fn))
+        return fn
+    return deco
+
+
+def all_checks():
+    """Every registered check, in a stable order (module order, then definition order).
+    Checks of a module whose reference file is missing are left out."""
+    global _checks
+    with _checks_lock:
+        if _checks is None:
+            from autograder import checks as _pkg  # noqa: F401  (imports the check modules)
+            from autograder import reference
+            out, seen = [], set()
+            for module, builder in _builders:
+                if not reference.available(module):
+                    continue
+                for check in builder():
+                    if check.id in seen:
+                        raise ValueError(f"duplicate check id {check.id!r}")
+                    seen.add(check.id)
+                    out.append(check)
+            _checks = out
+        return list(_checks)
+
+
+def select(only=None):
+    """Checks whose tags include one of the API names in ``only`` (all checks if empty)."""
+    checks = all_checks()
+    if not only:
+        return checks
+    wanted = set(only)
+    return [c for c in checks if wanted & set(c.all_tags)]
+
+
+def api_names():
+    names = []
+    for c in all_checks():
+        if c.api not in names:
+            names.append(c.api)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons and feedback
+# ---------------------------------------------------------------------------------------------
+
+F64 = dict(rtol=1e-6, atol=1e-8)      # any correct float64 implementation (order of ops...)
+F32 = dict(rtol=2e-4, atol=2e-5)      # float32 results against a float64 reference
+NUMERIC = dict(rtol=1e-5, atol=1e-6)  # analytic against centered differences (h = 1e-5)
+LOOSE = dict(rtol=1e-5, atol=1e-6)    # float32 positional encodings inside a float64 model
+
+
+def fmt_shape(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def max_error(got, expected, rtol, atol):
+    """(ok, worst index, abs error there, normalised error). ``atol`` is relative to the
+    largest magnitude of ``expected`` (so the check works at any scale)."""
+    got = np.asarray(got, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    scale = max(scale, 1.0 if scale == 0 else scale)
+    bound = atol * scale + rtol * np.abs(expected)
+    diff = np.abs(got - expected)
+    bad_nan = ~np.isfinite(got) & np.isfinite(expected)
+    ratio = np.where(bad_nan, np.inf, diff / bound)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    both_nonfinite = ~np.isfinite(got) & ~np.isfinite(expected) & (got == expected)
+    ratio = np.where(both_nonfinite, 0.0, ratio)
+    if ratio.size == 0:
+        return True, (), 0.0, 0.0
+    idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    worst = float(ratio[idx])
+    return worst <= 1.0, tuple(int(i) for i in idx), float(diff[idx]), worst
+
+
+def _fmt_num(x):
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.6g}"
+
+
+def require_array(result, name, label=None, shape=None, dtype=None, kinds=("ndarray",),
+                  allow_scalar=False):
+    """Return the array of value ``name`` or raise Failed explaining what came back instead.
+
+    ``kinds``: accepted containers ("ndarray", "tensor"). ``dtype``: a numpy dtype name, or
+    "floating", "integer", "bool"."""
+    label = label or name
+    problem = result.problem()
+    v = result.value(name)
+    if v.kind == "missing":
+        raise Failed(f"{label}: the call did not complete: {problem}" if problem
+                     else f"{label}: no value came back")
+    if allow_scalar and v.kind == "scalar":
+        pass
+    elif v.kind not in kinds:
+        want = " or ".join({"ndarray": "a numpy array", "tensor": "a torch tensor"}[k]
+                           for k in kinds)
+        raise Failed(f"{label}: expected {want}, got {v.describe()}")
+    if v.array is None:
+        raise Failed(f"{label}: expected numbers, got {v.describe()}")
+    arr = v.array
+    if shape is not None and tuple(arr.shape) != tuple(shape):
+        raise Failed(f"{label}: expected shape {fmt_shape(shape)}, got {fmt_shape(arr.shape)}")
+    if dtype is not None:
+        kind = arr.dtype.kind
+        ok = {"floating": kind == "f", "integer": kind in "iu", "bool": kind == "b"}.get(
+            dtype, None)
+        if ok is None:
+            ok = arr.dtype == np.dtype(dtype)
+        if not ok:
+            shown = v.meta.get("dtype") or arr.dtype.name
+            raise Failed(f"{label}: expected dtype {dtype}, got {shown}"
+                         + (" (float32 inputs must give float32 outputs)"
+                            if dtype == "float32" else ""))
+    return arr
+
+
+def compare(label, got, expected, tol, context=""):
+    """Raise Failed if ``got`` differs from ``expected`` beyond ``tol`` (a dict rtol/atol)."""
+    expected = np.asarray(expected)
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        raise Failed(f"{label}: expected shape {fmt_shape(expected.shape)}, "
+                     f"got {fmt_shape(got.shape)}{context}")
+    if expected.dtype.kind == "b" or got.dtype.kind == "b":
+        diff = got.astype(bool) != expected.astype(bool)
+        if diff.any():
+            idx = tuple(int(i) for i in np.argwhere(diff)[0])
+            raise Failed(f"{label}: {int(diff.sum())} of {diff.size} entries differ; e.g. at "
+                         f"index {list(idx)} you returned {bool(got[idx])}, expected "
+                         f"{bool(expected[idx])}{context}")
+        return
+    if got.dtype.kind not in "biufc":
+        raise Failed(f"{label}: expected numbers, got dtype {got.dtype}{context}")
+    ok, idx, abs_err, ratio = max_error(got, expected, **tol)
+    if not ok:
+        n_bad = int(np.sum(~np.isclose(got.astype(np.float64), expected.astype(np.float64),
+                                       rtol=tol["rtol"],
+                                       atol=tol["atol"] * max(float(np.max(np.abs(expected)))
+                                                              if expected.size else 1.0, 1e-300),
+                                       equal_nan=False)))
+        where = f" at index {list(idx)}" if idx else ""
+        g = got[idx] if idx else got
+        if not np.isfinite(g):
+            raise Failed(f"{label}: you returned {_fmt_num(g)}{where} where a finite value was "
+                         f"expected ({n_bad} of {expected.size} entries wrong){context}")
+        raise Failed(f"{label}: values differ from the expected ones: {n_bad} of "
+                     f"{expected.size} entries off, largest error {abs_err:.3g}{where} "
+                     f"(you returned {_fmt_num(g)}, expected {_fmt_num(expected[idx] if idx else expected)}); "
+                     f"tolerance: relative {tol['rtol']:g}{context}")
+
+
+def matches(got, expected, tol=None):
+    """True if ``got`` equals ``expected`` within ``tol`` (shape included). Used for hints."""
+    tol = tol or dict(rtol=1e-5, atol=1e-6)
+    try:
+        got = np.asarray(got)
+        expected = np.asarray(expected)
+        if got.shape != expected.shape:
+            return False
+        if expected.dtype.kind == "b":
+            return bool(np.array_equal(got.astype(bool), expected))
+        return max_error(got, expected, **tol)[0]
+    except (TypeError, ValueError):
+        return False
+
+
+def seeded(seed):
+    return np.random.default_rng(seed)
+
+
+def sizes_str(**sizes):
+    return ", ".join(f"{k}={v}" for k, v in sizes.items())

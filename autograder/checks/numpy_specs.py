@@ -1,0 +1,423 @@
+"""Declarative checks for a numpy forward/backward pair (the CS231n layer convention).
+
+One :class:`LayerSpec` describes a forward function, its backward function, how to draw
+inputs, and an independent PyTorch float64 version of the forward. :func:`layer_checks` turns
+it into the standard checks:
+
+forward API name
+  - values against the reference, float64, on every size of ``sizes`` (N=1, T=1, H != D...)
+  - float32 inputs give float32 outputs, with the right values
+  - large inputs (``large``): still the right, finite values
+  - the inputs are not modified
+backward API name
+  - gradients against the reference backward, float64, on every size
+  - gradients against PyTorch autograd of ``torch_forward`` (float64)
+  - gradients against centered-difference numeric gradients of *your* forward
+  - float32 upstream gradients give float32 gradients
+  - the upstream gradient is not modified, and running backward twice on the same cache gives
+    the same gradients (nothing in the cache was overwritten)
+
+Known mistakes (:class:`Hint`) are variants computed in the grader; when a failing result
+matches one, its message is added to the feedback.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from autograder import reference
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, Outcome, compare,
+                                    matches, require_array, seeded, sizes_str)
+
+
+@dataclass
+class Hint:
+    """A known mistake: ``variant(inputs, douts) -> {output name: array}`` computes what an
+    implementation with that mistake returns; ``message`` is shown when the student's result
+    matches it (and not the reference)."""
+    variant: Callable
+    message: str
+    tol: dict = field(default_factory=lambda: dict(rtol=1e-5, atol=1e-6))
+
+
+@dataclass
+class LayerSpec:
+    module: str
+    forward: str
+    inputs: list                  # forward argument names, in order
+    outs: list                    # forward's returned names; "cache" for the cache
+    make: Callable                # make(rng, **size) -> {input name: float64 / int array}
+    sizes: list                   # list of size dicts; the first is the default
+    backward: Optional[str] = None
+    upstream: list = field(default_factory=list)   # forward outs that receive a gradient
+    grads: list = field(default_factory=list)      # backward's returned names
+    grad_of: list = field(default_factory=list)    # the forward input of each grad
+    torch_forward: Optional[Callable] = None       # (tensors...) -> tuple for ``upstream``
+    large: Optional[Callable] = None               # inputs -> large-magnitude inputs
+    int_inputs: tuple = ()
+    forward_hints: list = field(default_factory=list)
+    backward_hints: list = field(default_factory=list)
+    seed: int = 0
+    numeric_size: Optional[dict] = None            # small size for numeric gradients
+    extra_forward_checks: list = field(default_factory=list)
+    extra_backward_checks: list = field(default_factory=list)
+
+    # --- derived ---------------------------------------------------------------------------
+    @property
+    def out_names(self):
+        return [o for o in self.outs if o != "cache"]
+
+    @property
+    def single_grad(self):
+        return len(self.grads) == 1
+
+    def ref(self):
+        return reference.module(self.module)
+
+    def draw(self, size, seed_offset=0, dtype=np.float64, scale=None):
+        rng = seeded(self.seed * 1000 + seed_offset)
+        inputs = self.make(rng, **size)
+        if scale is not None:
+            inputs = scale(inputs)
+        return {k: (v.astype(dtype) if k not in self.int_inputs and v.dtype.kind == "f" else v)
+                for k, v in inputs.items()}
+
+    def ref_forward(self, inputs):
+        fn = getattr(self.ref(), self.forward)
+        out = fn(*[np.array(inputs[k], copy=True) for k in self.inputs])
+        out = out if isinstance(out, tuple) else (out,)
+        return {name: np.asarray(v) for name, v in zip(self.outs, out) if name != "cache"}, \
+            dict(zip(self.outs, out)).get("cache")
+
+    def douts(self, inputs, seed_offset=0):
+        outs, _ = self.ref_forward({k: np.asarray(v, dtype=np.float64)
+                                    if k not in self.int_inputs else v
+                                    for k, v in inputs.items()})
+        rng = seeded(self.seed * 1000 + 500 + seed_offset)
+        return {"d" + name: rng.standard_normal(outs[name].shape) for name in self.upstream}
+
+    def ref_backward(self, inputs, douts):
+        _, cache = self.ref_forward(inputs)
+        fn = getattr(self.ref(), self.backward)
+        out = fn(*[np.array(douts["d" + u], copy=True) for u in self.upstream], cache)
+        out = out if isinstance(out, tuple) else (out,)
+        return {g: np.asarray(v) for g, v in zip(self.grads, out)}
+
+    def torch_grads(self, inputs, douts):
+        import torch
+        tensors = {}
+        for k in self.inputs:
+            v = inputs[k]
+            if k in self.int_inputs:
+                tensors[k] = torch.from_numpy(np.asarray(v, dtype=np.int64))
+            else:
+                tensors[k] = torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
+        outs = self.torch_forward(*[tensors[k] for k in self.inputs])
+        wrt = [tensors[k] for k in self.grad_of]
+        grads = torch.autograd.grad(
+            outs, wrt, grad_outputs=[torch.from_numpy(douts["d" + u]) for u in self.upstream],
+            allow_unused=True)
+        return {g: (np.zeros(inputs[k].shape) if t is None else t.numpy())
+                for g, k, t in zip(self.grads, self.grad_of, grads)}
+
+    # --- programs --------------------------------------------------------------------------
+    def forward_step(self):
+        out = self.outs if len(self.outs) > 1 else self.outs[0]
+        return {"op": "call", "fn": f"{self.module}.{self.forward}",
+                "args": ["$" + k for k in self.inputs], "out": out, "label": self.forward}
+
+    def backward_step(self, out_prefix=""):
+        out = [out_prefix + g for g in self.grads]
+        return {"op": "call", "fn": f"{self.module}.{self.backward}",
+                "args": ["$d" + u for u in self.upstream] + ["$cache"],
+                "out": out if len(out) > 1 else out[0], "label": self.backward}
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation helpers
+# ---------------------------------------------------------------------------------------------
+
+def _hint_for(check, key, hints, inputs, douts, result, names, prefix="", expected=None):
+    """The message of the first known mistake whose outputs the student's match (and that
+    differs from the expected outputs, so that a correct answer never gets a hint)."""
+    for i, hint in enumerate(hints):
+        try:
+            variant = check.memo((key, "hint", i), lambda h=hint: h.variant(inputs, douts))
+        except Exception:
+            continue
+        relevant = [n for n in names if n in variant]
+        if not relevant:
+            continue
+        if expected is not None and all(n in expected and matches(variant[n], expected[n],
+                                                                  hint.tol)
+                                        for n in relevant):
+            continue  # indistinguishable from the right answer on these inputs
+        if all(result.array(prefix + n) is not None
+               and matches(result.array(prefix + n), variant[n], hint.tol) for n in relevant):
+            return hint.message
+    return ""
+
+
+def compare_outputs(check, key, result, names, expected, tol, dtype, context, hints=(),
+                    inputs=None, douts=None, prefix=""):
+    """Require each output in ``names`` to be an ndarray of ``expected[name]``'s shape and
+    ``dtype``, with values within ``tol``. On failure, look for a matching known mistake."""
+    try:
+        for name in names:
+            exp = expected[name]
+            arr = require_array(result, prefix + name, label=name, shape=np.shape(exp),
+                                dtype=dtype)
+            compare(name, arr, exp, tol, context)
+    except Failed as f:
+        hint = f.hint or _hint_for(check, key, hints, inputs, douts, result, names, prefix,
+                                   expected)
+        raise Failed(f.message, hint)
+
+
+def _run(evaluate):
+    """Wrap an evaluate body: Failed -> failing Outcome, completion -> passing Outcome."""
+    def wrapped(results, check):
+        try:
+            msg = evaluate(results, check)
+            return Outcome(True, msg or "")
+        except Failed as f:
+            return Outcome(False, f.message, f.hint)
+    return wrapped
+
+
+def _unchanged(label, before, after, what):
+    if after is None:
+        raise Failed(f"{label}: could not read {what} back")
+    if before.shape != after.shape or not np.array_equal(before, after, equal_nan=True):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# the standard checks
+# ---------------------------------------------------------------------------------------------
+
+def forward_checks(spec, points_values=3.0, points_f32=1.0, points_unchanged=1.0,
+                   points_large=1.0):
+    checks = []
+    api = spec.forward
+    n = len(spec.sizes)
+    for i, size in enumerate(spec.sizes):
+        checks.append(_forward_value_check(spec, size, i, np.float64, points_values / n))
+    checks.append(_forward_value_check(spec, spec.sizes[0], 100, np.float32, points_f32,
+                                       title_extra="float32 in -> float32 out"))
+    if spec.large is not None:
+        checks.append(_forward_value_check(spec, spec.sizes[0], 200, np.float64, points_large,
+                                           scale=spec.large, title_extra="large inputs"))
+    checks.append(_forward_unchanged_check(spec, points_unchanged))
+    for extra in spec.extra_forward_checks:
+        checks.extend(extra(spec))
+    for c in checks:
+        assert c.api == api
+    return checks
+
+
+def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_extra=""):
+    api = spec.forward
+    dname = np.dtype(dtype).name
+    ctx = f" ({sizes_str(**size)}, {dname})"
+    title = (title_extra + f" ({sizes_str(**size)})") if title_extra else \
+        f"values vs reference ({sizes_str(**size)}, {dname})"
+
+    def inputs():
+        return spec.draw(size, offset, dtype, scale)
+
+    def calls():
+        inp = inputs()
+        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inp)
+
+    def evaluate(results, check):
+        inp = check.memo("inputs", inputs)
+        expected = check.memo("expected", lambda: spec.ref_forward(
+            {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inp.items()})[0])
+        tol = F64 if dtype == np.float64 else F32
+        compare_outputs(check, "fwd", results[0], spec.out_names, expected, tol, dname, ctx,
+                        spec.forward_hints, inp, None)
+        return f"outputs match{ctx}"
+
+    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
+                 evaluate=_run(evaluate))
+
+
+def _forward_unchanged_check(spec, points):
+    size = spec.sizes[0]
+
+    def inputs():
+        return spec.draw(size, 300)
+
+    def calls():
+        inp = inputs()
+        steps = [spec.forward_step()] + [{"op": "copy", "src": k, "out": "after." + k}
+                                         for k in spec.inputs]
+        # copy steps read the (possibly modified) arrays the function was given
+        return Call(steps=steps, returns=["after." + k for k in spec.inputs], inputs=inp)
+
+    def evaluate(results, check):
+        inp = check.memo("inputs", inputs)
+        r = results[0]
+        if r.problem():
+            raise Failed(f"{spec.forward} did not complete: {r.problem()}")
+        changed = [k for k in spec.inputs
+                   if not _unchanged(k, inp[k], r.array("after." + k), k)]
+        if changed:
+            raise Failed(f"{spec.forward} modified its argument(s) {', '.join(changed)}; "
+                         f"a function must not write into the arrays it is given "
+                         f"(use e.g. `x = x - m`, not `x -= m`)")
+        return "inputs unchanged"
+
+    return Check(api=spec.forward, title="does not modify its inputs", points=points,
+                 module=spec.module, calls=calls, evaluate=_run(evaluate))
+
+
+def backward_checks(spec, points_ref=3.0, points_torch=1.0, points_numeric=1.0, points_f32=1.0,
+                    points_unchanged=1.0):
+    checks = []
+    n = len(spec.sizes)
+    for i, size in enumerate(spec.sizes):
+        checks.append(_backward_check(spec, size, 400 + i, np.float64, points_ref / n, "reference"))
+    if spec.torch_forward is not None:
+        checks.append(_backward_check(spec, spec.sizes[0], 450, np.float64, points_torch, "torch"))
+    checks.append(_numeric_check(spec, points_numeric))
+    checks.append(_backward_check(spec, spec.sizes[0], 470, np.float32, points_f32, "reference",
+                                  title_extra="float32 in -> float32 out"))
+    checks.append(_backward_unchanged_check(spec, points_unchanged))
+    for extra in spec.extra_backward_checks:
+        checks.extend(extra(spec))
+    return checks
+
+
+def _backward_call(spec, inp, douts, twice=False):
+    steps = [spec.forward_step(), spec.backward_step()]
+    returns = list(spec.grads)
+    if twice:
+        steps += [{"op": "copy", "src": d, "out": "after." + d} for d in douts]
+        steps.append(spec.backward_step(out_prefix="again."))
+        returns += ["again." + g for g in spec.grads] + ["after." + d for d in douts]
+    return Call(steps=steps, returns=returns, inputs=dict(inp, **douts))
+
+
+def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
+    api = spec.backward
+    dname = np.dtype(dtype).name
+    ctx = f" ({sizes_str(**size)}, {dname})"
+    if title_extra:
+        title = f"{title_extra} ({sizes_str(**size)})"
+    elif against == "torch":
+        title = f"gradients vs PyTorch autograd of the forward ({sizes_str(**size)}, float64)"
+    else:
+        title = f"gradients vs reference ({sizes_str(**size)}, {dname})"
+
+    def data():
+        inp = spec.draw(size, offset, dtype)
+        d = spec.douts(inp, offset)
+        return inp, {k: v.astype(dtype) for k, v in d.items()}
+
+    def calls():
+        inp, d = data()
+        return _backward_call(spec, inp, d)
+
+    def evaluate(results, check):
+        inp, d = check.memo("data", data)
+        inp64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inp.items()}
+        d64 = {k: v.astype(np.float64) for k, v in d.items()}
+        if against == "torch":
+            expected = check.memo("expected", lambda: spec.torch_grads(inp64, d64))
+        else:
+            expected = check.memo("expected", lambda: spec.ref_backward(inp64, d64))
+        tol = F64 if dtype == np.float64 else F32
+        compare_outputs(check, "bwd", results[0], spec.grads, expected, tol, dname, ctx,
+                        spec.backward_hints, inp64, d64)
+        return f"gradients match{ctx}"
+
+    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
+                 evaluate=_run(evaluate), tags=(spec.forward,))
+
+
+def _numeric_check(spec, points):
+    size = spec.numeric_size or spec.sizes[0]
+    api = spec.backward
+    ctx = f" ({sizes_str(**size)}, float64)"
+
+    def data():
+        inp = spec.draw(size, 490)
+        return inp, spec.douts(inp, 490)
+
+    def calls():
+        inp, d = data()
+        call = _backward_call(spec, inp, d)
+        picks = [[spec.outs.index(u) if len(spec.outs) > 1 else None, "d" + u]
+                 for u in spec.upstream]
+        for g, k in zip(spec.grads, spec.grad_of):
+            call.steps.append({"op": "numgrad", "fn": f"{spec.module}.{spec.forward}",
+                               "args": ["$" + a for a in spec.inputs], "wrt": k,
+                               "picks": picks, "out": "num." + g, "label": spec.forward})
+        call.returns = list(spec.grads) + ["num." + g for g in spec.grads]
+        return call
+
+    def evaluate(results, check):
+        r = results[0]
+        inp, d = check.memo("data", data)
+        for g in spec.grads:
+            arr = require_array(r, g, shape=inp[spec.grad_of[spec.grads.index(g)]].shape,
+                                dtype="float64")
+            num = r.array("num." + g)
+            if num is None:
+                raise Failed(f"could not compute numeric gradients of your {spec.forward}: "
+                             f"{r.problem()}")
+            compare(g, arr, num, NUMERIC,
+                    f"{ctx}; compared with centered differences of your own {spec.forward}")
+        return f"analytic and numeric gradients agree{ctx}"
+
+    return Check(api=api, title=f"gradients vs numeric gradients of your forward "
+                                f"({sizes_str(**size)})",
+                 points=points, module=spec.module, calls=calls, evaluate=_run(evaluate),
+                 tags=(spec.forward,))
+
+
+def _backward_unchanged_check(spec, points):
+    size = spec.sizes[0]
+    api = spec.backward
+
+    def data():
+        inp = spec.draw(size, 480)
+        return inp, spec.douts(inp, 480)
+
+    def calls():
+        inp, d = data()
+        return _backward_call(spec, inp, d, twice=True)
+
+    def evaluate(results, check):
+        r = results[0]
+        inp, d = check.memo("data", data)
+        if r.problem():
+            raise Failed(f"{spec.backward} did not complete: {r.problem()}")
+        changed = [k for k in d if not _unchanged(k, d[k], r.array("after." + k), k)]
+        if changed:
+            raise Failed(f"{api} modified the upstream gradient {', '.join(changed)} it was "
+                         f"given; the caller may still need it",
+                         hint="an in-place update such as `dout *= ...` or `dout[...] -= ...` "
+                              "writes into the caller's array: compute a new array instead "
+                              "(`d = dout * ...`) or copy it first")
+        for g in spec.grads:
+            a, b = r.array(g), r.array("again." + g)
+            if a is None or b is None or a.shape != b.shape or not np.array_equal(a, b):
+                raise Failed(f"{api}: calling it twice with the same cache gave a different "
+                             f"{g}: the first call modified the cache (or kept state)",
+                             hint="do not update arrays stored in the cache in place")
+        return "upstream gradient and cache unchanged"
+
+    return Check(api=api, title="does not modify the upstream gradient or the cache",
+                 points=points, module=spec.module, calls=calls, evaluate=_run(evaluate),
+                 tags=(spec.forward,))
+
+
+def layer_checks(spec, **points):
+    checks = forward_checks(spec)
+    if spec.backward:
+        checks += backward_checks(spec)
+    return checks

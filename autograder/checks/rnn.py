@@ -1,0 +1,388 @@
+"""Checks of seqlab/rnn_layers.py (notebook 01)."""
+import numpy as np
+
+from autograder import reference
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, register,
+                                    require_array, seeded, sizes_str)
+from autograder.checks.numpy_specs import Hint, LayerSpec, _run, compare_outputs, layer_checks
+
+MODULE = "rnn_layers"
+
+
+def _ref():
+    return reference.module(MODULE)
+
+
+# ---------------------------------------------------------------------------------------------
+# independent PyTorch versions of the forwards (for the autograd checks)
+# ---------------------------------------------------------------------------------------------
+
+def t_rnn_step(x, prev_h, Wx, Wh, b):
+    import torch
+    return (torch.tanh(x @ Wx + prev_h @ Wh + b),)
+
+
+def t_rnn(x, h0, Wx, Wh, b):
+    import torch
+    hs, h = [], h0
+    for t in range(x.shape[1]):
+        h = torch.tanh(x[:, t] @ Wx + h @ Wh + b)
+        hs.append(h)
+    return (torch.stack(hs, dim=1),)
+
+
+def t_embed(x, W):
+    return (W[x],)
+
+
+def t_affine(x, w, b):
+    return (x @ w + b,)
+
+
+# ---------------------------------------------------------------------------------------------
+# known mistakes
+# ---------------------------------------------------------------------------------------------
+
+def _rnn_no_recurrent_grad(inputs, douts):
+    """rnn_backward that ignores the gradient flowing back from step t+1."""
+    ref = _ref()
+    x, h0, Wx, Wh, b = (inputs[k] for k in ("x", "h0", "Wx", "Wh", "b"))
+    h, _ = ref.rnn_forward(x, h0, Wx, Wh, b)
+    dh = douts["dh"]
+    da = dh * (1 - h * h)
+    h_prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+    return {"dx": da @ Wx.T, "dh0": da[:, 0] @ Wh.T,
+            "dWx": np.einsum("ntd,nth->dh", x, da), "dWh": np.einsum("ntk,nth->kh", h_prev, da),
+            "db": da.sum(axis=(0, 1))}
+
+
+def _embed_lost_repeats(inputs, douts):
+    x, W = inputs["x"], inputs["W"]
+    dW = np.zeros_like(W)
+    dW[x] += douts["dout"]
+    return {"dW": dW}
+
+
+def _tanh_grad_not_squared(inputs, douts):
+    x, prev_h, Wx, Wh, b = (inputs[k] for k in ("x", "prev_h", "Wx", "Wh", "b"))
+    nh = np.tanh(x @ Wx + prev_h @ Wh + b)
+    da = douts["dnext_h"] * (1 - nh)
+    return {"dx": da @ Wx.T, "dprev_h": da @ Wh.T, "dWx": x.T @ da, "dWh": prev_h.T @ da,
+            "db": da.sum(0)}
+
+
+# ---------------------------------------------------------------------------------------------
+# specs
+# ---------------------------------------------------------------------------------------------
+
+def _make_step(rng, N, D, H):
+    return dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)),
+                Wx=rng.standard_normal((D, H)) * 0.5, Wh=rng.standard_normal((H, H)) * 0.5,
+                b=rng.standard_normal(H) * 0.5)
+
+
+def _make_seq(rng, N, T, D, H):
+    return dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)),
+                Wx=rng.standard_normal((D, H)) * 0.4, Wh=rng.standard_normal((H, H)) * 0.4,
+                b=rng.standard_normal(H) * 0.3)
+
+
+def _make_embed(rng, N, T, V, D, int32=False):
+    x = rng.integers(0, V, size=(N, T))
+    if N * T > V:
+        x.reshape(-1)[:2] = x.reshape(-1)[-1]  # make sure an index repeats
+    return dict(x=x.astype(np.int32 if int32 else np.int64), W=rng.standard_normal((V, D)))
+
+
+def _make_affine(rng, N, T, D, M):
+    return dict(x=rng.standard_normal((N, T, D)), w=rng.standard_normal((D, M)),
+                b=rng.standard_normal(M))
+
+
+def _scale(factor, keys):
+    def f(inputs):
+        return {k: v * factor if k in keys else v for k, v in inputs.items()}
+    return f
+
+
+RNN_STEP = LayerSpec(
+    module=MODULE, forward="rnn_step_forward", backward="rnn_step_backward",
+    inputs=["x", "prev_h", "Wx", "Wh", "b"], outs=["next_h", "cache"], make=_make_step,
+    sizes=[dict(N=3, D=5, H=4), dict(N=1, D=3, H=2), dict(N=4, D=1, H=6)],
+    upstream=["next_h"], grads=["dx", "dprev_h", "dWx", "dWh", "db"],
+    grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=t_rnn_step,
+    large=_scale(40.0, ("x", "prev_h")), seed=11,
+    backward_hints=[Hint(_tanh_grad_not_squared,
+                         "the derivative of tanh(a) is 1 - tanh(a)**2 (squared)")])
+
+RNN = LayerSpec(
+    module=MODULE, forward="rnn_forward", backward="rnn_backward",
+    inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], make=_make_seq,
+    sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=7)],
+    upstream=["h"], grads=["dx", "dh0", "dWx", "dWh", "db"],
+    grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=t_rnn,
+    large=_scale(40.0, ("x", "h0")), seed=12,
+    backward_hints=[Hint(_rnn_no_recurrent_grad,
+                         "the gradient reaching h[:, t] is dh[:, t] (from above) plus the "
+                         "gradient flowing back from step t+1; yours ignores the second")])
+
+EMBED = LayerSpec(
+    module=MODULE, forward="word_embedding_forward", backward="word_embedding_backward",
+    inputs=["x", "W"], outs=["out", "cache"], make=_make_embed,
+    sizes=[dict(N=2, T=5, V=4, D=3), dict(N=1, T=1, V=3, D=2),
+           dict(N=3, T=4, V=10, D=6, int32=True)],
+    upstream=["out"], grads=["dW"], grad_of=["W"], torch_forward=t_embed, int_inputs=("x",),
+    seed=13,
+    backward_hints=[Hint(_embed_lost_repeats,
+                         "`dW[x] += dout` keeps only one of the updates of a word that appears "
+                         "several times; use np.add.at(dW, x, dout)")])
+
+AFFINE = LayerSpec(
+    module=MODULE, forward="temporal_affine_forward", backward="temporal_affine_backward",
+    inputs=["x", "w", "b"], outs=["out", "cache"], make=_make_affine,
+    sizes=[dict(N=2, T=3, D=4, M=5), dict(N=1, T=1, D=3, M=2), dict(N=3, T=2, D=6, M=1)],
+    upstream=["out"], grads=["dx", "dw", "db"], grad_of=["x", "w", "b"],
+    torch_forward=t_affine, large=_scale(1e3, ("x",)), seed=14)
+
+
+# ---------------------------------------------------------------------------------------------
+# temporal_softmax_loss (a forward that returns its own gradient)
+# ---------------------------------------------------------------------------------------------
+
+LOSS_API = "temporal_softmax_loss"
+
+
+def _make_loss(rng, N, T, V, scale=1.0, offset=0.0, mask="some"):
+    x = rng.standard_normal((N, T, V)) * scale + offset
+    y = rng.integers(0, V, size=(N, T))
+    if mask == "some":
+        m = rng.random((N, T)) < 0.7
+        m[0, 0] = True
+        if N * T > 2:
+            m.reshape(-1)[-1] = False
+    elif mask == "none":
+        m = np.zeros((N, T), dtype=bool)
+    else:
+        m = np.ones((N, T), dtype=bool)
+    return dict(x=x, y=y, mask=m)
+
+
+def _ref_loss(inp):
+    loss, dx = _ref().temporal_softmax_loss(np.array(inp["x"], dtype=np.float64), inp["y"],
+                                           inp["mask"])
+    return {"loss": np.asarray(float(loss)), "dx": np.asarray(dx)}
+
+
+def _torch_loss(inp):
+    import torch
+    x = torch.tensor(np.asarray(inp["x"], dtype=np.float64), requires_grad=True)
+    y = torch.from_numpy(np.asarray(inp["y"], dtype=np.int64))
+    m = torch.from_numpy(np.asarray(inp["mask"], dtype=bool))
+    logp = torch.log_softmax(x, dim=-1).gather(-1, y[..., None])[..., 0]
+    loss = -(logp * m).sum() / x.shape[0]
+    loss.backward()
+    return {"loss": np.asarray(loss.item()), "dx": x.grad.numpy()}
+
+
+def _loss_variants():
+    def over_nt(inp, _):
+        r = _ref_loss(inp)
+        N, T = inp["y"].shape
+        return {"loss": r["loss"] / T, "dx": r["dx"] / T}
+
+    def over_mask(inp, _):
+        r = _ref_loss(inp)
+        N = inp["y"].shape[0]
+        k = max(int(np.sum(inp["mask"])), 1)
+        return {"loss": r["loss"] * N / k, "dx": r["dx"] * N / k}
+
+    def no_mask(inp, _):
+        return _ref_loss(dict(inp, mask=np.ones_like(inp["mask"])))
+
+    def no_div(inp, _):
+        r = _ref_loss(inp)
+        N = inp["y"].shape[0]
+        return {"loss": r["loss"] * N, "dx": r["dx"] * N}
+
+    return [
+        Hint(over_nt, "the loss is averaged over N*T; it must be summed over time and averaged "
+                      "over the batch only (divide by N)"),
+        Hint(over_mask, "the loss is divided by the number of unmasked positions; divide by N"),
+        Hint(no_mask, "masked positions count: multiply the loss and dx by the mask"),
+        Hint(no_div, "the loss is not divided by the batch size N"),
+    ]
+
+
+def _loss_call(inp, extra_steps=()):
+    steps = [{"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask"],
+              "out": ["loss", "dx"], "label": LOSS_API}]
+    steps += list(extra_steps)
+    return Call(steps=steps, returns=["loss", "dx"], inputs=inp)
+
+
+def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", points=1.0,
+                      **kw):
+    dname = np.dtype(dtype).name
+    ctx = f" ({sizes_str(**size)}, {dname})"
+
+    def inputs():
+        inp = _make_loss(seeded(seed), **size, **kw)
+        inp["x"] = inp["x"].astype(dtype)
+        return inp
+
+    def evaluate(results, check):
+        inp = check.memo("inputs", inputs)
+        r = results[0]
+        expected = check.memo("expected", lambda: (_torch_loss if against == "torch"
+                                                   else _ref_loss)(inp))
+        tol = F64 if dtype == np.float64 else F32
+        try:
+            loss = require_array(r, "loss", kinds=("ndarray",), allow_scalar=True, shape=())
+            if loss.dtype.kind != "f":
+                raise Failed(f"loss: expected a float, got {r.value('loss').describe()}")
+            compare("loss", loss, expected["loss"], tol, ctx)
+        except Failed as f:
+            raise Failed(f.message, f.hint or _loss_hint(check, inp, r))
+        compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
+                        _loss_variants(), inp, None)
+        return f"loss and dx match{ctx}"
+
+    return Check(api=LOSS_API, title=f"{title} ({sizes_str(**size)}, {dname})", points=points,
+                 module=MODULE, calls=lambda: _loss_call(inputs()), evaluate=_run(evaluate))
+
+
+def _loss_hint(check, inp, r):
+    from autograder.checks.core import matches
+    expected = _ref_loss(inp)
+    for i, hint in enumerate(_loss_variants()):
+        v = check.memo(("loss-hint", i), lambda h=hint: h.variant(inp, None))
+        if matches(v["loss"], expected["loss"]):
+            continue
+        if r.array("loss") is not None and matches(r.array("loss").reshape(-1)[:1].reshape(()),
+                                                   v["loss"]):
+            return hint.message
+    return ""
+
+
+def _loss_checks():
+    checks = [
+        _loss_value_check("values vs reference", dict(N=3, T=4, V=5), 21, points=1.0),
+        _loss_value_check("values vs reference", dict(N=1, T=1, V=3), 22, points=0.5),
+        _loss_value_check("values vs reference", dict(N=4, T=6, V=10), 23, points=0.5),
+        _loss_value_check("values vs PyTorch autograd", dict(N=2, T=5, V=6), 24,
+                          against="torch", points=1.0),
+        _loss_value_check("float32 in -> float32 dx", dict(N=3, T=4, V=5), 25,
+                          dtype=np.float32, points=1.0),
+        _loss_value_check("numerically stable for large scores", dict(N=2, T=3, V=4), 26,
+                          scale=300.0, offset=1e4, points=1.0),
+        _loss_value_check("every position masked", dict(N=2, T=3, V=4), 27, mask="none",
+                          points=0.5),
+    ]
+
+    # masked positions contribute nothing: changing their scores changes neither the loss
+    # nor dx (a property of the student's own function)
+    size = dict(N=3, T=5, V=6)
+
+    def inputs():
+        inp = _make_loss(seeded(28), **size)
+        x2 = inp["x"].copy()
+        x2[~inp["mask"]] += seeded(29).standard_normal(x2[~inp["mask"]].shape) * 5
+        inp["x2"] = x2
+        return inp
+
+    def calls():
+        inp = inputs()
+        call = _loss_call(inp, [{"op": "call", "fn": f"{MODULE}.{LOSS_API}",
+                                 "args": ["$x2", "$y", "$mask"], "out": ["loss2", "dx2"],
+                                 "label": LOSS_API}])
+        call.returns += ["loss2", "dx2"]
+        return call
+
+    def evaluate(results, check):
+        inp = check.memo("inputs", inputs)
+        r = results[0]
+        loss = require_array(r, "loss", allow_scalar=True)
+        loss2 = require_array(r, "loss2", allow_scalar=True)
+        dx = require_array(r, "dx", shape=inp["x"].shape)
+        require_array(r, "dx2", shape=inp["x"].shape)
+        if not np.allclose(loss, loss2, rtol=1e-9, atol=1e-12):
+            raise Failed("changing the scores at masked positions changed the loss "
+                         f"({float(loss):.6g} -> {float(loss2):.6g}); masked positions must not "
+                         "count", hint="multiply each position's loss by the mask")
+        masked = ~inp["mask"]
+        if np.any(dx[masked] != 0):
+            raise Failed(f"dx is not zero at masked positions (max |dx| there: "
+                         f"{float(np.max(np.abs(dx[masked]))):.3g})",
+                         hint="multiply dx by mask[:, :, None]")
+        return "masked positions contribute nothing"
+
+    checks.append(Check(api=LOSS_API, title=f"masked positions contribute nothing "
+                                            f"({sizes_str(**size)})",
+                        points=1.0, module=MODULE, calls=calls, evaluate=_run(evaluate)))
+
+    # numeric gradient of the student's own loss
+    nsize = dict(N=2, T=3, V=4)
+
+    def ninputs():
+        inp = _make_loss(seeded(30), **nsize)
+        inp["one"] = np.asarray(1.0)
+        return inp
+
+    def ncalls():
+        inp = ninputs()
+        call = _loss_call(inp, [{"op": "numgrad", "fn": f"{MODULE}.{LOSS_API}",
+                                 "args": ["$x", "$y", "$mask"], "wrt": "x",
+                                 "picks": [[0, "one"]], "out": "num.dx", "label": LOSS_API}])
+        call.returns.append("num.dx")
+        return call
+
+    def nevaluate(results, check):
+        inp = check.memo("inputs", ninputs)
+        r = results[0]
+        dx = require_array(r, "dx", shape=inp["x"].shape, dtype="float64")
+        num = r.array("num.dx")
+        if num is None:
+            raise Failed(f"could not compute numeric gradients of your loss: {r.problem()}")
+        compare("dx", dx, num, NUMERIC, " (compared with centered differences of your loss)")
+        return "dx agrees with numeric gradients of your loss"
+
+    checks.append(Check(api=LOSS_API, title=f"dx vs numeric gradient of your loss "
+                                            f"({sizes_str(**nsize)})",
+                        points=1.0, module=MODULE, calls=ncalls, evaluate=_run(nevaluate)))
+
+    # inputs unchanged
+    def uinputs():
+        return _make_loss(seeded(31), N=2, T=4, V=5)
+
+    def ucalls():
+        inp = uinputs()
+        return Call(steps=[{"op": "call", "fn": f"{MODULE}.{LOSS_API}",
+                            "args": ["$x", "$y", "$mask"], "out": ["loss", "dx"],
+                            "label": LOSS_API}],
+                    returns=["x", "y", "mask"], inputs=inp)
+
+    def uevaluate(results, check):
+        inp = check.memo("inputs", uinputs)
+        r = results[0]
+        if r.problem():
+            raise Failed(f"{LOSS_API} did not complete: {r.problem()}")
+        changed = [k for k in ("x", "y", "mask") if r.array(k) is None
+                   or not np.array_equal(r.array(k), inp[k])]
+        if changed:
+            raise Failed(f"{LOSS_API} modified its argument(s) {', '.join(changed)}",
+                         hint="e.g. `x -= x.max(...)` shifts the caller's scores in place; "
+                              "write `shifted = x - x.max(...)`")
+        return "inputs unchanged"
+
+    checks.append(Check(api=LOSS_API, title="does not modify its inputs", points=1.0,
+                        module=MODULE, calls=ucalls, evaluate=_run(uevaluate)))
+    return checks
+
+
+@register(MODULE)
+def build():
+    checks = []
+    for spec in (RNN_STEP, RNN, EMBED, AFFINE):
+        checks += layer_checks(spec)
+    checks += _loss_checks()
+    return checks

@@ -1,0 +1,117 @@
+"""``python -m autograder grade SUBMISSION [SUBMISSION ...] [options]``
+
+Grades each submission (a folder or a zip) with the hidden checks in isolated workers, prints a
+readable summary per API name, and writes Gradescope-style JSON.
+
+Options
+  --json OUT.json        results of the (single) submission
+  --out-dir DIR          one DIR/<submission name>.json per submission
+  --only API_NAME        grade only the checks of this API name (repeatable)
+  --jobs N               workers running at a time (default: number of CPUs, at most 4)
+  --timeout SECONDS      wall-clock limit of one call into student code (default 10)
+  --verbose              list every failed check in the summary
+  --list                 list the API names and their checks, grade nothing
+
+Exit status 0 whenever grading completed (whatever the scores), 2 for bad arguments,
+1 when the grader itself failed (a valid JSON with the error is still written).
+"""
+import argparse
+import os
+import re
+import sys
+import time
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m autograder grade",
+                                description="Grade seqlab submissions with the hidden checks.")
+    p.add_argument("submissions", nargs="*", help="folders or zips")
+    p.add_argument("--json", dest="json_out", help="results.json of the single submission")
+    p.add_argument("--out-dir", help="write one JSON per submission into this folder")
+    p.add_argument("--only", action="append", default=[], metavar="API_NAME",
+                   help="grade only this API name (repeatable)")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    p.add_argument("--list", action="store_true", help="list API names and checks")
+    p.add_argument("--visibility", default="visible",
+                   choices=["visible", "hidden", "after_due_date", "after_published"])
+    return p
+
+
+def _json_name(sub_name, used):
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", sub_name).strip("._") or "submission"
+    base = re.sub(r"\.zip$", "", base)
+    name, k = base, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name + ".json"
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    from autograder import report, runner, sandbox
+    from autograder.checks import core
+
+    if args.list:
+        checks = core.select(args.only)
+        current = None
+        for c in checks:
+            if c.api != current:
+                current = c.api
+                total = sum(x.points for x in checks if x.api == c.api)
+                print(f"{c.api}  ({total:g} points)")
+            print(f"    {c.points:4.2f}  {c.title}")
+        return 0
+    if not args.submissions:
+        print("error: give at least one submission (folder or zip)", file=sys.stderr)
+        return 2
+    if args.json_out and len(args.submissions) != 1:
+        print("error: --json needs exactly one submission; use --out-dir for several",
+              file=sys.stderr)
+        return 2
+    unknown = [a for a in args.only if a not in core.api_names()]
+    if unknown:
+        print(f"error: unknown API name(s) {', '.join(unknown)}; known: "
+              f"{', '.join(core.api_names())}", file=sys.stderr)
+        return 2
+    missing = [s for s in args.submissions if not os.path.exists(s)]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+
+    outputs = [os.path.abspath(args.json_out)] if args.json_out else []
+    if args.out_dir:
+        outputs.append(os.path.abspath(args.out_dir))
+    sandbox.enable_subreaper()
+    opts = runner.Options(only=args.only, jobs=args.jobs, timeout=args.timeout,
+                          visibility=args.visibility,
+                          log=None if args.quiet else sys.stderr)
+    opts.limits.hide = runner.default_hidden_paths(
+        extra=[os.path.dirname(p) if p.endswith(".json") else p for p in outputs])
+    t0 = time.monotonic()
+    try:
+        results = runner.grade(args.submissions, opts)
+    except Exception as exc:  # the grader itself failed: still leave a valid results file
+        import traceback
+        traceback.print_exc()
+        data = report.error_json(f"{type(exc).__name__}: {exc}")
+        if args.json_out:
+            report.write_json(data, args.json_out)
+        return 1
+    used = set()
+    for res in results:
+        print(report.summary(res, verbose=args.verbose))
+        data = report.results_json(res, args.visibility)
+        if args.json_out:
+            report.write_json(data, args.json_out)
+        if args.out_dir:
+            report.write_json(data, os.path.join(args.out_dir,
+                                                 _json_name(res.submission.name, used)))
+    if not args.quiet:
+        print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,72 @@
+"""The reference solution, imported by file path under a private package name.
+
+``load()`` imports ``solutions/sequence_models/seqlab`` as the package ``_seqlab_reference``.
+While it loads, ``seqlab`` and ``seqlab.*`` resolve to the private package (so that the
+reference's own absolute imports work) and any ``seqlab`` already imported in this process
+(e.g. by a test's sys.path) is set aside and restored afterwards.
+"""
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import threading
+
+from autograder import paths
+
+PRIVATE = "_seqlab_reference"
+_lock = threading.RLock()
+_loaded = {}
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves ``seqlab[.x]`` to ``_seqlab_reference[.x]`` while the reference loads."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "seqlab" or fullname.startswith("seqlab."):
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(PRIVATE + spec.name[len("seqlab"):])
+
+    def exec_module(self, module):
+        pass
+
+
+def _package():
+    if PRIVATE in sys.modules:
+        return sys.modules[PRIVATE]
+    ref = paths.reference_dir()
+    spec = importlib.util.spec_from_file_location(
+        PRIVATE, ref / "__init__.py", submodule_search_locations=[str(ref)])
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules[PRIVATE] = pkg
+    spec.loader.exec_module(pkg)
+    return pkg
+
+
+def module(name):
+    """The reference module ``name`` (e.g. ``"rnn_layers"``), or None if it does not exist."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        if not (paths.reference_dir() / f"{name}.py").exists():
+            return None
+        saved = {k: sys.modules.pop(k) for k in list(sys.modules)
+                 if k == "seqlab" or k.startswith("seqlab.")}
+        finder = _Alias()
+        sys.meta_path.insert(0, finder)
+        try:
+            _package()
+            mod = importlib.import_module(f"{PRIVATE}.{name}")
+        finally:
+            sys.meta_path.remove(finder)
+            for k in [k for k in sys.modules if k == "seqlab" or k.startswith("seqlab.")]:
+                del sys.modules[k]
+            sys.modules.update(saved)
+        _loaded[name] = mod
+        return mod
+
+
+def available(name):
+    return (paths.reference_dir() / f"{name}.py").exists()

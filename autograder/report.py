@@ -1,0 +1,107 @@
+"""Results in Gradescope's ``results.json`` schema, and the readable summary.
+
+The JSON holds no timings and no temporary paths, so grading the same submission twice gives
+identical files.
+"""
+import json
+import os
+import tempfile
+
+
+def _clean(text, limit=4000):
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+    if len(text) > limit:
+        text = text[:limit] + "\n... (truncated)"
+    return text
+
+
+def _r(x):
+    return round(float(x), 4)
+
+
+def results_json(sub_result, visibility="visible"):
+    sub = sub_result.submission
+    tests = []
+    for r in sub_result.results:
+        c = r.check
+        tests.append({
+            "name": f"{c.api}: {c.title}",
+            "score": _r(r.score),
+            "max_score": _r(c.points),
+            "status": "passed" if r.passed else "failed",
+            "output": _clean(r.output),
+            "tags": list(c.all_tags),
+            "visibility": c.visibility if c.visibility else visibility,
+        })
+    lines = []
+    for mod in sorted(sub.found_at):
+        lines.append(f"found {mod}.py at {sub.found_at[mod]}")
+    for mod in sub.missing:
+        lines.append(f"{mod}.py not found in the submission")
+    for p in sub.problems:
+        lines.append(p)
+    lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
+    return {
+        "score": _r(sub_result.score),
+        "max_score": _r(sub_result.max_score),
+        "output": _clean("\n".join(lines)),
+        "visibility": visibility,
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def write_json(data, path):
+    """Write atomically (a temporary file in the same folder, then rename)."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, ensure_ascii=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def error_json(message):
+    """A valid results.json for a grading run that could not complete."""
+    return {"score": 0.0, "output": _clean("The autograder failed: " + message),
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
+
+
+def summary(sub_result, verbose=False):
+    """Readable summary: per API name, points and what failed and why."""
+    sub = sub_result.submission
+    out = [f"== {sub.name}: {_r(sub_result.score):g} / {_r(sub_result.max_score):g} points"]
+    for p in sub.problems:
+        out.append(f"   note: {p}")
+    groups = {}
+    for r in sub_result.results:
+        groups.setdefault(r.check.api, []).append(r)
+    width = max((len(a) for a in groups), default=10)
+    for api, rs in groups.items():
+        got = sum(r.score for r in rs)
+        total = sum(r.check.points for r in rs)
+        failed = [r for r in rs if not r.passed]
+        mark = "ok " if not failed else "BAD"
+        out.append(f"  [{mark}] {api:<{width}}  {got:5.2f} / {total:5.2f}"
+                   + (f"   ({len(failed)} of {len(rs)} checks failed)" if failed else ""))
+        for r in failed[: (len(failed) if verbose else 3)]:
+            first = r.output.splitlines()
+            reason = first[0][len("FAILED: "):] if first and first[0].startswith("FAILED: ") \
+                else (first[0] if first else "")
+            hint = next((l for l in first if l.startswith("Hint: ")), "")
+            out.append(f"        - {r.check.title}: {reason[:300]}")
+            if hint:
+                out.append(f"          {hint[:300]}")
+        if len(failed) > 3 and not verbose:
+            out.append(f"        ... and {len(failed) - 3} more")
+    return "\n".join(out)

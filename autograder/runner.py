@@ -1,0 +1,356 @@
+"""Grading: submissions -> checks run in isolated workers -> results (Gradescope schema).
+
+One worker process per (submission, student module) runs every call of that module's selected
+checks, in order. When a call hangs or kills its worker, that call fails, the worker and all it
+started are killed, and the remaining calls go to a fresh worker. An API name whose calls keep
+hanging gets a shorter timeout (after one timeout) and its remaining calls are skipped after
+three; a module also has an overall time budget. ``jobs`` workers run at a time (threads here,
+processes there). All comparisons happen in this process.
+"""
+import os
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autograder import paths
+from autograder import submission as submission_mod
+from autograder.checks import core
+from autograder.sandbox import Limits, Worker, WorkerFailure
+
+TORCH_MODULES = {"transformer"}
+# modules are started longest first, so that two jobs finish together
+MODULE_ORDER = ["transformer", "captioning", "attention_layers", "lstm_layers", "rnn_layers"]
+
+
+@dataclass
+class Options:
+    only: list = field(default_factory=list)
+    jobs: int = 2
+    timeout: float = 10.0
+    limits: Limits = None
+    visibility: str = "visible"
+    log: object = None  # a file for progress messages (None: quiet)
+
+    def __post_init__(self):
+        if self.limits is None:
+            self.limits = Limits(timeout=self.timeout)
+        self.limits.timeout = self.timeout
+        if not self.limits.hide:
+            self.limits.hide = default_hidden_paths()
+
+
+def default_hidden_paths(extra=()):
+    """Folders a worker must not see (hidden by a mount namespace when run as root): the
+    reference solutions, the autograder, and the course's git history; never a folder that
+    holds the interpreter or its packages."""
+    root = paths.course_root()
+    candidates = [paths.reference_dir().parent.parent, paths.autograder_dir(), root / ".git",
+                  root / "tests"] + [os.path.abspath(p) for p in extra]
+    keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                          os.path.dirname(np.__file__))}
+    keep.add(os.path.realpath(os.path.dirname(sys.executable)))
+    import tempfile
+    keep.add(os.path.realpath(tempfile.gettempdir()))
+    out = []
+    for c in candidates:
+        c = os.path.realpath(c)
+        if not os.path.isdir(c):
+            continue
+        if any(k == c or k.startswith(c + os.sep) for k in keep):
+            continue
+        out.append(c)
+    return out
+
+
+@dataclass
+class CheckResult:
+    check: core.Check
+    score: float
+    passed: bool
+    output: str
+
+
+@dataclass
+class SubmissionResult:
+    submission: submission_mod.Submission
+    results: list
+    seconds: float = 0.0
+    internal_errors: list = field(default_factory=list)
+
+    @property
+    def score(self):
+        return round(sum(r.score for r in self.results), 4)
+
+    @property
+    def max_score(self):
+        return round(sum(r.check.points for r in self.results), 4)
+
+
+def _log(opts, msg):
+    if opts.log is not None:
+        print(msg, file=opts.log, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# one module of one submission
+# ---------------------------------------------------------------------------------------------
+
+class ModuleRun:
+    def __init__(self, sub, scratch, module, checks, opts):
+        self.sub = sub
+        self.scratch = scratch
+        self.module = module
+        self.checks = checks
+        self.opts = opts
+        self.worker = None
+        self.import_error = None
+        self.strikes = {}      # api -> number of timeouts
+        self.crashes = {}      # api -> number of crashes
+        self.deadline = time.monotonic() + opts.timeout * 8 + 30
+
+    def _scrub(self, text):
+        if not text:
+            return text
+        return text.replace(str(self.scratch) + os.sep, "").replace(str(self.scratch),
+                                                                    "<submission>")
+
+    def _ensure_worker(self):
+        if self.worker is not None and self.worker.alive:
+            return
+        limits = self.opts.limits
+        worker = Worker(self.scratch, self.module, self.module in TORCH_MODULES, limits,
+                        label=f"{self.sub.name}:{self.module}")
+        worker.start()
+        for note in worker.notes:
+            _log(self.opts, f"[{self.sub.name}:{self.module}] sandbox note: {note}")
+        resp, _, output = worker.call({"kind": "import", "module": self.module}, {},
+                                      max(limits.init_timeout, self.opts.timeout))
+        if not resp.get("ok"):
+            err = resp.get("error") or {}
+            msg = err.get("message", "import failed")
+            where = err.get("where") or []
+            if where:
+                msg += "\n    at " + "\n    at ".join(where[-3:])
+            worker.close()
+            self.import_error = (self._scrub(msg), self._scrub(output))
+            return
+        self.worker = worker
+
+    def _result(self, resp, arrays, output):
+        values = {}
+        raw_values = resp.get("values")
+        if isinstance(raw_values, dict):
+            for name, meta in raw_values.items():
+                if not isinstance(meta, dict):
+                    continue
+                key = meta.get("key")
+                arr = arrays.get(key) if isinstance(key, str) else None
+                values[str(name)] = core.Value(meta, arr)
+        error = resp.get("error")
+        if error is not None and not isinstance(error, dict):
+            error = {"message": "malformed error"}
+        if error:
+            error = {k: (self._scrub(v) if isinstance(v, str) else
+                         [self._scrub(x) for x in v if isinstance(x, str)]
+                         if isinstance(v, list) else v) for k, v in error.items()}
+        js = resp.get("json") if isinstance(resp.get("json"), dict) else {}
+        return core.Result(ok=bool(resp.get("ok")), error=error, values=values, json=js,
+                           output=self._scrub(output))
+
+    def _skip_reason(self, api):
+        if self.import_error is not None:
+            msg, out = self.import_error
+            return core.Result(ok=False, failure=("import", f"importing {self.module}.py "
+                                                  f"failed: {msg}"), output=out)
+        if self.strikes.get(api, 0) >= 3 or self.crashes.get(api, 0) >= 5:
+            return core.Result(ok=False, failure=(
+                "skipped", f"not run: earlier calls of {api} hung or crashed repeatedly"))
+        if time.monotonic() > self.deadline:
+            return core.Result(ok=False, failure=(
+                "skipped", f"not run: the time budget of {self.module}.py was used up "
+                           "(earlier calls hung or crashed)"))
+        return None
+
+    def run_calls(self, api, calls):
+        """Run the calls of one API name; returns one Result per call. A call that hangs or
+        kills the worker fails alone: the rest go to a fresh worker."""
+        results = [None] * len(calls)
+        pending = list(range(len(calls)))
+        while pending:
+            skip = self._skip_reason(api)
+            if skip is not None:
+                for i in pending:
+                    results[i] = skip
+                break
+            timeout = self.opts.timeout
+            if self.strikes.get(api, 0):
+                timeout = min(timeout, max(2.0, timeout / 5))
+            try:
+                self._ensure_worker()
+            except WorkerFailure as exc:
+                self.crashes[api] = self.crashes.get(api, 0) + 1
+                results[pending[0]] = core.Result(ok=False, failure=(exc.kind, exc.message),
+                                                  output=self._scrub(exc.output))
+                pending = pending[1:]
+                continue
+            if self.import_error is not None:
+                continue  # reported by _skip_reason
+            batch = [(calls[i].steps, calls[i].returns, calls[i].inputs) for i in pending]
+            done = 0
+            try:
+                for resp, arrays, output in self.worker.batch(batch, timeout):
+                    results[pending[done]] = self._result(resp, arrays, output)
+                    done += 1
+                pending = []
+            except WorkerFailure as exc:
+                failed = pending[exc.index]
+                if exc.kind == "timeout":
+                    self.strikes[api] = self.strikes.get(api, 0) + 1
+                    msg = (f"timed out after {timeout:g} s (an infinite loop, or far too slow);"
+                           " the worker was killed")
+                else:
+                    self.crashes[api] = self.crashes.get(api, 0) + 1
+                    msg = exc.message
+                self.worker = None
+                results[failed] = core.Result(ok=False, failure=(exc.kind, msg),
+                                              output=self._scrub(exc.output))
+                pending = pending[exc.index + 1:]
+        return results
+
+    def run(self):
+        out = []
+        try:
+            groups = {}
+            for check in self.checks:
+                groups.setdefault(check.api, []).append(check)
+            for api, checks in groups.items():
+                out.extend(self._run_group(api, checks))
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+        return out
+
+    def _run_group(self, api, checks):
+        if self.module not in self.sub.files:
+            return [CheckResult(c, 0.0, False,
+                                f"FAILED: {self.module}.py was not found in the submission")
+                    for c in checks]
+        flat, owners, out = [], [], {}
+        for k, check in enumerate(checks):
+            try:
+                calls = check.get_calls()
+            except Exception:
+                out[k] = self._internal(check, "building the inputs")
+                continue
+            for call in calls:
+                flat.append(call)
+                owners.append(k)
+        results = self.run_calls(api, flat) if flat else []
+        per_check = {}
+        for k, r in zip(owners, results):
+            per_check.setdefault(k, []).append(r)
+        for k, check in enumerate(checks):
+            if k in out:
+                continue
+            rs = per_check.get(k, [])
+            try:
+                outcome = check.evaluate(rs, check)
+            except Exception:
+                out[k] = self._internal(check, "evaluating the results")
+                continue
+            out[k] = CheckResult(check, check.points if outcome.passed else 0.0,
+                                 outcome.passed, self._feedback(check, outcome, rs))
+        return [out[k] for k in range(len(checks))]
+
+    def _internal(self, check, what):
+        tb = traceback.format_exc()
+        _log(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
+        return CheckResult(check, 0.0, False,
+                           f"FAILED: internal grader error while {what}; please report it to "
+                           "the course staff")
+
+    def _feedback(self, check, outcome, results):
+        lines = []
+        if outcome.passed:
+            lines.append("passed" + (f": {outcome.message}" if outcome.message else ""))
+        else:
+            lines.append(f"FAILED: {self._scrub(outcome.message)}")
+            if outcome.hint:
+                lines.append(f"Hint: {outcome.hint}")
+        printed = "".join(r.output for r in results if r.output)
+        if printed.strip():
+            printed = printed.strip()
+            if len(printed) > 600:
+                printed = printed[:600] + " ..."
+            lines.append("Your code printed:\n" + printed)
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# submissions
+# ---------------------------------------------------------------------------------------------
+
+def grade(submission_paths, opts):
+    """Grade submissions; returns a list of SubmissionResult (in the order given)."""
+    checks = core.select(opts.only)
+    by_module = {}
+    for c in checks:
+        by_module.setdefault(c.module, []).append(c)
+    modules = [m for m in MODULE_ORDER if m in by_module] + \
+        [m for m in by_module if m not in MODULE_ORDER]
+
+    subs, scratches = [], []
+    for p in submission_paths:
+        sub = submission_mod.load(p)
+        subs.append(sub)
+        scratches.append(submission_mod.make_scratch(sub))
+
+    tasks = []
+    for i, sub in enumerate(subs):
+        for m in modules:
+            tasks.append((i, m))
+    # longest modules first across all submissions
+    tasks.sort(key=lambda t: (modules.index(t[1]) if t[1] in TORCH_MODULES else 1, t[0],
+                              modules.index(t[1])))
+    outputs = {}
+    started = {i: None for i in range(len(subs))}
+    finished_at = {}
+    lock = threading.Lock()
+
+    def work(task):
+        i, m = task
+        with lock:
+            if started[i] is None:
+                started[i] = time.monotonic()
+        res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
+        with lock:
+            outputs[task] = res
+            finished_at[i] = time.monotonic()
+        _log(opts, f"[{subs[i].name}] {m}: {sum(r.score for r in res):g} / "
+                   f"{sum(r.check.points for r in res):g}")
+        return res
+
+    try:
+        # reference values computed up front would serialise the pool; they are memoized lazily
+        with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+            list(pool.map(work, tasks))
+    finally:
+        for s in scratches:
+            submission_mod.remove_scratch(s)
+
+    out = []
+    order = {c.id: k for k, c in enumerate(checks)}
+    for i, sub in enumerate(subs):
+        results = []
+        for m in modules:
+            results.extend(outputs.get((i, m), []))
+        results.sort(key=lambda r: order[r.check.id])
+        secs = (finished_at.get(i, 0) - started[i]) if started[i] else 0.0
+        out.append(SubmissionResult(sub, results, seconds=secs))
+    return out

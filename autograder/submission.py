@@ -1,0 +1,202 @@
+"""Finding the student module files in a submission (a folder or a zip), and the scratch folder.
+
+Only the five student modules are taken from a submission, found by file name: at its root,
+under a ``seqlab/`` folder, or anywhere in an assignment folder (the shallowest match wins, a
+``seqlab/`` parent first). Everything else the submission carries is ignored; the other files
+of the package come from the grader's own copy of the release (see ``paths.given_files``).
+Symbolic links, files larger than ``MAX_FILE`` and zip entries that are not regular files are
+ignored; a file that *is* a reference solution file (same inode) is refused.
+"""
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from autograder import paths
+
+MAX_FILE = 2 * 2 ** 20
+MAX_ENTRIES = 20000
+SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git", "node_modules"}
+
+
+@dataclass
+class Submission:
+    source: Path
+    name: str
+    files: dict = field(default_factory=dict)    # module -> bytes
+    found_at: dict = field(default_factory=dict)  # module -> path inside the submission
+    problems: list = field(default_factory=list)
+
+    @property
+    def missing(self):
+        return [m for m in paths.STUDENT_MODULES if m not in self.files]
+
+
+def _rank(parts):
+    """Sort key of a candidate path (tuple of parts, file name last)."""
+    in_seqlab = len(parts) >= 2 and parts[-2] == "seqlab"
+    return (0 if in_seqlab else 1, len(parts), parts)
+
+
+def _skip(parts):
+    return any(p in SKIP_PARTS or p.startswith(".") for p in parts[:-1])
+
+
+def _candidates(names):
+    """names: iterable of tuples of path parts. -> {module: best parts}."""
+    best = {}
+    for parts in names:
+        if not parts or _skip(parts):
+            continue
+        fname = parts[-1]
+        if not fname.endswith(".py") or fname[:-3] not in paths.STUDENT_MODULES:
+            continue
+        mod = fname[:-3]
+        if mod not in best or _rank(parts) < _rank(best[mod]):
+            best[mod] = parts
+    return best
+
+
+def _reference_inodes():
+    out = set()
+    ref = paths.reference_dir()
+    for mod in paths.STUDENT_MODULES:
+        try:
+            st = os.stat(ref / f"{mod}.py")
+            out.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+    return out
+
+
+def load(path):
+    """Read the student modules of a submission (folder, zip, or a single .py file)."""
+    path = Path(path)
+    sub = Submission(source=path, name=path.name)
+    if path.is_dir():
+        _load_folder(sub, path)
+    elif path.is_file() and zipfile.is_zipfile(path):
+        _load_zip(sub, path)
+    elif path.is_file() and path.suffix == ".py" and path.stem in paths.STUDENT_MODULES:
+        _load_folder_files(sub, {(path.name,): path})
+    else:
+        sub.problems.append(f"{path.name}: not a folder, a zip or a student module file")
+    return sub
+
+
+def _load_folder(sub, root):
+    names = {}
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel = Path(dirpath).relative_to(root).parts
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_PARTS and not d.startswith("."))
+        for fname in filenames:
+            count += 1
+            if count > MAX_ENTRIES:
+                sub.problems.append("the submission has too many files; the rest were ignored")
+                break
+            if fname.endswith(".py") and fname[:-3] in paths.STUDENT_MODULES:
+                names[rel + (fname,)] = Path(dirpath) / fname
+        if count > MAX_ENTRIES:
+            break
+    _load_folder_files(sub, names)
+
+
+def _load_folder_files(sub, names):
+    ref_inodes = _reference_inodes()
+    usable = {}
+    for parts, p in names.items():
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        display = "/".join(parts)
+        if stat.S_ISLNK(st.st_mode):
+            sub.problems.append(f"{display}: a symbolic link; ignored")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if (st.st_dev, st.st_ino) in ref_inodes:
+            sub.problems.append(f"{display}: is the instructor's reference file; ignored")
+            continue
+        if st.st_size > MAX_FILE:
+            sub.problems.append(f"{display}: larger than {MAX_FILE // 2 ** 20} MB; ignored")
+            continue
+        usable[parts] = p
+    for mod, parts in _candidates(usable).items():
+        with open(usable[parts], "rb") as f:
+            data = f.read(MAX_FILE + 1)
+        if len(data) > MAX_FILE:
+            continue
+        sub.files[mod] = data
+        sub.found_at[mod] = "/".join(parts)
+
+
+def _load_zip(sub, path):
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        sub.problems.append(f"cannot read the zip: {exc}")
+        return
+    with zf:
+        infos = {}
+        for i, info in enumerate(zf.infolist()):
+            if i >= MAX_ENTRIES:
+                sub.problems.append("the zip has too many entries; the rest were ignored")
+                break
+            if info.is_dir():
+                continue
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode and mode != stat.S_IFREG:
+                continue  # symlinks and other special entries
+            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+            parts = tuple(p for p in parts if p not in ("", ".", "..", "/"))
+            if parts:
+                infos[parts] = info
+        for mod, parts in _candidates(infos).items():
+            info = infos[parts]
+            if info.file_size > MAX_FILE:
+                sub.problems.append(f"{'/'.join(parts)}: larger than {MAX_FILE // 2 ** 20} MB; "
+                                    "ignored")
+                continue
+            try:
+                with zf.open(info) as f:
+                    data = f.read(MAX_FILE + 1)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+                sub.problems.append(f"{'/'.join(parts)}: cannot be read ({exc})")
+                continue
+            if len(data) > MAX_FILE:
+                continue
+            sub.files[mod] = data
+            sub.found_at[mod] = "/".join(parts)
+
+
+def make_scratch(sub, base=None):
+    """A fresh folder ``<tmp>/seqlab/`` with the given files, the submission's student modules,
+    and release stubs for the student modules it lacks. Returns the folder (the parent of
+    ``seqlab/``); readable by everyone, writable by the grader only."""
+    scratch = Path(tempfile.mkdtemp(prefix="seqlab-grade-", dir=base))
+    os.chmod(scratch, 0o755)
+    pkg = scratch / "seqlab"
+    pkg.mkdir()
+    os.chmod(pkg, 0o755)
+    files = dict(paths.given_files())
+    stubs = paths.stub_files()
+    for mod in paths.STUDENT_MODULES:
+        data = sub.files.get(mod, stubs.get(mod))
+        if data is not None:
+            files[f"{mod}.py"] = data
+    if "__init__.py" not in files:
+        files["__init__.py"] = b""
+    for name, data in files.items():
+        target = pkg / name
+        target.write_bytes(data)
+        os.chmod(target, 0o644)
+    return scratch
+
+
+def remove_scratch(scratch):
+    shutil.rmtree(scratch, ignore_errors=True)

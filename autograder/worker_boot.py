@@ -1,0 +1,604 @@
+"""Worker bootstrap: runs student code in a sandboxed process (never imported by the grader).
+
+This file is *copied* into the scratch folder of a submission and started as
+``python -I -B _seqlab_worker.py CONFIG_JSON``. It is self-contained (standard library and
+numpy; torch only for workers that need it) because the worker must not be able to import
+anything from the autograder package.
+
+Before any student code runs it (as trusted code):
+1. when started as root: enters a private mount namespace and mounts empty tmpfs folders over
+   the paths the grader asks to hide (solutions, autograder, output folders), then drops to an
+   unprivileged uid (keeping only CAP_DAC_READ_SEARCH when the interpreter is not readable by
+   that uid);
+2. sets resource limits (address space, CPU time, file size, processes, open files, no core);
+3. imports numpy (and torch) so that the student module finds them already loaded;
+4. sends a ``ready`` frame.
+
+Then it serves requests read from the request pipe. A request is a small program of steps
+(``call`` a student function, make a ``tensor``, build a torch ``module`` and load weights, take
+a ``grad``, a ``numgrad``...) over an environment of named values that starts with the input
+arrays of the request. The response carries the values named in ``return``, converted to plain
+numeric arrays (or a description of what came back when that is impossible), and the error of
+the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
+raw array bytes``; nothing is ever pickled in either direction.
+"""
+import io
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+
+MAGIC = b"SQLW"
+_HEAD = struct.Struct(">4sIQ")
+MAX_REQUEST = 512 * 2 ** 20
+
+# Snapshots of what the protocol needs, taken before student code can patch anything.
+_json_dumps = json.dumps
+_json_loads = json.loads
+_os_write = os.write
+_os_read = os.read
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox set-up (trusted code, before the student module is imported)
+# ---------------------------------------------------------------------------------------------
+
+def _libc():
+    import ctypes
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def _hide_paths(paths):
+    """Private mount namespace; an empty read-only tmpfs over each path. Root only."""
+    ctypes, libc = _libc()
+    CLONE_NEWNS = 0x00020000
+    MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+    MS_REC, MS_PRIVATE = 16384, 1 << 18
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return "unshare failed (errno %d)" % ctypes.get_errno()
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return "making / private failed (errno %d)" % ctypes.get_errno()
+    failed = []
+    for path in paths:
+        if not os.path.isdir(path):
+            continue
+        flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+        if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", flags, b"size=4k,mode=000") != 0:
+            failed.append(path)
+    return ("could not hide %d path(s)" % len(failed)) if failed else None
+
+
+def _drop_privileges(uid, gid, keep_read_cap):
+    """setuid to an unprivileged uid; optionally keep CAP_DAC_READ_SEARCH (read-only access to
+    files, used when the interpreter itself is not readable by that uid)."""
+    ctypes, libc = _libc()
+    PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 8, 38, 4
+    if keep_read_cap:
+        libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if keep_read_cap:
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
+        CAP_DAC_READ_SEARCH = 2
+        header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        data = (Data * 2)()
+        data[0].effective = data[0].permitted = 1 << CAP_DAC_READ_SEARCH
+        if libc.capset(ctypes.byref(header), data) != 0:
+            raise OSError(ctypes.get_errno(), "capset failed")
+        libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # other processes of this uid cannot ptrace us
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise OSError("privileges were not dropped")
+
+
+def _set_limits(limits):
+    import resource
+    table = {
+        "as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE,
+        "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE,
+        "core": resource.RLIMIT_CORE,
+    }
+    for name, value in limits.items():
+        if name in table and value is not None:
+            soft = int(value)
+            hard = soft + 5 if name == "cpu" else soft
+            try:
+                resource.setrlimit(table[name], (soft, hard))
+            except (ValueError, OSError):
+                # cannot raise above the current hard limit: lower the soft one only
+                cur_soft, cur_hard = resource.getrlimit(table[name])
+                if cur_hard != resource.RLIM_INFINITY:
+                    resource.setrlimit(table[name], (min(soft, cur_hard), cur_hard))
+
+
+# ---------------------------------------------------------------------------------------------
+# framing
+# ---------------------------------------------------------------------------------------------
+
+def _read_exact(fd, n):
+    chunks, got = [], 0
+    while got < n:
+        b = _os_read(fd, min(n - got, 1 << 20))
+        if not b:
+            raise EOFError("request pipe closed")
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = _os_write(fd, view)
+        view = view[n:]
+
+
+def _pack(header, arrays):
+    """header: JSON-able dict; arrays: {name: contiguous numeric ndarray}."""
+    table, blobs, offset = [], [], 0
+    for name, arr in arrays.items():
+        data = arr.tobytes()
+        table.append([name, arr.dtype.str, list(arr.shape), offset, len(data)])
+        blobs.append(data)
+        offset += len(data)
+    header = dict(header)
+    header["arrays"] = table
+    head = _json_dumps(header, allow_nan=True).encode("utf-8")
+    return _HEAD.pack(MAGIC, len(head), offset) + head + b"".join(blobs)
+
+
+def _unpack(fd, np):
+    magic, hlen, dlen = _HEAD.unpack(_read_exact(fd, _HEAD.size))
+    if magic != MAGIC or hlen + dlen > MAX_REQUEST:
+        raise EOFError("bad request frame")
+    header = _json_loads(_read_exact(fd, hlen).decode("utf-8"))
+    data = _read_exact(fd, dlen)
+    arrays = {}
+    for name, dtype, shape, off, nbytes in header.pop("arrays", []):
+        dt = np.dtype(dtype)
+        if dt.kind not in "biufc":
+            raise ValueError("refusing dtype " + dtype)
+        arr = np.frombuffer(data, dtype=dt, count=nbytes // max(dt.itemsize, 1), offset=off)
+        arrays[name] = arr.reshape(shape).copy()  # writeable, owned
+    return header, arrays
+
+
+# ---------------------------------------------------------------------------------------------
+# the program interpreter
+# ---------------------------------------------------------------------------------------------
+
+class StepError(Exception):
+    pass
+
+
+class Interpreter:
+    def __init__(self, np, torch):
+        self.np = np
+        self.torch = torch
+        self.package = None
+
+    # value references --------------------------------------------------------------------
+    def ref(self, env, item):
+        if isinstance(item, str) and item.startswith("$"):
+            name = item[1:]
+            if name not in env:
+                raise StepError("missing value %r (an earlier step failed)" % name)
+            return env[name]
+        if isinstance(item, dict) and "$tuple" in item:
+            return tuple(self.ref(env, x) for x in item["$tuple"])
+        if isinstance(item, list):
+            return [self.ref(env, x) for x in item]
+        return item
+
+    def resolve(self, env, target):
+        if target.startswith("$"):
+            parts = target[1:].split(".")
+            if parts[0] not in env:
+                raise StepError("missing value %r (an earlier step failed)" % parts[0])
+            obj = env[parts[0]]
+        else:
+            parts = target.split(".")
+            import importlib
+            obj = importlib.import_module("seqlab." + parts[0])
+        for attr in parts[1:]:
+            if not hasattr(obj, attr):
+                raise StepError("%s has no attribute %r" % (_describe(obj), attr))
+            obj = getattr(obj, attr)
+        return obj
+
+    def store(self, env, out, value, target):
+        if out is None:
+            return
+        if isinstance(out, str):
+            env[out] = value
+            return
+        n = len(out)
+        if not isinstance(value, (tuple, list)):
+            raise StepError("%s returned %s; expected a tuple of %d values (%s)"
+                            % (target, _describe(value), n, ", ".join(out)))
+        if len(value) != n:
+            raise StepError("%s returned a tuple of %d values; expected %d (%s)"
+                            % (target, len(value), n, ", ".join(out)))
+        for name, v in zip(out, value):
+            if name:
+                env[name] = v
+
+    # steps ------------------------------------------------------------------------------
+    def run(self, step, env, meta):
+        op = step["op"]
+        fn = getattr(self, "op_" + op, None)
+        if fn is None:
+            raise StepError("unknown op " + op)
+        fn(step, env, meta)
+
+    def op_call(self, step, env, meta):
+        target = step["fn"]
+        f = self.resolve(env, target)
+        args = [self.ref(env, a) for a in step.get("args", [])]
+        kwargs = {k: self.ref(env, v) for k, v in step.get("kwargs", {}).items()}
+        if step.get("no_grad") and self.torch is not None:
+            with self.torch.no_grad():
+                value = f(*args, **kwargs)
+        else:
+            value = f(*args, **kwargs)
+        self.store(env, step.get("out"), value, step.get("label", target.lstrip("$")))
+
+    def op_copy(self, step, env, meta):
+        env[step["out"]] = self.np.array(env[step["src"]], copy=True)
+
+    def op_tensor(self, step, env, meta):
+        torch = self.torch
+        arr = env[step["src"]]
+        t = torch.from_numpy(self.np.array(arr, order="C", copy=True))
+        dtype = step.get("dtype")
+        if dtype:
+            t = t.to(getattr(torch, dtype))
+        if step.get("requires_grad"):
+            t.requires_grad_(True)
+        env[step["out"]] = t
+
+    def op_module(self, step, env, meta):
+        """Build a torch module, move it to a dtype, load the given weights, eval mode."""
+        torch = self.torch
+        cls = self.resolve(env, step["cls"])
+        args = [self.ref(env, a) for a in step.get("args", [])]
+        kwargs = {k: self.ref(env, v) for k, v in step.get("kwargs", {}).items()}
+        torch.manual_seed(step.get("seed", 0))
+        m = cls(*args, **kwargs)
+        if not isinstance(m, torch.nn.Module):
+            raise StepError("%s(...) is not a torch.nn.Module (got %s)"
+                            % (step["cls"], _describe(m)))
+        env[step["out"]] = m
+        dtype = step.get("dtype")
+        if dtype:
+            m.to(getattr(torch, dtype))
+        params = [[k, list(v.shape)] for k, v in m.named_parameters()]
+        meta["json"][step["out"] + ".params"] = params
+        prefix = step.get("state")
+        if prefix is not None:
+            state = {k[len(prefix):]: torch.from_numpy(v) for k, v in env.items()
+                     if isinstance(k, str) and k.startswith(prefix)}
+            own = dict(m.named_parameters())
+            missing = sorted(set(state) - set(own))
+            extra = sorted(set(own) - set(state))
+            if missing or extra:
+                raise StepError("parameter names differ from the API: missing %s; unexpected %s"
+                                % (missing[:8] or "none", extra[:8] or "none"))
+            for k, v in state.items():
+                if tuple(own[k].shape) != tuple(v.shape):
+                    raise StepError("parameter %s has shape %s; expected %s"
+                                    % (k, tuple(own[k].shape), tuple(v.shape)))
+            with torch.no_grad():
+                for k, v in state.items():
+                    own[k].copy_(v)
+        if step.get("eval", True):
+            m.eval()
+        else:
+            m.train()
+
+    def op_zero_grad(self, step, env, meta):
+        for p in env[step["obj"]].parameters():
+            p.grad = None
+
+    def op_grad(self, step, env, meta):
+        """Backward of y with upstream dy; store the grads of tensors and module params."""
+        torch = self.torch
+        y = env[step["y"]]
+        if not isinstance(y, torch.Tensor):
+            raise StepError("output is %s, not a tensor" % _describe(y))
+        dy = torch.from_numpy(self.np.array(env[step["dy"]], order="C", copy=True)).to(y.dtype)
+        if not y.requires_grad:
+            raise StepError("the output does not depend on the inputs through autograd "
+                            "(was it detached, or computed under no_grad / with numpy?)")
+        y.backward(dy)
+        for name in step.get("wrt", []):
+            g = env[name].grad
+            env[step["out"] + "." + name] = g
+        obj = step.get("params")
+        if obj:
+            for pname, p in env[obj].named_parameters():
+                env[step["out"] + ".param." + pname] = p.grad
+
+    def op_numgrad(self, step, env, meta):
+        """Centered-difference gradient of sum_j sum(dout_j * f(args)[pick_j]) with respect to
+        one input array (``picks``: [[index or null, dout name], ...])."""
+        np = self.np
+        f = self.resolve(env, step["fn"])
+        wrt = step["wrt"]
+        h = float(step.get("h", 1e-5))
+        picks = step["picks"]
+        base = np.array(env[wrt], dtype=np.float64, copy=True)
+        grad = np.zeros_like(base)
+        flat, gflat = base.reshape(-1), grad.reshape(-1)
+        label = step.get("label", step["fn"])
+
+        def value():
+            args = []
+            for a in step.get("args", []):
+                if a == "$" + wrt:
+                    args.append(base.copy())
+                else:
+                    v = self.ref(env, a)
+                    args.append(np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+            out = f(*args)
+            total = 0.0
+            for index, dname in picks:
+                o = out
+                if index is not None:
+                    if not isinstance(out, (tuple, list)) or len(out) <= index:
+                        raise StepError("%s returned %s" % (label, _describe(out)))
+                    o = out[index]
+                o = np.asarray(o, dtype=np.float64)
+                d = np.asarray(env[dname], dtype=np.float64)
+                if o.shape != d.shape:
+                    raise StepError("%s: output has shape %s; expected %s"
+                                    % (label, o.shape, d.shape))
+                total += float(np.sum(o * d))
+            return total
+
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + h
+            fp = value()
+            flat[i] = old - h
+            fm = value()
+            flat[i] = old
+            gflat[i] = (fp - fm) / (2 * h)
+        env[step["out"]] = grad
+
+    def op_items(self, step, env, meta):
+        """Expand a dict result into env values ``out.key`` and report its keys."""
+        d = env[step["src"]]
+        if not isinstance(d, dict):
+            raise StepError("%s is %s, not a dict" % (step.get("label", step["src"]),
+                                                      _describe(d)))
+        keys = []
+        for k, v in d.items():
+            keys.append(str(k))
+            env[step["out"] + "." + str(k)] = v
+        meta["json"][step["out"] + ".keys"] = sorted(keys)
+
+    def op_set_params(self, step, env, meta):
+        """obj.params[name] = copy of env[prefix + name] (CaptioningRNN)."""
+        np = self.np
+        obj = env[step["obj"]]
+        params = getattr(obj, "params", None)
+        if not isinstance(params, dict):
+            raise StepError("the model has no params dict")
+        prefix = step["prefix"]
+        given = {k[len(prefix):]: v for k, v in env.items()
+                 if isinstance(k, str) and k.startswith(prefix)}
+        meta["json"][step["obj"] + ".param_keys"] = sorted(str(k) for k in params)
+        missing = sorted(set(given) - set(params))
+        if missing:
+            raise StepError("model.params has no %s" % ", ".join(missing))
+        for k, v in given.items():
+            old = params[k]
+            if hasattr(old, "shape") and tuple(old.shape) != tuple(v.shape):
+                raise StepError("model.params[%r] has shape %s; expected %s"
+                                % (k, tuple(old.shape), tuple(v.shape)))
+            params[k] = np.array(v, copy=True)
+
+    def op_seed(self, step, env, meta):
+        self.np.random.seed(step.get("value", 0))
+        if self.torch is not None:
+            self.torch.manual_seed(step.get("value", 0))
+
+
+def _describe(value):
+    try:
+        name = type(value).__name__
+        if value is None:
+            return "None"
+        if isinstance(value, (tuple, list)):
+            return "a %s of length %d" % (name, len(value))
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            return "%s of shape %s" % (name, tuple(shape))
+        return "a " + name
+    except Exception:
+        return "an object"
+
+
+def _encode_value(np, torch, value):
+    """-> (meta dict, ndarray or None)."""
+    meta = {"type": type(value).__name__}
+    try:
+        if value is None:
+            meta["kind"] = "none"
+            return meta, None
+        if torch is not None and isinstance(value, torch.Tensor):
+            meta["kind"] = "tensor"
+            meta["dtype"] = str(value.dtype).replace("torch.", "")
+            meta["requires_grad"] = bool(value.requires_grad)
+            t = value.detach().cpu()
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            arr = t.numpy()
+        elif isinstance(value, np.ndarray):
+            meta["kind"] = "ndarray"
+            arr = value
+        elif isinstance(value, (bool, int, float, np.generic)):
+            meta["kind"] = "scalar"
+            arr = np.asarray(value)
+        elif isinstance(value, (list, tuple)):
+            meta["kind"] = "sequence"
+            meta["length"] = len(value)
+            arr = np.asarray(value)
+        else:
+            meta["kind"] = "other"
+            return meta, None
+        meta["dtype_np"] = arr.dtype.str
+        meta["shape"] = list(arr.shape)
+        if arr.dtype.kind not in "biufc" or arr.dtype.fields is not None \
+                or arr.dtype.subdtype is not None:
+            meta["unconvertible"] = True
+            return meta, None
+        return meta, np.array(arr, order="C", copy=True)
+    except Exception as exc:  # a strange object: describe it only
+        meta["kind"] = "other"
+        meta["error"] = str(exc)[:200]
+        return meta, None
+
+
+def _format_error(exc, scratch):
+    tb = traceback.extract_tb(exc.__traceback__)
+    frames = []
+    for fr in tb:
+        fname = fr.filename
+        if "seqlab" not in fname or fname.endswith("_seqlab_worker.py"):
+            continue
+        rel = fname.replace(scratch + os.sep, "")
+        frames.append("%s:%s in %s: %s" % (rel, fr.lineno, fr.name, (fr.line or "").strip()))
+    msg = "%s: %s" % (type(exc).__name__, exc)
+    return {"type": type(exc).__name__, "message": msg[:2000], "where": frames[-6:]}
+
+
+# ---------------------------------------------------------------------------------------------
+# main loop
+# ---------------------------------------------------------------------------------------------
+
+def _run_call(interp, np, torch, call, env, scratch, ident):
+    t0 = time.perf_counter()
+    meta = {"json": {}}
+    response = dict(ident, ok=True, error=None, values={})
+    out_arrays = {}
+    for i, step in enumerate(call.get("steps", [])):
+        try:
+            interp.run(step, env, meta)
+        except BaseException as exc:
+            response["ok"] = False
+            err = _format_error(exc, scratch)
+            if isinstance(exc, StepError):
+                err["where"] = []
+                err["message"] = str(exc)
+            err["step"] = i
+            err["label"] = step.get("label", step.get("fn", step.get("op")))
+            response["error"] = err
+            break
+    for name in call.get("return", []):
+        names = [name]
+        if name.endswith(".*"):
+            prefix = name[:-1]
+            names = sorted(k for k in env if isinstance(k, str) and k.startswith(prefix))
+        for nm in names:
+            if nm not in env:
+                response["values"][nm] = {"kind": "missing"}
+                continue
+            try:
+                vmeta, arr = _encode_value(np, torch, env[nm])
+            except BaseException as exc:
+                vmeta, arr = {"kind": "other", "error": str(exc)[:200]}, None
+            if arr is not None:
+                key = "v%d" % len(out_arrays)
+                out_arrays[key] = arr
+                vmeta["key"] = key
+            response["values"][nm] = vmeta
+    response["json"] = meta["json"]
+    response["seconds"] = time.perf_counter() - t0
+    try:
+        return _pack(response, out_arrays)
+    except BaseException as exc:
+        return _pack(dict(ident, ok=False, values={}, json={},
+                          error={"type": type(exc).__name__, "step": "encode",
+                                 "message": "could not encode the results: %s" % exc,
+                                 "where": []}), {})
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    scratch = config["scratch"]
+    req_fd, resp_fd = config["req_fd"], config["resp_fd"]
+    notes = []
+    if os.geteuid() == 0 and config.get("hide"):
+        note = _hide_paths(config["hide"])
+        if note:
+            notes.append(note)
+    import numpy as np  # trusted import, before privileges are dropped
+    torch = None
+    if config.get("torch"):
+        import torch
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+        import torch.nn.functional  # noqa: F401
+    for mod in ("math", "itertools", "functools", "collections", "copy", "typing",
+                "dataclasses", "numbers", "operator", "warnings", "random"):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+    if os.geteuid() == 0 and config.get("uid") is not None:
+        _drop_privileges(config["uid"], config["gid"], config.get("keep_read_cap", False))
+    _set_limits(config.get("limits", {}))
+    os.chdir(scratch)
+    sys.path[:] = [scratch] + [p for p in sys.path if p and not p.startswith(scratch)]
+    sys.argv = ["seqlab-worker"]
+    sys.stdin = open(os.devnull)
+
+    interp = Interpreter(np, torch)
+    _write_all(resp_fd, _pack({"ready": True, "pid": os.getpid(), "notes": notes}, {}))
+
+    while True:
+        try:
+            header, arrays = _unpack(req_fd, np)
+        except EOFError:
+            break
+        kind = header.get("kind")
+        if kind == "exit":
+            break
+        if kind == "import":
+            response = {"id": header.get("id"), "ok": True, "error": None, "values": {},
+                        "json": {}}
+            try:
+                import importlib
+                importlib.import_module("seqlab." + header["module"])
+            except BaseException as exc:  # SystemExit too
+                response["ok"] = False
+                response["error"] = _format_error(exc, scratch)
+                response["error"]["step"] = "import"
+            _write_all(resp_fd, _pack(response, {}))
+            continue
+        # a batch of calls: one answer frame per call, as soon as it is done
+        for index, call in enumerate(header.get("calls", [])):
+            prefix = "%d:" % index
+            env = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            frame = _run_call(interp, np, torch, call, env, scratch,
+                              {"id": header.get("id"), "index": index})
+            _write_all(resp_fd, frame)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
