@@ -128,8 +128,15 @@ class ModuleRun:
         worker.start()
         for note in worker.notes:
             _log(self.opts, f"[{self.sub.name}:{self.module}] sandbox note: {note}")
-        resp, _, output = worker.call({"kind": "import", "module": self.module}, {},
-                                      max(limits.init_timeout, self.opts.timeout))
+        try:
+            resp, _, output = worker.call({"kind": "import", "module": self.module}, {},
+                                          max(limits.init_timeout, self.opts.timeout))
+        except WorkerFailure as exc:  # deterministic: do not retry for every call
+            what = {"timeout": "timed out while importing it",
+                    "protocol": "it wrote into the grader's result channel"}.get(
+                exc.kind, exc.message)
+            self.import_error = (what, self._scrub(exc.output))
+            return
         if not resp.get("ok"):
             err = resp.get("error") or {}
             msg = err.get("message", "import failed")

@@ -59,8 +59,8 @@ class Limits:
     """Limits of one worker. ``timeout`` is per call (seconds of wall clock)."""
     timeout: float = 10.0
     init_timeout: float = 60.0
-    mem_numpy: int = 2 * GiB
-    mem_torch: int = 4 * GiB
+    mem_numpy: int = 1 * GiB
+    mem_torch: int = 3 * GiB
     cpu_seconds: int = 300
     file_size: int = 64 * 2 ** 20
     nproc: int = 64          # per worker uid (root) / extra tasks over the user's count
@@ -372,8 +372,9 @@ class Worker:
     def start(self):
         scratch = self.scratch
         boot = scratch / BOOT_NAME
-        if not boot.exists():
-            shutil.copyfile(BOOT_SOURCE, boot)
+        source = BOOT_SOURCE.read_bytes()
+        if not boot.exists() or boot.read_bytes() != source:
+            boot.write_bytes(source)
             os.chmod(boot, 0o644)
         wdir = scratch / ".w" / self.token[:12]
         home, tmp = wdir / "home", wdir / "tmp"
@@ -513,7 +514,10 @@ class Worker:
             pids = self.tracked_pids(quick=keep_worker)
             if keep_worker:
                 pids.discard(worker_pid)
-            pids = {p for p in pids if not _is_zombie(p)}
+            zombies = {p for p in pids if _is_zombie(p)}
+            for pid in zombies:
+                _reap(pid)  # adopted orphans (subreaper) that died
+            pids -= zombies
             if not pids:
                 break
             for pid in pids:

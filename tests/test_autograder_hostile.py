@@ -1,0 +1,122 @@
+"""Hostile submissions are contained (tests/corpus/hostile.py).
+
+One CLI run grades every hostile submission (numpy forwards only, short timeout, two jobs).
+Each may lose points only on the API names it attacks through; the grader always finishes,
+writes its own valid JSON, and leaves no process, scratch folder or cgroup behind.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from hostile import HOSTILE, SELECTED  # noqa: E402
+
+REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
+IS_ROOT = os.geteuid() == 0
+
+
+def _worker_processes():
+    """Live (not zombie) processes that a worker started: a worker uid (root mode) or the
+    marker variable. Polls for up to 3 s (killed processes take a moment to go)."""
+    for _ in range(30):
+        found = _scan()
+        if not found:
+            return found
+        time.sleep(0.1)
+    return found
+
+
+def _scan():
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            if data[data.rindex(b")") + 2:][:1] in (b"Z", b"X"):
+                continue
+            st = os.stat(f"/proc/{pid}")
+            if st.st_uid >= 2_000_000_000:
+                found.append(pid)
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if b"SEQLAB_SANDBOX_TOKEN=" in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _cgroups():
+    return sorted(glob.glob("/sys/fs/cgroup/**/seqlab-*", recursive=True))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    subs = base / "subs"
+    ref = REF.read_text(encoding="utf-8")
+    names = [n for n, (_, _, root_only) in HOSTILE.items() if IS_ROOT or not root_only]
+    for name in names:
+        code = HOSTILE[name][0]
+        (subs / name).mkdir(parents=True)
+        (subs / name / "rnn_layers.py").write_text(ref + "\n\n# --- hostile ---\n" + code)
+    out = base / "out"
+    scratch_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "seqlab-grade-*")))
+    cgroups_before = _cgroups()
+    cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in names],
+           "--out-dir", str(out), "--timeout", "2", "--jobs", "2", "--quiet"]
+    for api in SELECTED:
+        cmd += ["--only", api]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    leftovers = _worker_processes()
+    scratch_after = set(glob.glob(os.path.join(tempfile.gettempdir(), "seqlab-grade-*")))
+    return dict(proc=proc, out=out, names=names, leftovers=leftovers,
+                new_scratch=scratch_after - scratch_before,
+                cgroups=(cgroups_before, _cgroups()))
+
+
+def test_grader_completes(graded):
+    proc = graded["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "INTERNAL ERROR" not in proc.stderr
+
+
+def test_nothing_left_behind(graded):
+    assert graded["leftovers"] == [], "worker processes survived the grader"
+    assert graded["new_scratch"] == set(), "scratch folders were not removed"
+    before, after = graded["cgroups"]
+    assert after == before, "cgroups were not removed"
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_contained(graded, name):
+    if name not in graded["names"]:
+        pytest.skip("needs root (the worker runs under its own uid)")
+    path = graded["out"] / f"{name}.json"
+    data = json.loads(path.read_text())
+    assert set(data) >= {"score", "tests"}
+    assert "PWNED" not in path.read_text() and "LEAKED" not in path.read_text()
+    breaks = HOSTILE[name][1]
+    per_api = {}
+    for t in data["tests"]:
+        assert t["status"] in ("passed", "failed")
+        assert 0 <= t["score"] <= t["max_score"]
+        per_api.setdefault(t["tags"][0], []).append(t)
+    assert set(per_api) == set(SELECTED)
+    for api, tests in per_api.items():
+        lost = [t for t in tests if t["status"] == "failed"]
+        if api in breaks:
+            assert lost, f"{name}: {api} should lose points"
+        else:
+            assert not lost, f"{name}: {api} lost points: {lost[0]['output'][:500]}"
+    assert abs(data["score"] - sum(t["score"] for t in data["tests"])) < 1e-6
