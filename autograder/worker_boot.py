@@ -195,6 +195,12 @@ class Interpreter:
             return env[name]
         if isinstance(item, dict) and "$tuple" in item:
             return tuple(self.ref(env, x) for x in item["$tuple"])
+        if isinstance(item, dict) and "$np" in item:       # a numpy attribute: np.float32
+            return getattr(self.np, item["$np"])
+        if isinstance(item, dict) and "$torch" in item:    # a torch attribute: torch.float64
+            return getattr(self.torch, item["$torch"])
+        if isinstance(item, dict) and "$dict" in item:     # a dict with non-string keys
+            return {self.ref(env, k): self.ref(env, v) for k, v in item["$dict"]}
         if isinstance(item, list):
             return [self.ref(env, x) for x in item]
         return item
@@ -375,9 +381,47 @@ class Interpreter:
             gflat[i] = (fp - fm) / (2 * h)
         env[step["out"]] = grad
 
+    def op_numgrad_param(self, step, env, meta):
+        """Centered-difference gradient of ``obj.method(*args)[pick]`` (a scalar) with respect
+        to ``obj.params[param]`` (CaptioningRNN.loss)."""
+        np = self.np
+        obj = env[step["obj"]]
+        method = getattr(obj, step["method"])
+        name = step["param"]
+        h = float(step.get("h", 1e-5))
+        pick = step.get("pick")
+        label = step.get("label", step["method"])
+        params = obj.params
+        base = np.array(params[name], dtype=np.float64, copy=True)
+        grad = np.zeros_like(base)
+        flat, gflat = base.reshape(-1), grad.reshape(-1)
+
+        def value():
+            params[name] = base.copy()
+            out = method(*[self.ref(env, a) for a in step.get("args", [])])
+            if pick is not None:
+                if not isinstance(out, (tuple, list)) or len(out) <= pick:
+                    raise StepError("%s returned %s" % (label, _describe(out)))
+                out = out[pick]
+            return float(np.asarray(out, dtype=np.float64).reshape(-1)[0])
+
+        try:
+            for i in range(flat.size):
+                old = flat[i]
+                flat[i] = old + h
+                fp = value()
+                flat[i] = old - h
+                fm = value()
+                flat[i] = old
+                gflat[i] = (fp - fm) / (2 * h)
+        finally:
+            params[name] = base.copy()
+        env[step["out"]] = grad
+
     def op_items(self, step, env, meta):
         """Expand a dict result into env values ``out.key`` and report its keys."""
-        d = env[step["src"]]
+        src = step["src"]
+        d = self.resolve(env, src) if src.startswith("$") else env[src]
         if not isinstance(d, dict):
             raise StepError("%s is %s, not a dict" % (step.get("label", step["src"]),
                                                       _describe(d)))

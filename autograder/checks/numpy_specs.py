@@ -104,7 +104,8 @@ class LayerSpec:
         return {g: np.asarray(v) for g, v in zip(self.grads, out)}
 
     def torch_grads(self, inputs, douts):
-        import torch
+        from autograder.checks.core import import_torch
+        torch = import_torch()
         tensors = {}
         for k in self.inputs:
             v = inputs[k]

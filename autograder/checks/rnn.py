@@ -174,7 +174,8 @@ def _ref_loss(inp):
 
 
 def _torch_loss(inp):
-    import torch
+    from autograder.checks.core import import_torch
+    torch = import_torch()
     x = torch.tensor(np.asarray(inp["x"], dtype=np.float64), requires_grad=True)
     y = torch.from_numpy(np.asarray(inp["y"], dtype=np.int64))
     m = torch.from_numpy(np.asarray(inp["mask"], dtype=bool))

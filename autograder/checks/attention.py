@@ -1,0 +1,191 @@
+"""Checks of seqlab/attention_layers.py (notebook 03)."""
+import math
+
+import numpy as np
+
+from autograder import reference
+from autograder.checks.core import Call, Check, Failed, register, require_array, seeded, sizes_str
+from autograder.checks.lstm import gate_order_hints, t_sigmoid_gates
+from autograder.checks.numpy_specs import Hint, LayerSpec, _run, layer_checks
+
+MODULE = "attention_layers"
+
+
+def t_attention(prev_h, A):
+    import torch
+    H = A.shape[2]
+    scores = (A @ prev_h[:, :, None])[:, :, 0] / math.sqrt(H)
+    w = torch.softmax(scores, dim=1)
+    return ((w[:, :, None] * A).sum(dim=1),)
+
+
+def t_att_lstm_step(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
+    import torch
+    H = prev_h.shape[1]
+    i, f, o, g = t_sigmoid_gates(x @ Wx + prev_h @ Wh + attn @ Wattn + b, H)
+    c = f * prev_c + i * g
+    return o * torch.tanh(c), c
+
+
+def t_att_lstm(x, A, Wx, Wh, Wattn, b):
+    import torch
+    h = c = A.mean(dim=1)
+    hs = []
+    for t in range(x.shape[1]):
+        (attn,) = t_attention(h, A)
+        h, c = t_att_lstm_step(x[:, t], h, c, attn, Wx, Wh, Wattn, b)
+        hs.append(h)
+    return (torch.stack(hs, dim=1),)
+
+
+def _np_attention(prev_h, A, scale=True, axis=1):
+    H = A.shape[2]
+    scores = np.einsum("nph,nh->np", A, prev_h) / (math.sqrt(H) if scale else 1.0)
+    scores = scores - scores.max(axis=axis, keepdims=True)
+    w = np.exp(scores)
+    w = w / w.sum(axis=axis, keepdims=True)
+    return np.einsum("np,nph->nh", w, A), w
+
+
+def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
+    N, T, _ = x.shape
+    H = A.shape[2]
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    if init == "mean":
+        h = c = A.mean(axis=1)
+    elif init == "zeros":
+        h = c = np.zeros((N, H))
+    else:  # "c0 zero"
+        h, c = A.mean(axis=1), np.zeros((N, H))
+    hs, ws = [], []
+    for t in range(T):
+        attn, w = _np_attention(h, A)
+        a = x[:, t] @ Wx + h @ Wh + attn @ Wattn + b
+        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+        ws.append(w)
+    return np.stack(hs, 1), np.stack(ws, 1)
+
+
+def _make_attn(rng, N, P, H):
+    return dict(prev_h=rng.standard_normal((N, H)), A=rng.standard_normal((N, P, H)))
+
+
+def _make_step(rng, N, D, H):
+    return dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)),
+                prev_c=rng.standard_normal((N, H)), attn=rng.standard_normal((N, H)),
+                Wx=rng.standard_normal((D, 4 * H)) * 0.5, Wh=rng.standard_normal((H, 4 * H)) * 0.5,
+                Wattn=rng.standard_normal((H, 4 * H)) * 0.5, b=rng.standard_normal(4 * H) * 0.5)
+
+
+def _make_seq(rng, N, T, D, P, H):
+    return dict(x=rng.standard_normal((N, T, D)), A=rng.standard_normal((N, P, H)),
+                Wx=rng.standard_normal((D, 4 * H)) * 0.4, Wh=rng.standard_normal((H, 4 * H)) * 0.4,
+                Wattn=rng.standard_normal((H, 4 * H)) * 0.4, b=rng.standard_normal(4 * H) * 0.3)
+
+
+def _scale(factor, keys):
+    def f(inputs):
+        return {k: v * factor if k in keys else v for k, v in inputs.items()}
+    return f
+
+
+def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
+    """The attention weights returned are a probability distribution over the P positions."""
+    def inputs():
+        return spec.draw(size, 700)
+
+    def calls():
+        return Call(steps=[spec.forward_step()], returns=[wname], inputs=inputs())
+
+    def evaluate(results, check):
+        inp = check.memo("inputs", inputs)
+        expected_shape = spec.ref_forward(inp)[0][wname].shape
+        w = require_array(results[0], wname, shape=expected_shape, dtype="float64")
+        sums = w.sum(axis=-1)
+        if not np.all(np.isfinite(w)) or np.any(w < -1e-12):
+            raise Failed(f"{wname}: weights must be finite and non-negative")
+        worst = float(np.max(np.abs(sums - 1)))
+        if worst > 1e-8:
+            other = w.sum(axis=0)
+            hint = ("the softmax is taken over the wrong axis (it sums to one over the batch)"
+                    if np.allclose(other, 1) else "")
+            raise Failed(f"{wname}: the weights over the {axis_name} positions must sum to one; "
+                         f"a row sums to {1 + worst if worst < 1 else worst:.6g}", hint)
+        return f"each row of {wname} sums to one"
+
+    return [Check(api=spec.forward, title=f"attention weights sum to one over P "
+                                          f"({sizes_str(**size)})",
+                  points=points, module=spec.module, calls=calls, evaluate=_run(evaluate))]
+
+
+def _attention_spec():
+    hints = [
+        Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
+                                     _np_attention(inp["prev_h"], inp["A"], scale=False))),
+             "the scores are not scaled by 1/sqrt(H)"),
+        Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
+                                     _np_attention(inp["prev_h"], inp["A"], axis=0))),
+             "the softmax is taken over the wrong axis: normalise over the P positions "
+             "(axis 1), not over the batch"),
+    ]
+    spec = LayerSpec(
+        module=MODULE, forward="dot_product_attention_forward",
+        backward="dot_product_attention_backward", inputs=["prev_h", "A"],
+        outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
+        grad_of=["prev_h", "A"], make=_make_attn,
+        sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
+        torch_forward=t_attention, large=_scale(30.0, ("A", "prev_h")), seed=51,
+        forward_hints=hints)
+    spec.extra_forward_checks.append(
+        lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
+    return spec
+
+
+def _step_spec():
+    args = dict(module=MODULE, forward="attention_lstm_step_forward",
+                backward="attention_lstm_step_backward",
+                inputs=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"],
+                outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
+                grads=["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
+                grad_of=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"])
+    fh, bh = gate_order_hints(**{k: args[k] for k in (
+        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
+    return LayerSpec(**args, make=_make_step,
+                     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
+                     torch_forward=t_att_lstm_step, large=_scale(30.0, ("x", "attn")), seed=52,
+                     forward_hints=fh, backward_hints=bh)
+
+
+def _seq_spec():
+    args = dict(module=MODULE, forward="attention_lstm_forward",
+                backward="attention_lstm_backward",
+                inputs=["x", "A", "Wx", "Wh", "Wattn", "b"],
+                outs=["h", "attn_weights", "cache"], upstream=["h"],
+                grads=["dx", "dA", "dWx", "dWh", "dWattn", "db"],
+                grad_of=["x", "A", "Wx", "Wh", "Wattn", "b"])
+    fh, bh = gate_order_hints(**{k: args[k] for k in (
+        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
+    for init, msg in (("zeros", "h0 and c0 must both be the mean of A over the P positions "
+                                "(yours start from zeros)"),
+                      ("c0 zero", "the initial cell state c0 is also the mean of A (not zero)")):
+        fh.append(Hint(lambda inp, _, init=init: dict(zip(
+            ("h", "attn_weights"), _np_att_lstm(*[inp[k] for k in args["inputs"]], init=init))),
+            msg))
+    spec = LayerSpec(**args, make=_make_seq,
+                     sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
+                            dict(N=3, T=5, D=3, P=6, H=4)],
+                     torch_forward=t_att_lstm, large=_scale(20.0, ("x", "A")), seed=53,
+                     numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
+                     forward_hints=fh, backward_hints=bh)
+    spec.extra_forward_checks.append(
+        lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=2, T=4, D=3, P=16, H=4)))
+    return spec
+
+
+@register(MODULE)
+def build():
+    return (layer_checks(_attention_spec()) + layer_checks(_step_spec())
+            + layer_checks(_seq_spec()))

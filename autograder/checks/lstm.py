@@ -1,0 +1,147 @@
+"""Checks of seqlab/lstm_layers.py (notebook 02) and the gate-order hints shared with
+attention_layers."""
+import numpy as np
+
+from autograder import reference
+from autograder.checks.core import register
+from autograder.checks.numpy_specs import Hint, LayerSpec, layer_checks
+
+MODULE = "lstm_layers"
+
+# Wrong gate orders students use, as the permutation of the four H-blocks that turns the
+# student's layout into the reference's (i, f, o, g). Each is its own inverse.
+WRONG_ORDERS = {
+    "i, f, g, o": [0, 1, 3, 2],
+    "f, i, o, g": [1, 0, 2, 3],
+    "g, f, o, i": [3, 1, 2, 0],
+}
+GATE_KEYS = ("Wx", "Wh", "Wattn", "b")
+
+
+def permute_blocks(arr, perm):
+    H = arr.shape[-1] // 4
+    return np.concatenate([arr[..., k * H:(k + 1) * H] for k in perm], axis=-1)
+
+
+def gate_order_hints(module, forward, backward, inputs, outs, upstream, grads, grad_of):
+    """Hints for a layer whose weights hold the four gates: the student's result with weights W
+    equals the reference's with permuted gate blocks (and permuted weight gradients)."""
+    fwd_hints, bwd_hints = [], []
+    for name, perm in WRONG_ORDERS.items():
+        msg = (f"your result is what the gates give in the order {name}; API.md fixes the order "
+               f"i, f, o, g (input, forget, output gates, then the candidate g = tanh)")
+
+        def permuted(inp, perm=perm):
+            return {k: permute_blocks(v, perm) if k in GATE_KEYS else v for k, v in inp.items()}
+
+        def fwd(inp, _douts, perm=perm):
+            ref = reference.module(module)
+            out = getattr(ref, forward)(*[permuted(inp)[k] for k in inputs])
+            return {n: np.asarray(v) for n, v in zip(outs, out) if n != "cache"}
+
+        def bwd(inp, douts, perm=perm):
+            ref = reference.module(module)
+            out = getattr(ref, forward)(*[permuted(inp)[k] for k in inputs])
+            cache = dict(zip(outs, out))["cache"]
+            g = getattr(ref, backward)(*[douts["d" + u] for u in upstream], cache)
+            return {n: (permute_blocks(np.asarray(v), perm) if k in GATE_KEYS else np.asarray(v))
+                    for n, k, v in zip(grads, grad_of, g)}
+
+        fwd_hints.append(Hint(fwd, msg))
+        bwd_hints.append(Hint(bwd, msg))
+    return fwd_hints, bwd_hints
+
+
+def t_sigmoid_gates(a, H):
+    import torch
+    i, f, o = (torch.sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
+    g = torch.tanh(a[:, 3 * H:])
+    return i, f, o, g
+
+
+def t_lstm_step(x, prev_h, prev_c, Wx, Wh, b):
+    import torch
+    H = prev_h.shape[1]
+    i, f, o, g = t_sigmoid_gates(x @ Wx + prev_h @ Wh + b, H)
+    c = f * prev_c + i * g
+    return o * torch.tanh(c), c
+
+
+def t_lstm(x, h0, Wx, Wh, b):
+    import torch
+    h, c = h0, torch.zeros_like(h0)
+    hs = []
+    for t in range(x.shape[1]):
+        h, c = t_lstm_step(x[:, t], h, c, Wx, Wh, b)
+        hs.append(h)
+    return (torch.stack(hs, dim=1),)
+
+
+def _lstm_np(x, h0, c0, Wx, Wh, b, tanh_c=True):
+    """Independent numpy LSTM forward (for hints)."""
+    H = h0.shape[1]
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    h, c, hs = h0, c0, []
+    for t in range(x.shape[1]):
+        a = x[:, t] @ Wx + h @ Wh + b
+        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * (np.tanh(c) if tanh_c else c)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def _make_step(rng, N, D, H):
+    return dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)),
+                prev_c=rng.standard_normal((N, H)), Wx=rng.standard_normal((D, 4 * H)) * 0.5,
+                Wh=rng.standard_normal((H, 4 * H)) * 0.5, b=rng.standard_normal(4 * H) * 0.5)
+
+
+def _make_seq(rng, N, T, D, H):
+    return dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)),
+                Wx=rng.standard_normal((D, 4 * H)) * 0.4, Wh=rng.standard_normal((H, 4 * H)) * 0.4,
+                b=rng.standard_normal(4 * H) * 0.3)
+
+
+def _scale(factor, keys):
+    def f(inputs):
+        return {k: v * factor if k in keys else v for k, v in inputs.items()}
+    return f
+
+
+def _step_spec():
+    args = dict(module=MODULE, forward="lstm_step_forward", backward="lstm_step_backward",
+                inputs=["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
+                outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
+                grads=["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
+                grad_of=["x", "prev_h", "prev_c", "Wx", "Wh", "b"])
+    fh, bh = gate_order_hints(**{k: args[k] for k in (
+        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
+    return LayerSpec(**args, make=_make_step,
+                     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
+                     torch_forward=t_lstm_step, large=_scale(30.0, ("x", "prev_h")), seed=41,
+                     forward_hints=fh, backward_hints=bh)
+
+
+def _seq_spec():
+    args = dict(module=MODULE, forward="lstm_forward", backward="lstm_backward",
+                inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], upstream=["h"],
+                grads=["dx", "dh0", "dWx", "dWh", "db"], grad_of=["x", "h0", "Wx", "Wh", "b"])
+    fh, bh = gate_order_hints(**{k: args[k] for k in (
+        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
+    fh.append(Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
+                                                 inp["Wh"], inp["b"])},
+                   "the initial cell state must be zero (not h0)"))
+    fh.append(Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], np.zeros_like(inp["h0"]),
+                                                 inp["Wx"], inp["Wh"], inp["b"], tanh_c=False)},
+                   "next_h = o * tanh(next_c): the tanh is missing"))
+    return LayerSpec(**args, make=_make_seq,
+                     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4),
+                            dict(N=3, T=6, D=4, H=2)],
+                     torch_forward=t_lstm, large=_scale(30.0, ("x", "h0")), seed=42,
+                     forward_hints=fh, backward_hints=bh)
+
+
+@register(MODULE)
+def build():
+    return layer_checks(_step_spec()) + layer_checks(_seq_spec())
