@@ -81,11 +81,12 @@ def rnn_forward(x, h0, Wx, Wh, b):
     """
     h, cache = None, None
     ### BEGIN SOLUTION
-    N, T, _ = x.shape
+    N, T, D = x.shape
     H = h0.shape[1]
     h = np.empty((N, T, H), dtype=np.result_type(x, h0, Wx, Wh, b))
-    # The input projection does not depend on the recurrence: do it for all steps at once.
-    xWx_b = x @ Wx + b  # (N, T, H)
+    # The input projection does not depend on the recurrence: do it for all steps at once, as
+    # one (N*T, D) @ (D, H) matrix product (much faster than a batch of N small (T, D) ones).
+    xWx_b = (x.reshape(N * T, D) @ Wx + b).reshape(N, T, H)
     prev_h = h0
     for t in range(T):
         prev_h = np.tanh(xWx_b[:, t] + prev_h @ Wh)
@@ -114,19 +115,22 @@ def rnn_backward(dh, cache):
     dx, dh0, dWx, dWh, db = None, None, None, None, None
     ### BEGIN SOLUTION
     x, h0, Wx, Wh, h = cache
-    N, T, _ = x.shape
+    N, T, D = x.shape
+    H = h0.shape[1]
     da = np.empty_like(h)  # gradient of each step's pre-activation, (N, T, H)
     dprev = np.zeros_like(h0)  # gradient flowing into h[:, t] from step t + 1
     for t in reversed(range(T)):
         da[:, t] = (dh[:, t] + dprev) * (1 - h[:, t] * h[:, t])
         dprev = da[:, t] @ Wh.T
     dh0 = dprev
-    # Weight gradients add up over time: contract over the batch and time axes together.
-    h_prev = np.concatenate([h0[:, None, :], h[:, :-1]], axis=1)  # (N, T, H)
-    dx = da @ Wx.T
-    dWx = np.tensordot(x, da, axes=([0, 1], [0, 1]))
-    dWh = np.tensordot(h_prev, da, axes=([0, 1], [0, 1]))
-    db = da.sum(axis=(0, 1))
+    # The weights are shared over time: treat the N*T (sequence, step) pairs as one big batch,
+    # so that each gradient is a single matrix product that also sums over time.
+    da = da.reshape(N * T, H)
+    h_prev = np.concatenate([h0[:, None, :], h[:, :-1]], axis=1).reshape(N * T, H)
+    dx = (da @ Wx.T).reshape(N, T, D)
+    dWx = x.reshape(N * T, D).T @ da
+    dWh = h_prev.T @ da
+    db = da.sum(axis=0)
     ### END SOLUTION
     return dx, dh0, dWx, dWh, db
 
@@ -242,7 +246,7 @@ def temporal_softmax_loss(x, y, mask):
     loss = float(-np.sum(picked * mask) / N)
     dx = np.exp(log_probs)  # softmax probabilities
     dx[n_idx, t_idx, y] -= 1
-    dx *= mask[:, :, None] / N
+    dx *= mask[:, :, None].astype(dx.dtype) / N  # (a bool / int array would be float64)
     dx = dx.astype(x.dtype, copy=False)
     ### END SOLUTION
     return loss, dx
