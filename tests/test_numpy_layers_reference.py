@@ -324,6 +324,10 @@ def test_dtype_kept_and_arguments_not_modified(dtype):
         out = fn(*args)
         for a, bfr in zip(arrays, before):
             assert np.array_equal(a, bfr), f"{name} modified an argument"
+        again = fn(*args)  # a backward must not overwrite its cache: same result twice
+        for o, o2 in zip(out, again):
+            if isinstance(o, np.ndarray):
+                assert np.array_equal(o, o2), f"{name}: a second call gives another result"
         for k, o in enumerate(out):
             if isinstance(o, np.ndarray):
                 assert o.dtype == dtype, f"{name}: output {k} is {o.dtype}, expected {dtype}"

@@ -113,7 +113,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     hidden size of H, and we work over a minibatch containing N sequences. After running the
     LSTM forward, we return the hidden states for all timesteps.
 
-    Note that the initial cell state is passed as input, but the initial cell state is set to
+    Note that the initial hidden state is passed as input, but the initial cell state is set to
     zero. Also note that the cell state is not returned; it is an internal variable to the LSTM
     and is not accessed from outside.
 
