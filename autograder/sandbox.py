@@ -410,14 +410,15 @@ class Worker:
             self.cgroup = None
         cmd = [sys.executable, "-I", "-B", str(boot), json.dumps(config)]
         try:
-            self.proc = subprocess.Popen(
-                cmd, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(req_r, resp_w),
-                start_new_session=True, close_fds=True)
+            with _workers_lock:  # spawn and register atomically (see tracked_pids)
+                self.proc = subprocess.Popen(
+                    cmd, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(req_r, resp_w),
+                    start_new_session=True, close_fds=True)
+                _worker_pids.add(self.proc.pid)
         finally:
             os.close(req_r)
             os.close(resp_w)
-        register_worker_pid(self.proc.pid)
         if self.cgroup is not None:
             self.cgroup.add(self.proc.pid)
         self._req_w, self._resp_r = req_w, resp_r
@@ -477,6 +478,7 @@ class Worker:
         me = os.getpid()
         token = self.token.encode()
         my_uid = os.geteuid()
+        orphans = set()
         for pid in _all_pids():
             if pid == me:
                 continue
@@ -494,8 +496,13 @@ class Worker:
             ppid, psid = st
             if psid == sid or _has_marker(pid, token):
                 found.add(pid)
-            elif _subreaper and ppid == me and pid not in _live_worker_pids():
-                found.add(pid)  # an orphan re-parented to us: escaped from some worker
+            elif _subreaper and ppid == me:
+                orphans.add(pid)  # re-parented to us: escaped from some worker, or a worker
+        if orphans:
+            # Workers are spawned and registered under this lock, so a worker that the scan
+            # saw is registered by the time we get it.
+            with _workers_lock:
+                found |= orphans - _worker_pids
         return found
 
     def kill_all(self, keep_worker=False):

@@ -36,12 +36,12 @@ def gate_order_hints(module, forward, backward, inputs, outs, upstream, grads, g
 
         def fwd(inp, _douts, perm=perm):
             ref = reference.module(module)
-            out = getattr(ref, forward)(*[permuted(inp)[k] for k in inputs])
+            out = getattr(ref, forward)(*[permuted(inp, perm)[k] for k in inputs])
             return {n: np.asarray(v) for n, v in zip(outs, out) if n != "cache"}
 
         def bwd(inp, douts, perm=perm):
             ref = reference.module(module)
-            out = getattr(ref, forward)(*[permuted(inp)[k] for k in inputs])
+            out = getattr(ref, forward)(*[permuted(inp, perm)[k] for k in inputs])
             cache = dict(zip(outs, out))["cache"]
             g = getattr(ref, backward)(*[douts["d" + u] for u in upstream], cache)
             return {n: (permute_blocks(np.asarray(v), perm) if k in GATE_KEYS else np.asarray(v))

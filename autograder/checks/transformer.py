@@ -114,8 +114,12 @@ def t_(a, dtype=None):
 # the generic torch check
 # ---------------------------------------------------------------------------------------------
 
+NAN_HINT = ("a row whose keys are all masked is softmax(-inf, ..., -inf) = NaN: give it zero "
+            "weights (e.g. weights.masked_fill(~mask, 0.0) after the softmax)")
+
+
 def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(),
-                hints=(), extra=None, tags=()):
+                hints=(), extra=None, tags=(), nan_hint=None):
     """``data() -> dict`` (arrays and settings), ``steps(d) -> list``, ``expect(d) -> dict``.
     ``outputs``: [(name, tol, dtype kind or None)] compared with ``expect``; ``hints``:
     [(variant(d) -> dict, message)]; ``extra(d, result, expected)``: more assertions."""
@@ -140,6 +144,8 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
         except Failed as f:
             if f.hint:
                 raise
+            if nan_hint and "nan" in f.message:
+                raise Failed(f.message, nan_hint)
             for i, (variant, message) in enumerate(hints):
                 try:
                     v = check.memo(("hint", i), lambda fn=variant: fn(d))
@@ -383,7 +389,7 @@ def _sdpa_checks():
 
     for title, pts, data in cases:
         out.append(torch_check(api, title, pts, data, _sdpa_steps, ["out", "weights"],
-                               _sdpa_expect, both, _sdpa_variants(), extra))
+                               _sdpa_expect, both, _sdpa_variants(), extra, nan_hint=NAN_HINT))
 
     # against torch's own implementation
     def torch_expect(d):
@@ -445,11 +451,15 @@ def _nn_mha(state, d_model, h, prefix=""):
     return mha
 
 
-def _mha_variant_split(d):
-    """Heads split with view(N, h, T, dh) (no transpose) instead of (N, T, h, dh).transpose."""
+def _mha_variant_split(d, merge_transpose):
+    """Heads split with view(N, h, T, dh) (no transpose) instead of (N, T, h, dh).transpose;
+    merged back with a plain reshape or with transpose(1, 2).reshape."""
     torch = _torch()
     st, h = d["state"], d["h"]
-    lin = lambda x, n: x @ torch.from_numpy(st[n + ".weight"]).T + torch.from_numpy(st[n + ".bias"])  # noqa: E731,E501
+
+    def lin(x, n):
+        return x @ torch.from_numpy(st[n + ".weight"]).T + torch.from_numpy(st[n + ".bias"])
+
     q, k, v = (lin(t_(d[x]), n) for x, n in (("query", "q_proj"), ("key", "k_proj"),
                                             ("value", "v_proj")))
     N, Tq, D = q.shape
@@ -458,7 +468,7 @@ def _mha_variant_split(d):
     q, k, v = q.reshape(N, h, Tq, dh), k.reshape(N, h, Tk, dh), v.reshape(N, h, Tk, dh)
     mask = t_(d["mask"]).unsqueeze(-3) if "mask" in d else None
     o, w = _ref().scaled_dot_product_attention(q, k, v, mask)
-    o = o.reshape(N, Tq, D)
+    o = o.transpose(1, 2).reshape(N, Tq, D) if merge_transpose else o.reshape(N, Tq, D)
     return {"out.o": np_(lin(o, "out_proj")), "out.w": np_(w)}
 
 
@@ -520,12 +530,16 @@ def _mha_steps(d, grad=False):
     return steps
 
 
+SPLIT_HINT = ("split the heads with view(N, T, h, d/h).transpose(1, 2); view(N, h, T, d/h) "
+              "mixes positions and features")
+
+
 def _mha_checks():
     api = "MultiHeadAttention"
     out = []
     hints = [(_mha_variant_scale, "the scores are not scaled by 1/sqrt(head_dim)"),
-             (_mha_variant_split, "split the heads with view(N, T, h, d/h).transpose(1, 2); "
-                                  "view(N, h, T, d/h) mixes positions and features")]
+             (lambda d: _mha_variant_split(d, False), SPLIT_HINT),
+             (lambda d: _mha_variant_split(d, True), SPLIT_HINT)]
     outputs = [("out.o", F64, "floating"), ("out.w", F64, "floating")]
 
     def vs_nn(d):
@@ -556,7 +570,7 @@ def _mha_checks():
     ]
     for title, pts, data, expect in cases:
         out.append(torch_check(api, title, pts, data, _mha_steps, ["out.o", "out.w"], expect,
-                               outputs, hints))
+                               outputs, hints, nan_hint=NAN_HINT))
 
     # float32 module: float32 in, float32 out
     def f32_expect(d):
