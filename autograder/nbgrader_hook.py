@@ -1,0 +1,126 @@
+"""The hidden tests of the nbgrader notebooks: ``grade(api_name)``.
+
+A hidden test cell ends with::
+
+    ### BEGIN HIDDEN TESTS
+    import sys, os; sys.path.insert(0, os.path.abspath("../../.."))  # the course root
+    from autograder.nbgrader_hook import grade; grade("rnn_step_forward")
+    ### END HIDDEN TESTS
+
+The kernel's cwd is ``<course root>/autograded/<student>/sequence_models/``; ``grade`` grades the
+student module files of ``./seqlab/`` with the same hidden checks as
+``python -m autograder grade``, in a fresh grader process (so nothing the notebook did to this
+kernel -- patched numpy, a fake module -- takes part in the comparisons) that runs the student
+code in isolated workers. It prints a short summary to stdout (never stderr, never reference
+values) and raises AssertionError if a check of ``api_name`` fails.
+
+The first call for an API name grades every API name of its student module at once and keeps
+the results in this module for the next calls (same files, same kernel), so a notebook costs
+one grading run per module. This file uses the standard library only.
+"""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+
+MODULE_OF = {
+    **{a: "rnn_layers" for a in (
+        "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+        "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
+        "temporal_affine_backward", "temporal_softmax_loss")},
+    **{a: "lstm_layers" for a in (
+        "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward")},
+    **{a: "attention_layers" for a in (
+        "dot_product_attention_forward", "dot_product_attention_backward",
+        "attention_lstm_step_forward", "attention_lstm_step_backward",
+        "attention_lstm_forward", "attention_lstm_backward")},
+    "CaptioningRNN": "captioning",
+    **{a: "transformer" for a in (
+        "positional_encoding", "causal_mask", "padding_mask", "scaled_dot_product_attention",
+        "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer", "Transformer",
+        "CaptioningTransformer")},
+}
+STUDENT_FILES = ("rnn_layers.py", "lstm_layers.py", "attention_layers.py", "captioning.py",
+                 "transformer.py")
+
+_cache = {}  # (module, fingerprint of the student files) -> results.json data
+
+
+def _fingerprint(folder):
+    h = hashlib.sha256()
+    for name in STUDENT_FILES:
+        p = folder / name
+        h.update(name.encode())
+        h.update(p.read_bytes() if p.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+def _run_grader(folder, apis, timeout):
+    with tempfile.TemporaryDirectory(prefix="seqlab-hook-") as tmp:
+        out = os.path.join(tmp, "results.json")
+        args = [str(folder), "--json", out, "--quiet", "--jobs", "2", "--timeout", str(timeout)]
+        for a in apis:
+            args += ["--only", a]
+        code = ("import sys; sys.path.insert(0, %r); from autograder.cli import main; "
+                "sys.exit(main(%r))" % (str(COURSE_ROOT), args))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=900)
+        if not os.path.exists(out):
+            raise AssertionError("the autograder could not run (status %d); please tell the "
+                                 "course staff" % proc.returncode)
+        with open(out, encoding="utf-8") as f:
+            return json.load(f)
+
+
+_REVEALING = re.compile(r"\s*\(you returned [^)]*\)")
+
+
+def _short(text):
+    """First line of a check's feedback without the values it compared."""
+    first = text.splitlines()[0] if text else ""
+    first = first[len("FAILED: "):] if first.startswith("FAILED: ") else first
+    first = _REVEALING.sub("", first)
+    return first[:240]
+
+
+def grade(api_name, folder=None, timeout=10):
+    """Grade ``api_name`` (a name of the student API) in ``folder`` (default: ./seqlab).
+
+    Prints one line per check group and the reason of each failed check; raises AssertionError
+    (short message) if any check of ``api_name`` fails."""
+    if api_name not in MODULE_OF:
+        raise ValueError("grade: unknown API name %r" % (api_name,))
+    folder = Path(folder) if folder is not None else Path.cwd() / "seqlab"
+    module = MODULE_OF[api_name]
+    key = (module, str(folder.resolve()), _fingerprint(folder))
+    if key not in _cache:
+        apis = [a for a, m in MODULE_OF.items() if m == module]
+        _cache[key] = _run_grader(folder, apis, timeout)
+    data = _cache[key]
+    tests = [t for t in data.get("tests", []) if t.get("tags", [None])[0] == api_name]
+    if not tests:
+        print("%s: no result (%s)" % (api_name, data.get("output", "").splitlines()[-1:]))
+        raise AssertionError("%s: the autograder produced no result" % api_name)
+    failed = [t for t in tests if t.get("status") != "passed"]
+    got = sum(t.get("score", 0) for t in tests)
+    total = sum(t.get("max_score", 0) for t in tests)
+    print("%s: %d of %d hidden checks passed (%g / %g points)"
+          % (api_name, len(tests) - len(failed), len(tests), got, total))
+    for t in failed:
+        title = t["name"].split(": ", 1)[-1]
+        print("  - %s: %s" % (title, _short(t.get("output", ""))))
+        hint = next((l for l in t.get("output", "").splitlines() if l.startswith("Hint: ")), "")
+        if hint:
+            print("    " + hint[:240])
+    sys.stdout.flush()
+    if failed:
+        raise AssertionError("%s: %d of %d hidden checks failed" % (api_name, len(failed),
+                                                                     len(tests)))

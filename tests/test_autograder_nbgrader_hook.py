@@ -1,0 +1,63 @@
+"""autograder.nbgrader_hook.grade as nbgrader's hidden test cells call it: from a kernel whose cwd
+is <course root>/autograded/<student>/sequence_models/."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT / "solutions" / "sequence_models" / "seqlab"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from buggy import MUTATIONS, apply  # noqa: E402
+
+PREAMBLE = ('import sys, os; sys.path.insert(0, os.path.abspath("../../.."))\n'
+            'from autograder.nbgrader_hook import grade\n')
+
+
+def _student(tmp_path, name, rnn_text):
+    # a course-like tree: <root>/autograded/<student>/sequence_models/seqlab/, with the hook
+    # reached through <root>/autograder (a link to this repository's package)
+    root = tmp_path / "course"
+    if not (root / "autograder").exists():
+        root.mkdir(exist_ok=True)
+        (root / "autograder").symlink_to(ROOT / "autograder")
+    seq = root / "autograded" / name / "sequence_models"
+    (seq / "seqlab").mkdir(parents=True)
+    for f in REF.iterdir():
+        if f.suffix == ".py":
+            shutil.copy(f, seq / "seqlab" / f.name)
+    (seq / "seqlab" / "rnn_layers.py").write_text(rnn_text)
+    return seq
+
+
+def _kernel(cwd, code):
+    return subprocess.run([sys.executable, "-c", PREAMBLE + code], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_hook_passes_reference_and_caches(tmp_path):
+    seq = _student(tmp_path, "alice", (REF / "rnn_layers.py").read_text())
+    proc = _kernel(seq, 'import time\ngrade("word_embedding_backward")\nt = time.time()\n'
+                        'grade("rnn_step_forward"); grade("temporal_softmax_loss")\n'
+                        'print("second", time.time() - t)\n')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    assert re.search(r"word_embedding_backward: (\d+) of \1 hidden checks passed", proc.stdout)
+    second = float(proc.stdout.split("second")[1])
+    assert second < 1.0  # the module was graded once
+
+
+def test_hook_fails_buggy_function_only(tmp_path):
+    mutation = next(m for m in MUTATIONS if m.name == "embedding_lost_repeats")
+    seq = _student(tmp_path, "bob", apply(mutation, (REF / "rnn_layers.py").read_text()))
+    proc = _kernel(seq, 'grade("word_embedding_forward")\n'
+                        'try:\n    grade("word_embedding_backward")\n'
+                        'except AssertionError as e:\n    print("RAISED", e)\n')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    out = proc.stdout
+    assert "RAISED word_embedding_backward:" in out and "hidden checks failed" in out
+    assert "np.add.at" in out                 # the hint
+    assert "you returned" not in out          # no reference values
+    assert re.search(r"word_embedding_forward: (\d+) of \1 hidden checks passed", out)
