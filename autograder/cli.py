@@ -90,8 +90,11 @@ def main(argv=None):
     opts = runner.Options(only=args.only, jobs=args.jobs, timeout=args.timeout,
                           visibility=args.visibility,
                           log=None if args.quiet else sys.stderr)
-    opts.limits.hide = runner.default_hidden_paths(
-        extra=[os.path.dirname(p) if p.endswith(".json") else p for p in outputs])
+    extra = [os.path.dirname(p) if p.endswith(".json") else p for p in outputs]
+    for s in args.submissions:  # other students' submissions
+        s = os.path.abspath(s)
+        extra.append(s if os.path.isdir(s) else os.path.dirname(s))
+    opts.limits.hide = runner.default_hidden_paths(extra=extra)
     t0 = time.monotonic()
     try:
         results = runner.grade(args.submissions, opts)

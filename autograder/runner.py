@@ -45,25 +45,18 @@ class Options:
 
 
 def default_hidden_paths(extra=()):
-    """Folders a worker must not see (hidden by a mount namespace when run as root): the
-    reference solutions, the autograder, and the course's git history; never a folder that
-    holds the interpreter or its packages."""
-    root = paths.course_root()
-    candidates = [paths.reference_dir().parent.parent, paths.autograder_dir(), root / ".git",
-                  root / "tests"] + [os.path.abspath(p) for p in extra]
-    keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                          os.path.dirname(np.__file__))}
-    keep.add(os.path.realpath(os.path.dirname(sys.executable)))
+    """Folders a worker must not see (hidden by a private mount namespace when the grader runs
+    as root): the whole course (reference solutions, autograder, git history), the temporary
+    folder (other submissions' scratch folders), /root and /home, and ``extra`` (outputs,
+    submissions). The worker's own scratch folder and the interpreter's folders stay visible
+    (see worker_boot._hide_paths)."""
     import tempfile
-    keep.add(os.path.realpath(tempfile.gettempdir()))
+    candidates = [paths.course_root(), tempfile.gettempdir(), "/root", "/home"] + list(extra)
     out = []
     for c in candidates:
         c = os.path.realpath(c)
-        if not os.path.isdir(c):
-            continue
-        if any(k == c or k.startswith(c + os.sep) for k in keep):
-            continue
-        out.append(c)
+        if os.path.isdir(c) and c != "/" and c not in out:
+            out.append(c)
     return out
 
 
@@ -112,6 +105,7 @@ class ModuleRun:
         self.strikes = {}      # api -> number of timeouts
         self.crashes = {}      # api -> number of crashes
         self.deadline = time.monotonic() + opts.timeout * 8 + 30
+        self.pending_output = ""
 
     def _scrub(self, text):
         if not text:
@@ -137,6 +131,8 @@ class ModuleRun:
                 exc.kind, exc.message)
             self.import_error = (what, self._scrub(exc.output))
             return
+        if output.strip():  # printed while importing: shown with the next call's output
+            self.pending_output += self._scrub(output)
         if not resp.get("ok"):
             err = resp.get("error") or {}
             msg = err.get("message", "import failed")
@@ -211,6 +207,8 @@ class ModuleRun:
             done = 0
             try:
                 for resp, arrays, output in self.worker.batch(batch, timeout):
+                    if self.pending_output:
+                        output, self.pending_output = self.pending_output + output, ""
                     results[pending[done]] = self._result(resp, arrays, output)
                     done += 1
                 pending = []

@@ -168,6 +168,30 @@ def _world_accessible(path):
         return False
 
 
+_warned = set()
+
+
+def _warn_once(message):
+    if message not in _warned:
+        _warned.add(message)
+        print(f"autograder: note: {message}", file=sys.stderr)
+
+
+def interpreter_folders(with_torch):
+    """Folders a worker needs to see: the interpreter's prefixes and site-packages."""
+    import site
+    import sysconfig
+    out = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+           os.path.dirname(os.path.realpath(sys.executable)),
+           sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+           sysconfig.get_paths()["platlib"], os.path.dirname(os.path.dirname(np.__file__))}
+    try:
+        out.update(site.getsitepackages())
+    except AttributeError:
+        pass
+    return sorted({os.path.realpath(p) for p in out if p and os.path.isdir(p)})
+
+
 def interpreter_world_readable(with_torch):
     """Can an unprivileged uid run this interpreter with numpy (and torch)?"""
     import sysconfig
@@ -303,33 +327,67 @@ class Cgroup:
 # ---------------------------------------------------------------------------------------------
 
 class _OutputReader(threading.Thread):
-    """Drains the worker's stdout+stderr, keeping a bounded head of each call's output."""
+    """Drains the worker's stdout+stderr, keeping a bounded head of each call's output. The
+    worker ends the output of every call with a sentinel; ``take(n)`` waits (briefly) until the
+    n-th sentinel has been read, so that output is attributed to the call that printed it."""
 
-    def __init__(self, stream, keep):
+    def __init__(self, stream, keep, sentinel):
         super().__init__(daemon=True)
         self.stream = stream
         self.keep = keep
-        self.lock = threading.Lock()
+        self.sentinel = b"\x00\x00" + sentinel + b"\x00\x00"
+        self.cond = threading.Condition()
         self.buf = bytearray()
         self.dropped = 0
+        self.seen = 0
+        self.closed = False
+        self.reliable = True
+
+    def _append(self, data):
+        room = self.keep - len(self.buf)
+        if room > 0:
+            self.buf += data[:room]
+        self.dropped += max(0, len(data) - max(room, 0))
 
     def run(self):
+        tail = b""
         try:
             while True:
                 chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else \
                     self.stream.read(65536)
                 if not chunk:
                     break
-                with self.lock:
-                    room = self.keep - len(self.buf)
-                    if room > 0:
-                        self.buf += chunk[:room]
-                    self.dropped += max(0, len(chunk) - max(room, 0))
+                data = tail + chunk
+                with self.cond:
+                    while True:
+                        i = data.find(self.sentinel)
+                        if i < 0:
+                            break
+                        self._append(data[:i])
+                        data = data[i + len(self.sentinel):]
+                        self.seen += 1
+                        self.cond.notify_all()
+                    keep_back = len(self.sentinel) - 1
+                    self._append(data[:-keep_back] if len(data) > keep_back else b"")
+                    tail = data[-keep_back:] if len(data) > keep_back else data
         except (OSError, ValueError):
             pass
+        with self.cond:
+            self._append(tail)
+            self.closed = True
+            self.cond.notify_all()
 
-    def take(self):
-        with self.lock:
+    def take(self, until=None, wait=2.0):
+        """The output so far (after the ``until``-th sentinel has been read, if given)."""
+        with self.cond:
+            if until is not None and self.reliable:
+                deadline = time.monotonic() + wait
+                while self.seen < until and not self.closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.reliable = False  # fd 1 closed or redirected: stop waiting
+                        break
+                    self.cond.wait(remaining)
             text = bytes(self.buf).decode("utf-8", errors="replace")
             if self.dropped:
                 text += f"\n... [{self.dropped} more bytes of output dropped]"
@@ -350,12 +408,13 @@ def _pick_uid():
 class Worker:
     """One sandboxed worker process for one student module of one submission."""
 
-    def __init__(self, scratch, module, use_torch, limits, label=""):
+    def __init__(self, scratch, module, use_torch, limits, label="", hide_extra=()):
         self.scratch = Path(scratch)
         self.module = module
         self.use_torch = use_torch
         self.limits = limits
         self.label = label
+        self.hide_extra = list(hide_extra)
         self.proc = None
         self.cgroup = None
         self.uid = None
@@ -390,14 +449,25 @@ class Worker:
             for p in (wdir, home, tmp):
                 os.chown(p, self.uid, self.uid)
                 os.chmod(p, 0o700)
-            config.update(uid=self.uid, gid=self.uid, hide=[str(p) for p in self.limits.hide],
-                          keep_read_cap=not interpreter_world_readable(self.use_torch))
+            keep_cap = not interpreter_world_readable(self.use_torch)
+            config.update(uid=self.uid, gid=self.uid,
+                          hide=[str(p) for p in list(self.limits.hide) + list(self.hide_extra)],
+                          keep=[str(scratch)] + interpreter_folders(self.use_torch),
+                          keep_read_cap=keep_cap)
+            if keep_cap:
+                _warn_once("the Python interpreter is not readable by an unprivileged user, so "
+                           "workers keep read access to files (CAP_DAC_READ_SEARCH); the "
+                           "course, /root, /home and the temporary folder are hidden from them. "
+                           "Install Python world-readable (as on Gradescope) for full isolation.")
             config["limits"]["nproc"] = self.limits.nproc
         else:
             config["limits"]["nproc"] = _tasks_of_uid(os.getuid()) + self.limits.nproc
+            _warn_once("not running as root: workers run under your own uid (no private mount "
+                       "namespace, no separate user); run the grader as root (a container, "
+                       "Gradescope) for full isolation.")
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        config.update(req_fd=req_r, resp_fd=resp_w)
+        config.update(req_fd=req_r, resp_fd=resp_w, sentinel=self.token[16:])
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp),
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -408,7 +478,7 @@ class Worker:
         self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + GiB, self.limits.nproc + 64)
         if not self.cgroup.ok:
             self.cgroup = None
-        cmd = [sys.executable, "-I", "-B", str(boot), json.dumps(config)]
+        cmd = [sys.executable, "-I", "-B", "-u", str(boot), json.dumps(config)]
         try:
             with _workers_lock:  # spawn and register atomically (see tracked_pids)
                 self.proc = subprocess.Popen(
@@ -423,7 +493,9 @@ class Worker:
             self.cgroup.add(self.proc.pid)
         self._req_w, self._resp_r = req_w, resp_r
         os.set_blocking(req_w, False)
-        self._reader = _OutputReader(self.proc.stdout, self.limits.output_chars)
+        self._reader = _OutputReader(self.proc.stdout, self.limits.output_chars,
+                                     self.token[16:].encode())
+        self._answers = 0  # answers received = sentinels to expect
         self._reader.start()
         self.alive = True
         try:
@@ -552,10 +624,11 @@ class Worker:
             if resp.get("id") != self._next_id:
                 raise WorkerFailure("protocol", "the worker answered another request")
         except WorkerFailure as exc:
+            self.close()  # kills everything; the output reader then reaches the end
             exc.output = self._finish_output()
-            self.close()
             raise
-        return resp, out_arrays, self._finish_output()
+        self._answers += 1
+        return resp, out_arrays, self._finish_output(self._answers)
 
     def batch(self, calls, timeout):
         """Run calls [(steps, returns, inputs)] in one request; yield (answer header, arrays,
@@ -582,17 +655,18 @@ class Worker:
                 resp, out_arrays = self._receive(deadline)
                 if resp.get("id") != self._next_id or resp.get("index") != index:
                     raise WorkerFailure("protocol", "the worker sent an answer out of order")
-                yield resp, out_arrays, self._finish_output()
+                self._answers += 1
+                yield resp, out_arrays, self._finish_output(self._answers)
                 deadline = time.monotonic() + timeout
         except WorkerFailure as exc:
-            exc.output = self._finish_output()
             exc.index = index
             self.close()
+            exc.output = self._finish_output()
             raise
         self.kill_all(keep_worker=True)  # anything the calls left running in the background
 
-    def _finish_output(self):
-        return self._reader.take() if self._reader is not None else ""
+    def _finish_output(self, until=None):
+        return self._reader.take(until) if self._reader is not None else ""
 
     def _send(self, data, deadline):
         view = memoryview(data)
