@@ -310,6 +310,11 @@ def grade(submission_paths, opts):
     modules = [m for m in MODULE_ORDER if m in by_module] + \
         [m for m in by_module if m not in MODULE_ORDER]
 
+    # torch takes 1-3 s to import: do it while the first workers start (it is needed by the
+    # transformer checks and by every PyTorch-autograd comparison)
+    warm = threading.Thread(target=core.import_torch, daemon=True)
+    warm.start()
+
     subs, scratches = [], []
     for p in submission_paths:
         sub = submission_mod.load(p)

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from buggy import DEPENDS, IMPORTED_BY, MODULE_APIS, MUTATIONS, apply  # noqa: E402
+from buggy import CORRECT, DEPENDS, IMPORTED_BY, MODULE_APIS, MUTATIONS, apply  # noqa: E402
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 MODULES = list(MODULE_APIS)
@@ -24,7 +24,7 @@ def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("buggy")
     out = {}
     for module in MODULES:
-        muts = [m for m in MUTATIONS if m.module == module]
+        muts = [m for m in MUTATIONS + CORRECT if m.module == module]
         if not muts:
             continue
         paths = []
@@ -74,3 +74,10 @@ def test_caught_in_the_right_place(graded, mutation):
         assert any(mutation.hint in t["output"] for t in own), \
             f"{mutation.name}: no hint containing {mutation.hint!r}; got " \
             f"{own[0]['output'][:400]!r}"
+
+
+@pytest.mark.parametrize("variant", CORRECT, ids=lambda m: m.name)
+def test_correct_variants_get_full_marks(graded, variant):
+    data = graded[variant.name]
+    failed = [(t["name"], t["output"][:300]) for t in data["tests"] if t["status"] != "passed"]
+    assert not failed, failed[:3]

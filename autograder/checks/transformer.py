@@ -165,6 +165,22 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
                  evaluate=_run(evaluate), tags=tags)
 
 
+def _unchanged_check(api, data, steps, names, points=0.5):
+    """The tensors given to the function are not modified (no in-place masked_fill_, etc.)."""
+    def extra(d, r, expected):
+        if r.problem():
+            raise Failed(f"{api} did not complete: {r.problem()}")
+        changed = [n for n in names if n in d and (r.array("t." + n) is None or not
+                                                   np.array_equal(r.array("t." + n), d[n]))]
+        if changed:
+            raise Failed(f"{api} modified its input(s) {', '.join(changed)} in place",
+                         "use out-of-place operations (masked_fill, not masked_fill_; "
+                         "x = x + y, not x += y) on the tensors you are given")
+
+    return torch_check(api, "does not modify its inputs", points, data, steps,
+                       ["t." + n for n in names], None, (), extra=extra)
+
+
 # ---------------------------------------------------------------------------------------------
 # positional_encoding, causal_mask, padding_mask
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +196,10 @@ def _pe_np(max_len, d, base=10000.0, swap=False, use_i=False):
     pe[:, 1::2] = c(angle[:, : d // 2])
     return pe
 
+
+# A float32 computation of p * w at p = 200 is off by ~eps32 * 200 ~ 2e-5: accepted; every
+# real mistake (base, sin/cos, exponent) is off by more than 0.01 somewhere.
+PE_TOL = dict(rtol=0.0, atol=1e-4)
 
 PE_HINTS = [
     (lambda d: {"pe": _pe_np(d["max_len"], d["d_model"], base=1000.0)},
@@ -208,7 +228,7 @@ def _pe_checks():
         out.append(torch_check("positional_encoding",
                                f"values vs reference (max_len={max_len}, d_model={d_model})",
                                pts, data, steps, ["pe"], expect,
-                               [("pe", dict(rtol=1e-5, atol=2e-6), "floating")], PE_HINTS))
+                               [("pe", PE_TOL, "floating")], PE_HINTS))
     return out
 
 
@@ -406,6 +426,10 @@ def _sdpa_checks():
                    ctx=" (vs F.scaled_dot_product_attention)"),
         _sdpa_steps, ["out"], torch_expect, [("out", F64, "floating")], _sdpa_variants()))
 
+    out.append(_unchanged_check(api, _sdpa_data(1010, (2, 3, 4), (2, 5, 4), (2, 5, 2),
+                                                mask=pad_mask(2, 3, 5)),
+                                _sdpa_steps, ["q", "k", "v", "mask"]))
+
     # gradients through the student's function (autograd) vs through the reference
     def gdata():
         d = _sdpa_data(1008, (2, 4, 5), (2, 6, 5), (2, 6, 3), mask=pad_mask(2, 4, 6),
@@ -469,7 +493,7 @@ def _mha_variant_split(d, merge_transpose):
     mask = t_(d["mask"]).unsqueeze(-3) if "mask" in d else None
     o, w = _ref().scaled_dot_product_attention(q, k, v, mask)
     o = o.transpose(1, 2).reshape(N, Tq, D) if merge_transpose else o.reshape(N, Tq, D)
-    return {"out.o": np_(lin(o, "out_proj")), "out.w": np_(w)}
+    return {"out.output": np_(lin(o, "out_proj")), "out.weights": np_(w)}
 
 
 def _mha_variant_scale(d):
@@ -485,7 +509,7 @@ def _mha_expect(d):
     args = [t_(d["query"]), t_(d["key"]), t_(d["value"])]
     mask = t_(d["mask"]) if "mask" in d else None
     o, w = m(*args, mask=mask, return_weights=True)
-    return {"out.o": np_(o), "out.w": np_(w)}
+    return {"out.output": np_(o), "out.weights": np_(w)}
 
 
 def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="float64"):
@@ -525,7 +549,7 @@ def _mha_steps(d, grad=False):
     if "mask" in d:
         steps.append(tensor("mask"))
         kwargs["mask"] = "$t.mask"
-    steps.append(call("$m", ["$t.query", "$t.key", "$t.value"], ["out.o", "out.w"],
+    steps.append(call("$m", ["$t.query", "$t.key", "$t.value"], ["out.output", "out.weights"],
                       kwargs=kwargs, label="MultiHeadAttention.forward"))
     return steps
 
@@ -540,7 +564,7 @@ def _mha_checks():
     hints = [(_mha_variant_scale, "the scores are not scaled by 1/sqrt(head_dim)"),
              (lambda d: _mha_variant_split(d, False), SPLIT_HINT),
              (lambda d: _mha_variant_split(d, True), SPLIT_HINT)]
-    outputs = [("out.o", F64, "floating"), ("out.w", F64, "floating")]
+    outputs = [("out.output", F64, "floating"), ("out.weights", F64, "floating")]
 
     def vs_nn(d):
         mha = _nn_mha(d["state"], d["d_model"], d["h"])
@@ -553,7 +577,7 @@ def _mha_checks():
                 kw["attn_mask"] = t_(~m)
         o, w = mha(t_(d["query"]), t_(d["key"]), t_(d["value"]), need_weights=True,
                    average_attn_weights=False, **kw)
-        return {"out.o": np_(o), "out.w": np_(w)}
+        return {"out.output": np_(o), "out.weights": np_(w)}
 
     cases = [
         ("self-attention vs torch.nn.MultiheadAttention (N=2, T=5, d=8, heads=2)", 1.5,
@@ -569,15 +593,18 @@ def _mha_checks():
          _mha_data(1140, 2, 3, 4, 8, 2, mask="empty row"), _mha_expect),
     ]
     for title, pts, data, expect in cases:
-        out.append(torch_check(api, title, pts, data, _mha_steps, ["out.o", "out.w"], expect,
+        out.append(torch_check(api, title, pts, data, _mha_steps, ["out.output", "out.weights"], expect,
                                outputs, hints, nan_hint=NAN_HINT))
+
+    out.append(_unchanged_check(api, _mha_data(1170, 2, 3, 4, 8, 2, mask="padding"),
+                                _mha_steps, ["query", "key", "value", "mask"]))
 
     # float32 module: float32 in, float32 out
     def f32_expect(d):
         return _mha_expect(d)
     out.append(torch_check(api, "float32 module: float32 output (N=2, T=4, d=8, heads=2)", 0.5,
                            _mha_data(1150, 2, 4, 4, 8, 2, dtype="float32"), _mha_steps,
-                           ["out.o"], f32_expect, [("out.o", F32, "float32")]))
+                           ["out.output"], f32_expect, [("out.output", F32, "float32")]))
 
     # gradients through the student's module vs the reference
     def gdata():
@@ -586,7 +613,7 @@ def _mha_checks():
         return d
 
     def gsteps(d):
-        return _mha_steps(d, grad=True) + [{"op": "grad", "y": "out.o", "dy": "dout",
+        return _mha_steps(d, grad=True) + [{"op": "grad", "y": "out.output", "dy": "dout",
                                             "wrt": ["t.query", "t.key", "t.value"],
                                             "params": "m", "out": "g"}]
 

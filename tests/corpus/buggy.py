@@ -207,6 +207,45 @@ MUTATIONS = [
 ]
 
 
+# Correct implementations written differently from the reference (operation order, einsum,
+# loops, float32 positional encodings...): they must get full marks.
+CORRECT = [
+    M("ok_rnn_forward_einsum_order", "rnn_layers", "rnn_forward",
+      [("        prev_h = np.tanh(xWx_b[:, t] + prev_h @ Wh)",
+        "        prev_h = np.tanh(np.einsum('nk,kh->nh', prev_h, Wh) + b\n"
+        "                         + np.einsum('nd,dh->nh', x[:, t], Wx))")]),
+    M("ok_embedding_backward_loops", "rnn_layers", "word_embedding_backward",
+      [("np.add.at(dW, x, dout)",
+        "for n in range(x.shape[0]):\n        for t in range(x.shape[1]):\n"
+        "            dW[x[n, t]] += dout[n, t]")]),
+    M("ok_loss_logsumexp", "rnn_layers", "temporal_softmax_loss",
+      [("log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))",
+        "log_probs = x - (x.max(axis=2, keepdims=True)\n"
+        "                     + np.log(np.sum(np.exp(shifted), axis=2, keepdims=True)))")]),
+    M("ok_lstm_plain_sigmoid", "lstm_layers", "lstm_step_forward",
+      [("gates[:, :3 * H] = sigmoid(a[:, :3 * H])         # i, f, o",
+        "gates[:, :3 * H] = 0.5 * (1 + np.tanh(0.5 * a[:, :3 * H]))")]),
+    M("ok_attention_einsum", "attention_layers", "dot_product_attention_forward",
+      [("scores = (A @ prev_h[:, :, None])[:, :, 0] * scale",
+        "scores = np.einsum('nph,nh->np', A, prev_h) / math.sqrt(H)")]),
+    M("ok_pe_float32_exp_log", "transformer", "positional_encoding",
+      [("    position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)",
+        "    position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)"),
+       ("    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)",
+        "    two_i = torch.arange(0, d_model, 2, dtype=torch.float32)"),
+       ("    angle = position / 10000.0 ** (two_i / d_model)",
+        "    angle = position * torch.exp(two_i * (-math.log(10000.0) / d_model))"),
+       ("    pe = torch.zeros(max_len, d_model, dtype=torch.float64)",
+        "    pe = torch.zeros(max_len, d_model)")]),
+    M("ok_causal_mask_compare", "transformer", "causal_mask",
+      [("    mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()",
+        "    idx = torch.arange(T, device=device)\n    mask = idx[None, :] <= idx[:, None]")]),
+    M("ok_mha_einsum", "transformer", "MultiHeadAttention",
+      [("        out = out.transpose(1, 2).reshape(N, Tq, h * dh)",
+        "        out = torch.einsum('nhtd->nthd', out).reshape(N, Tq, h * dh)")]),
+]
+
+
 def apply(mutation, text):
     """The reference text with the mutation's patches; raises ValueError if one does not apply
     exactly once."""

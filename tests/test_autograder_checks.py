@@ -1,0 +1,88 @@
+"""Grader-side unit tests of the checks (no worker processes): the decoding configurations
+still exercise <END> handling, known-mistake variants differ from the reference, comparisons
+and the answer decoder behave."""
+import numpy as np
+import pytest
+
+from autograder import sandbox
+from autograder.checks import captioning as cap
+from autograder.checks import core
+from autograder.checks import transformer as tr
+from autograder.checks.attention import _attention_spec, _seq_spec as att_seq_spec
+from autograder.checks.lstm import _seq_spec as lstm_seq_spec, _step_spec as lstm_step_spec
+from autograder.checks.rnn import EMBED, RNN, RNN_STEP
+
+
+def _ends(rows, end, first_col):
+    firsts = []
+    for r in rows:
+        hits = np.flatnonzero(r[first_col:] == end)
+        firsts.append(int(hits[0]) if hits.size else None)
+    done = [f for f in firsts if f is not None]
+    return 0 < len(done) < len(rows) and max(done) >= 1
+
+
+def test_greedy_decode_config_ends_some_rows():
+    seed, boost = tr.GREEDY_CONFIG
+    d = tr._tr_data(seed, N=5, S=6, T=2, end_boost=boost)()
+    ys = tr.np_(tr._tr_ref(d).greedy_decode(tr.t_(d["src"]), 8, 1, 3))
+    assert ys.shape[1] == 8 and _ends(ys, 3, 1)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_captioning_transformer_sample_config_ends_some_rows(shuffled):
+    seed, boost = tr.SAMPLE_CONFIGS[shuffled]
+    d = tr._ct_data(seed, N=5, shuffled=shuffled, end_boost=boost)()
+    caps = tr.np_(tr._ct_ref(d).sample(tr.t_(d["features"]), 8))
+    assert _ends(caps, d["w2i"]["<END>"], 0)
+
+
+@pytest.mark.parametrize("cell,seed,shuffled", [("rnn", 750, False), ("lstm", 760, False),
+                                               ("attention", 770, False), ("lstm", 810, True)])
+def test_captioning_rnn_end_config_ends_some_rows(cell, seed, shuffled):
+    w2i = cap.vocab(shuffled)
+    params, features = cap._end_config(seed, w2i, cap.DIMS, cell, 6, 9)
+    caps, _ = cap.ref_sample(w2i, cap.DIMS, cell, params, features, 9)
+    assert _ends(caps, w2i["<END>"], 0)
+
+
+@pytest.mark.parametrize("spec", [RNN_STEP, RNN, EMBED, lstm_step_spec(), lstm_seq_spec(),
+                                  _attention_spec(), att_seq_spec()],
+                         ids=lambda s: s.forward)
+def test_mistake_variants_differ_from_the_reference(spec):
+    inp = spec.draw(spec.sizes[0], 0)
+    expected, _ = spec.ref_forward(inp)
+    for hint in spec.forward_hints:
+        v = hint.variant(inp, None)
+        assert not all(core.matches(v[n], expected[n]) for n in v if n in expected), hint.message
+    if spec.backward:
+        douts = spec.douts(inp)
+        grads = spec.ref_backward(inp, douts)
+        torch_grads = spec.torch_grads(inp, douts)
+        for g in spec.grads:  # the reference agrees with PyTorch autograd
+            assert core.matches(grads[g], torch_grads[g], core.F64), g
+        for hint in spec.backward_hints:
+            v = hint.variant(inp, douts)
+            assert not all(core.matches(v[n], grads[n]) for n in v), hint.message
+
+
+def test_compare_explains_differences():
+    with pytest.raises(core.Failed, match=r"expected shape \(2, 3\), got \(3, 2\)"):
+        core.compare("h", np.zeros((3, 2)), np.zeros((2, 3)), core.F64)
+    with pytest.raises(core.Failed, match="nan"):
+        core.compare("h", np.array([1.0, np.nan]), np.array([1.0, 2.0]), core.F64)
+    with pytest.raises(core.Failed, match="1 of 2 entries off"):
+        core.compare("h", np.array([1.0, 2.1]), np.array([1.0, 2.0]), core.F64)
+    core.compare("h", np.array([1.0, 2.0 + 1e-12]), np.array([1.0, 2.0]), core.F64)
+
+
+def test_answer_decoder_never_unpickles_or_trusts_tables():
+    good = np.arange(6, dtype=np.float64).reshape(2, 3)
+    data = good.tobytes()
+    out = sandbox._unpack_arrays([["a", "<f8", [2, 3], 0, 48]], data)
+    assert np.array_equal(out["a"], good)
+    assert sandbox._unpack_arrays([["a", "|O", [6], 0, 48]], data) == {}
+    assert sandbox._unpack_arrays([["a", "<f8", [4, 4], 0, 48]], data) == {}
+    assert sandbox._unpack_arrays([["a", "<f8", [6], 40, 48]], data) == {}
+    assert sandbox._unpack_arrays("garbage", data) == {}
+    assert sandbox._unpack_arrays([["a", "<f8"]], data) == {}
