@@ -38,7 +38,7 @@ def test_captioning_transformer_sample_config_ends_some_rows(shuffled):
 
 
 @pytest.mark.parametrize("cell,seed,shuffled", [("rnn", 750, False), ("lstm", 760, False),
-                                               ("attention", 770, False), ("lstm", 810, True)])
+                                               ("attention", 770, False), ("rnn", 810, True)])
 def test_captioning_rnn_end_config_ends_some_rows(cell, seed, shuffled):
     w2i = cap.vocab(shuffled)
     params, features = cap._end_config(seed, w2i, cap.DIMS, cell, 6, 9)

@@ -372,11 +372,14 @@ def build():
         checks.append(_check_numeric(cell, 650 + 10 * k))
         checks.append(_check_sample(cell, 700 + 10 * k))
         checks.append(_check_sample(cell, 750 + 10 * k, with_end=True, points=1.0))
+    # Every title names its cell type: the nbgrader hook gives the RNN checks to notebook 01's
+    # cell, the LSTM ones to notebook 02's and the attention ones to notebook 03's.
     checks.append(_check_loss("rnn", 800, shuffled=True, points=1.0,
-                              title="loss reads <NULL> from word_to_idx (shuffled vocabulary)"))
-    checks.append(_check_sample("lstm", 810, shuffled=True, with_end=True, points=1.0,
+                              title="loss reads <NULL> from word_to_idx (shuffled vocabulary, "
+                                    "cell_type='rnn')"))
+    checks.append(_check_sample("rnn", 810, shuffled=True, with_end=True, points=1.0,
                                 title="sample reads <START>, <END>, <NULL> from word_to_idx "
-                                      "(shuffled vocabulary)"))
-    checks.append(_check_loss("lstm", 820, dtype="float32", points=0.5,
-                              title="float32 model: float32 loss gradients"))
+                                      "(shuffled vocabulary, cell_type='rnn')"))
+    checks.append(_check_loss("rnn", 820, dtype="float32", points=0.5,
+                              title="float32 model: float32 loss gradients (cell_type='rnn')"))
     return checks
