@@ -425,7 +425,9 @@ class Worker:
         self._reader = None
         self._next_id = 0
         self.alive = False
-        self.root_mode = os.geteuid() == 0
+        # SEQLAB_SANDBOX_MODE=user: behave as for an unprivileged grader even as root (tests of
+        # the fallback: session id, marker variable and subreaper sweeps; no uid, no mounts)
+        self.root_mode = os.geteuid() == 0 and os.environ.get("SEQLAB_SANDBOX_MODE") != "user"
 
     # start / stop -----------------------------------------------------------------------
     def start(self):
@@ -475,9 +477,11 @@ class Worker:
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg", MARKER_ENV: self.token,
         }
-        self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + GiB, self.limits.nproc + 64)
-        if not self.cgroup.ok:
-            self.cgroup = None
+        self.cgroup = None
+        if os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0":  # "0": test the fallbacks
+            self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + GiB, self.limits.nproc + 64)
+            if not self.cgroup.ok:
+                self.cgroup = None
         cmd = [sys.executable, "-I", "-B", "-u", str(boot), json.dumps(config)]
         try:
             with _workers_lock:  # spawn and register atomically (see tracked_pids)

@@ -36,6 +36,13 @@ def _worker_processes():
 
 def _scan():
     found = []
+    for pid in os.listdir("/proc"):  # the detached grandchild of fork_detached
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"987.654321" in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -120,3 +127,25 @@ def test_contained(graded, name):
         else:
             assert not lost, f"{name}: {api} lost points: {lost[0]['output'][:500]}"
     assert abs(data["score"] - sum(t["score"] for t in data["tests"])) < 1e-6
+
+
+def test_user_mode_fallback(tmp_path):
+    """Without a separate uid or mount namespace (an unprivileged grader), a hang, an exit and a
+    detached grandchild are still contained, by session id, marker variable and subreaper."""
+    ref = REF.read_text(encoding="utf-8")
+    names = ["hang_ignore_sigterm", "os_exit", "fork_detached"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "rnn_layers.py").write_text(ref + "\n" + HOSTILE[name][0])
+    env = dict(os.environ, SEQLAB_SANDBOX_MODE="user", SEQLAB_SANDBOX_CGROUP="0")
+    cmd = [sys.executable, "-m", "autograder", "grade", *[str(tmp_path / n) for n in names],
+           "--out-dir", str(tmp_path / "out"), "--timeout", "2", "--jobs", "2", "--quiet",
+           "--only", "rnn_step_forward", "--only", "rnn_forward",
+           "--only", "word_embedding_forward"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _worker_processes() == []
+    for name in names:
+        data = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        for t in data["tests"]:
+            assert (t["status"] == "failed") == (t["tags"][0] in HOSTILE[name][1]), t["name"]

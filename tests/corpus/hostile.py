@@ -39,7 +39,7 @@ def word_embedding_forward(x, W):
         _os.setsid()
         if _os.fork() == 0:
             try:
-                _os.execve("/bin/sleep", ["sleep", "1000"], {})
+                _os.execve("/bin/sleep", ["sleep", "987.654321"], {})
             finally:
                 _os._exit(0)
         _os._exit(0)
