@@ -106,14 +106,18 @@ def main(argv=None):
             report.write_json(data, args.json_out)
         return 1
     used = set()
-    for res in results:
-        print(report.summary(res, verbose=args.verbose))
+    for res in results:  # the files first: a closed stdout must not lose them
         data = report.results_json(res, args.visibility)
         if args.json_out:
             report.write_json(data, args.json_out)
         if args.out_dir:
             report.write_json(data, os.path.join(args.out_dir,
                                                  _json_name(res.submission.name, used)))
+    try:
+        for res in results:
+            print(report.summary(res, verbose=args.verbose), flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # e.g. piped into `head`
     if not args.quiet:
         print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s",
               file=sys.stderr)

@@ -32,7 +32,8 @@ if ! command -v python3 >/dev/null; then
     apt-get update && apt-get install -y python3 python3-pip
 fi
 python3 -m pip install --no-cache-dir "numpy=={numpy}"
-python3 -m pip install --no-cache-dir "torch=={torch}" --index-url https://download.pytorch.org/whl/cpu \\
+CPU_INDEX=https://download.pytorch.org/whl/cpu
+python3 -m pip install --no-cache-dir "torch=={torch}" --index-url "$CPU_INDEX" \\
     || python3 -m pip install --no-cache-dir "torch=={torch}"
 """
 

@@ -8,14 +8,12 @@ three; a module also has an overall time budget. ``jobs`` workers run at a time 
 processes there). All comparisons happen in this process.
 """
 import os
-import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from autograder import paths
 from autograder import submission as submission_mod

@@ -22,7 +22,6 @@ numeric arrays (or a description of what came back when that is impossible), and
 the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
 raw array bytes``; nothing is ever pickled in either direction.
 """
-import io
 import json
 import os
 import struct

@@ -3,8 +3,7 @@ import math
 
 import numpy as np
 
-from autograder import reference
-from autograder.checks.core import Call, Check, Failed, register, require_array, seeded, sizes_str
+from autograder.checks.core import Call, Check, Failed, register, require_array, sizes_str
 from autograder.checks.lstm import gate_order_hints, t_sigmoid_gates
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, layer_checks
 
@@ -61,7 +60,8 @@ def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
     for t in range(T):
         attn, w = _np_attention(h, A)
         a = x[:, t] @ Wx + h @ Wh + attn @ Wattn + b
-        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
+        g = np.tanh(a[:, 3 * H:])
         c = f * c + i * g
         h = o * np.tanh(c)
         hs.append(h)

@@ -7,8 +7,8 @@ arrays drawn here (so nothing depends on the student's initialisation), and ``lo
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, matches,
-                                    register, require_array, seeded)
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, register,
+                                    require_array, seeded)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "captioning"

@@ -323,9 +323,10 @@ def compare(label, got, expected, tol, context=""):
         if not np.isfinite(g):
             raise Failed(f"{label}: you returned {_fmt_num(g)}{where} where a finite value was "
                          f"expected ({n_bad} of {expected.size} entries wrong){context}")
+        e = expected[idx] if idx else expected
         raise Failed(f"{label}: values differ from the expected ones: {n_bad} of "
                      f"{expected.size} entries off, largest error {abs_err:.3g}{where} "
-                     f"(you returned {_fmt_num(g)}, expected {_fmt_num(expected[idx] if idx else expected)}); "
+                     f"(you returned {_fmt_num(g)}, expected {_fmt_num(e)}); "
                      f"tolerance: relative {tol['rtol']:g}{context}")
 
 

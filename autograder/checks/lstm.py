@@ -84,7 +84,8 @@ def _lstm_np(x, h0, c0, Wx, Wh, b, tanh_c=True):
     h, c, hs = h0, c0, []
     for t in range(x.shape[1]):
         a = x[:, t] @ Wx + h @ Wh + b
-        i, f, o, g = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+        i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
+        g = np.tanh(a[:, 3 * H:])
         c = f * c + i * g
         h = o * (np.tanh(c) if tanh_c else c)
         hs.append(h)

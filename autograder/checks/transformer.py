@@ -593,8 +593,8 @@ def _mha_checks():
          _mha_data(1140, 2, 3, 4, 8, 2, mask="empty row"), _mha_expect),
     ]
     for title, pts, data, expect in cases:
-        out.append(torch_check(api, title, pts, data, _mha_steps, ["out.output", "out.weights"], expect,
-                               outputs, hints, nan_hint=NAN_HINT))
+        out.append(torch_check(api, title, pts, data, _mha_steps, ["out.output", "out.weights"],
+                               expect, outputs, hints, nan_hint=NAN_HINT))
 
     out.append(_unchanged_check(api, _mha_data(1170, 2, 3, 4, 8, 2, mask="padding"),
                                 _mha_steps, ["query", "key", "value", "mask"]))

@@ -100,7 +100,8 @@ MUTATIONS = [
     M("affine_db_mean", "rnn_layers", "temporal_affine_backward",
       [("db = dout.sum(axis=(0, 1))", "db = dout.mean(axis=(0, 1))")]),
     M("loss_over_NT", "rnn_layers", "temporal_softmax_loss",
-      [("loss = float(-np.sum(picked * mask) / N)", "loss = float(-np.sum(picked * mask) / (N * T))"),
+      [("loss = float(-np.sum(picked * mask) / N)",
+        "loss = float(-np.sum(picked * mask) / (N * T))"),
        ("/ N  # (a bool", "/ (N * T)  # (a bool")], "N*T"),
     M("loss_unstable", "rnn_layers", "temporal_softmax_loss",
       [("shifted = x - x.max(axis=2, keepdims=True)", "shifted = x")]),
@@ -108,12 +109,12 @@ MUTATIONS = [
     M("lstm_gate_order_ifgo", "lstm_layers", "lstm_step_forward",
       [("gates[:, :3 * H] = sigmoid(a[:, :3 * H])         # i, f, o\n"
         "    gates[:, 3 * H:] = np.tanh(a[:, 3 * H:])         # g\n"
-        "    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]\n"
-        "    next_c",
+        "    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], "
+        "gates[:, 3 * H:]\n    next_c",
         "gates = sigmoid(a)\n"
         "    gates[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])\n"
-        "    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]\n"
-        "    next_c")], "i, f, g, o"),
+        "    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], "
+        "gates[:, 3 * H:]\n    next_c")], "i, f, g, o"),
     M("lstm_step_dprev_c", "lstm_layers", "lstm_step_backward",
       [("    dprev_c = dc * f\n    dx = da @ Wx.T", "    dprev_c = dc\n    dx = da @ Wx.T")]),
     M("lstm_c0_is_h0", "lstm_layers", "lstm_forward",
