@@ -1,15 +1,17 @@
 """Check that the shapes features make captioning learnable (a development check, not a test).
 
-    python datasets/check_features.py [--seconds 60]
+    python datasets/check_features.py [--steps 800] [--numpy "rnn lstm attention"]
 
 1. A small PyTorch GRU captioner on the pooled features (h0 = a projection of the feature),
-   trained for --seconds on the training split, greedy decoding on the test split: BLEU-4,
+   trained for --steps minibatches of 128 on the training split, greedy decoding on the test split: BLEU-4,
    CIDEr-D and the fraction of exactly right captions.
 2. Linear probes (softmax regression, trained on the training grid vectors, scored on the test
    ones) on each grid vector: colour and shape of the object covering the cell (or none), the
    object's 3x3 layout position, and the cell's own index (0..15).
 3. A small attention GRU captioner on the grid features (dot-product attention over the 16
    vectors, as in notebook 03): BLEU-4 and ``seqlab.metrics.attention_on_objects``.
+4. The course's own numpy ``CaptioningRNN`` (reference solution) with ``Solver``, cell types
+   given by --numpy (default "rnn lstm attention"), --iters iterations each.
 """
 import argparse
 import sys
@@ -74,15 +76,16 @@ class Captioner(nn.Module):
         return torch.stack(out, 1).numpy(), torch.stack(attn, 1).numpy()
 
 
-def train_captioner(data, key, seconds, attention=False, seed=0):
+def train_captioner(data, key, steps, attention=False, seed=0):
     torch.manual_seed(seed)
     feats = torch.from_numpy(data[f"train_{key}"])[torch.from_numpy(data["train_image_idxs"]).long()]
     caps = torch.from_numpy(data["train_captions"]).long()
     model = Captioner(len(data["idx_to_word"]), feats.shape[-1], attention=attention)
     opt = torch.optim.Adam(model.parameters(), lr=4e-3)
-    t0, steps = time.time(), 0
+    t0 = time.time()
     gen = torch.Generator().manual_seed(seed)
-    while time.time() - t0 < seconds:
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
         idx = torch.randint(len(caps), (128,), generator=gen)
         c = caps[idx]
         L = int((c != 0).sum(1).max())
@@ -90,7 +93,7 @@ def train_captioner(data, key, seconds, attention=False, seed=0):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        steps += 1
+        sched.step()
     print(f"  trained {steps} steps in {time.time() - t0:.0f}s, last loss {loss.item():.3f}")
     return model
 
@@ -155,12 +158,49 @@ def linear_probe(xtr, ytr, xte, yte, epochs=30):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--numpy", default="rnn lstm attention")
+    ap.add_argument("--iters", type=int, default=600)
+    ap.add_argument("--skip-torch", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    # One thread: these models are tiny, and on a busy machine two OpenMP threads wait on each
+    # other far more than they compute.
+    torch.set_num_threads(1)
     data = load_captioning_data()
+    if not args.skip_torch:
+        torch_checks(data, args)
+    for cell in args.numpy.split():
+        numpy_check(data, cell, args.iters)
+
+
+def numpy_check(data, cell, iters):
+    from seqlab.captioning import CaptioningRNN
+    from seqlab.solver import Solver
+    key = "grid_features" if cell == "attention" else "features"
+    print(f"4. numpy CaptioningRNN({cell!r}) on {key}, {iters} iterations of 100 captions")
+    model = CaptioningRNN(data["word_to_idx"], data[f"train_{key}"].shape[-1], wordvec_dim=64,
+                          hidden_dim=128, cell_type=cell, seed=0)
+    solver = Solver(model, data[f"train_{key}"], data["train_captions"], data["train_image_idxs"],
+                    batch_size=100, num_iterations=iters, learning_rate=5e-3, lr_decay=0.97,
+                    progress=False)
+    solver.train()
+    print(f"  {solver.train_time:.0f}s, final loss {np.mean(solver.loss_history[-20:]):.3f}")
+    out = model.sample(data[f"test_{key}"], max_length=30, return_attention=(cell == "attention"))
+    preds, attn = out if cell == "attention" else (out, None)
+    texts = decode_captions(preds, data["idx_to_word"])
+    refs = references(data, "test")
+    m = evaluate_captions(texts, refs)
+    exact = np.mean([t == r[0] for t, r in zip(texts, refs)])
+    print("  " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()) + f"  exact {exact:.3f}")
+    if attn is not None:
+        loc = attention_on_objects(preds, attn, data["test_objects"], data["idx_to_word"])
+        print("  attention on the named object: "
+              + "  ".join(f"{k} {v:.3f}" for k, v in loc.items()))
+
+
+def torch_checks(data, args):
     print("1. GRU captioner on pooled features")
-    model = train_captioner(data, "features", args.seconds)
+    model = train_captioner(data, "features", args.steps)
     score(model, data, "features")
     print("2. linear probes on single grid vectors (test accuracy)")
     ltr, lte = probe_labels(data, "train"), probe_labels(data, "test")
@@ -170,7 +210,7 @@ def main():
         acc = linear_probe(gtr, ltr[k].ravel(), gte, lte[k].ravel())
         print(f"  {k}: {acc:.3f}")
     print("3. attention GRU captioner on grid features")
-    model = train_captioner(data, "grid_features", args.seconds, attention=True)
+    model = train_captioner(data, "grid_features", args.steps, attention=True)
     preds, attn = score(model, data, "grid_features")
     loc = attention_on_objects(preds, attn, data["test_objects"], data["idx_to_word"])
     print("  attention on the named object: " + "  ".join(f"{k} {v:.3f}" for k, v in loc.items()))
