@@ -411,7 +411,7 @@ def test_captioning_float32_and_init(cell_type):
     rng = np.random.default_rng(6)
     V = len(WORDS)
     P = 16 if cell_type == "attention" else None
-    features, captions = caption_batch(rng, N=50, T=12, P=P, D=32)
+    features, captions = caption_batch(rng, N=20, T=8, P=P, D=32)
     m32 = CaptioningRNN(WORD_TO_IDX, input_dim=32, cell_type=cell_type, seed=0)
     m64 = CaptioningRNN(WORD_TO_IDX, input_dim=32, cell_type=cell_type, dtype=np.float64, seed=0)
     assert all(v.dtype == np.float32 for v in m32.params.values())
