@@ -190,7 +190,7 @@ class ModuleRun:
                 break
             timeout = self.opts.timeout
             if self.strikes.get(api, 0):
-                timeout = min(timeout, max(2.0, timeout / 5))
+                timeout = min(timeout, max(1.0, timeout / 5))
             try:
                 self._ensure_worker()
             except WorkerFailure as exc:

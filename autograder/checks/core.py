@@ -132,7 +132,7 @@ class Check:
         if not self.id:
             self.id = f"{self.api}: {self.title}"
         self._calls = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._memo = {}
 
     @property
