@@ -305,9 +305,9 @@ def compare(label, got, expected, tol, context=""):
         diff = got.astype(bool) != expected.astype(bool)
         if diff.any():
             idx = tuple(int(i) for i in np.argwhere(diff)[0])
-            raise Failed(f"{label}: {int(diff.sum())} of {diff.size} entries differ; e.g. at "
-                         f"index {list(idx)} you returned {bool(got[idx])}, expected "
-                         f"{bool(expected[idx])}{context}")
+            raise Failed(f"{label}: {int(diff.sum())} of {diff.size} entries differ, e.g. at "
+                         f"index {list(idx)} (you returned {bool(got[idx])}, expected "
+                         f"{bool(expected[idx])}){context}")
         return
     if got.dtype.kind not in "biufc":
         raise Failed(f"{label}: expected numbers, got dtype {got.dtype}{context}")
