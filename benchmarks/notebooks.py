@@ -61,7 +61,7 @@ def time_notebook(name, timeout, top):
     stale = release.stat().st_mtime < source.stat().st_mtime
 
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     with tempfile.TemporaryDirectory(prefix="seqlab-nb-bench-") as tmp:
         work = TN._scratch_release(Path(tmp))
@@ -69,18 +69,20 @@ def time_notebook(name, timeout, top):
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(work)}})
         start = time.perf_counter()
-        error = None
+        error, status = None, "ok"
         try:
             client.execute(env=TN._kernel_env(), cwd=str(work))
-        except CellExecutionError as err:
-            error = str(err)
+        except CellTimeoutError as err:            # a cell ran longer than --timeout
+            error, status = str(err), "timeout"
+        except (CellExecutionError, DeadKernelError) as err:
+            error, status = str(err), "failed"
         wall = time.perf_counter() - start
 
     cells = [(_cell_seconds(c), _label(c)) for c in nb.cells if c.cell_type == "code"]
     timed = [(s, lbl) for s, lbl in cells if s is not None]
     result = {
         "notebook": name,
-        "status": "failed" if error else "ok",
+        "status": status,
         "wall_s": wall,
         "cells_s": sum(s for s, _ in timed),
         "code_cells": len(cells),
@@ -128,8 +130,9 @@ def main(argv=None):
               f"{r['code_cells']} code cells{flag}")
         for c in r["slowest_cells"]:
             print(f"      {c['seconds']:7.1f} s  {c['cell']}")
-        if r["status"] == "failed":
-            print("    " + r["error"].strip().splitlines()[-1][:300])
+        if r["status"] != "ok":
+            lines = r["error"].strip().splitlines()
+            print("    " + (lines[-1] if r["status"] == "failed" else lines[0])[:300])
 
     print()
     print(f"{'notebook':<34} {'status':<8} {'wall':>9}")
@@ -142,7 +145,7 @@ def main(argv=None):
             {"grading": grading, "cpus": os.cpu_count(), "load_average_start": load,
              "notebooks": results}, indent=2) + "\n")
         print(f"\nwrote {args.json}")
-    return 1 if any(r["status"] == "failed" for r in results) else 0
+    return 1 if any(r["status"] in ("failed", "timeout") for r in results) else 0
 
 
 if __name__ == "__main__":
