@@ -16,8 +16,8 @@ Before any student code runs it (as trusted code):
 
 Then it serves requests read from the request pipe. A request is a small program of steps
 (``call`` a student function, make a ``tensor``, build a torch ``module`` and load weights, take
-a ``grad``, a ``numgrad``...) over an environment of named values that starts with the input
-arrays of the request. The response carries the values named in ``return``, converted to plain
+a ``grad``, evaluate a function at many perturbed inputs for numeric gradients...) over an
+environment of named values that starts with the input arrays of the request. The response carries the values named in ``return``, converted to plain
 numeric arrays (or a description of what came back when that is impossible), and the error of
 the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
 raw array bytes``; nothing is ever pickled in either direction.
@@ -357,89 +357,66 @@ class Interpreter:
             for pname, p in env[obj].named_parameters():
                 env[step["out"] + ".param." + pname] = p.grad
 
-    def op_numgrad(self, step, env, meta):
-        """Centered-difference gradient of sum_j sum(dout_j * f(args)[pick_j]) with respect to
-        one input array (``picks``: [[index or null, dout name], ...])."""
+    def _as_float(self, out, index, label):
+        np = self.np
+        if index is not None:
+            if not isinstance(out, (tuple, list)) or len(out) <= index:
+                raise StepError("%s returned %s" % (label, _describe(out)))
+            out = out[index]
+        if self.torch is not None and isinstance(out, self.torch.Tensor):
+            out = out.detach().cpu().numpy()
+        arr = np.asarray(out)
+        if arr.dtype.kind not in "biuf":
+            raise StepError("%s returned %s" % (label, _describe(out)))
+        return arr.astype(np.float64)
+
+    def op_map_inputs(self, step, env, meta):
+        """Call ``fn`` once per row of ``stack`` (each row replaces input ``wrt``) and stack the
+        outputs ``picks`` (indices into the returned tuple, or null): ``out.<j>`` has shape
+        (K, *output shape). The grader turns these into numeric gradients."""
         np = self.np
         f = self.resolve(env, step["fn"])
-        wrt = step["wrt"]
-        h = float(step.get("h", 1e-5))
-        picks = step["picks"]
-        base = np.array(env[wrt], dtype=np.float64, copy=True)
-        grad = np.zeros_like(base)
-        flat, gflat = base.reshape(-1), grad.reshape(-1)
-        label = step.get("label", step["fn"])
-
-        def value():
+        wrt, label = step["wrt"], step.get("label", step["fn"])
+        stack = env[step["stack"]]
+        outs = [[] for _ in step["picks"]]
+        for row in stack:
             args = []
             for a in step.get("args", []):
                 if a == "$" + wrt:
-                    args.append(base.copy())
+                    args.append(np.array(row, copy=True))
                 else:
                     v = self.ref(env, a)
                     args.append(np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
-            out = f(*args)
-            total = 0.0
-            for index, dname in picks:
-                o = out
-                if index is not None:
-                    if not isinstance(out, (tuple, list)) or len(out) <= index:
-                        raise StepError("%s returned %s" % (label, _describe(out)))
-                    o = out[index]
-                o = np.asarray(o, dtype=np.float64)
-                d = np.asarray(env[dname], dtype=np.float64)
-                if o.shape != d.shape:
-                    raise StepError("%s: output has shape %s; expected %s"
-                                    % (label, o.shape, d.shape))
-                total += float(np.sum(o * d))
-            return total
+            result = f(*args)
+            for j, index in enumerate(step["picks"]):
+                outs[j].append(self._as_float(result, index, label))
+        for j, values in enumerate(outs):
+            shapes = {v.shape for v in values}
+            if len(shapes) > 1:
+                raise StepError("%s returned outputs of different shapes" % label)
+            env["%s.%d" % (step["out"], j)] = np.stack(values)
 
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + h
-            fp = value()
-            flat[i] = old - h
-            fm = value()
-            flat[i] = old
-            gflat[i] = (fp - fm) / (2 * h)
-        env[step["out"]] = grad
-
-    def op_numgrad_param(self, step, env, meta):
-        """Centered-difference gradient of ``obj.method(*args)[pick]`` (a scalar) with respect
-        to ``obj.params[param]`` (CaptioningRNN.loss)."""
+    def op_map_param(self, step, env, meta):
+        """``obj.params[param] = row`` for each row of ``stack``, calling ``obj.method(*args)``
+        and keeping output ``pick`` (a scalar): ``out`` has shape (K,) (CaptioningRNN.loss)."""
         np = self.np
         obj = env[step["obj"]]
         method = getattr(obj, step["method"])
-        name = step["param"]
-        h = float(step.get("h", 1e-5))
-        pick = step.get("pick")
-        label = step.get("label", step["method"])
+        name, label = step["param"], step.get("label", step["method"])
         params = obj.params
-        base = np.array(params[name], dtype=np.float64, copy=True)
-        grad = np.zeros_like(base)
-        flat, gflat = base.reshape(-1), grad.reshape(-1)
-
-        def value():
-            params[name] = base.copy()
-            out = method(*[self.ref(env, a) for a in step.get("args", [])])
-            if pick is not None:
-                if not isinstance(out, (tuple, list)) or len(out) <= pick:
-                    raise StepError("%s returned %s" % (label, _describe(out)))
-                out = out[pick]
-            return float(np.asarray(out, dtype=np.float64).reshape(-1)[0])
-
+        original = np.array(params[name], copy=True)
+        values = []
         try:
-            for i in range(flat.size):
-                old = flat[i]
-                flat[i] = old + h
-                fp = value()
-                flat[i] = old - h
-                fm = value()
-                flat[i] = old
-                gflat[i] = (fp - fm) / (2 * h)
+            for row in env[step["stack"]]:
+                params[name] = np.array(row, copy=True)
+                out = method(*[self.ref(env, a) for a in step.get("args", [])])
+                v = self._as_float(out, step.get("pick"), label)
+                if v.size != 1:
+                    raise StepError("%s: expected a scalar loss" % label)
+                values.append(float(v.reshape(-1)[0]))
         finally:
-            params[name] = base.copy()
-        env[step["out"]] = grad
+            params[name] = original
+        env[step["out"]] = np.array(values)
 
     def op_items(self, step, env, meta):
         """Expand a dict result into env values ``out.key`` and report its keys."""

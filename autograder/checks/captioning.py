@@ -7,8 +7,9 @@ arrays drawn here (so nothing depends on the student's initialisation), and ``lo
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, register,
-                                    require_array, seeded)
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
+                                    numeric_gradient, perturbations, register, require_array,
+                                    seeded)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "captioning"
@@ -136,12 +137,14 @@ def _loss_program(w2i, dims, cell, params, features, captions, dtype="float64", 
               "out": ["loss", "grads"], "label": "CaptioningRNN.loss"},
              {"op": "items", "src": "grads", "out": "g", "label": "grads"}]
     returns = ["loss", "g.*"]
-    if numeric:
+    if numeric:  # the loss at perturbed parameters; the grader takes the differences
         for k in params:
-            steps.append({"op": "numgrad_param", "obj": "model", "method": "loss",
+            inputs["stack." + k] = perturbations(params[k])
+            steps.append({"op": "map_param", "obj": "model", "method": "loss",
                           "args": ["$features", "$captions"], "param": k, "pick": 0,
-                          "out": "num." + k, "label": "CaptioningRNN.loss"})
-            returns.append("num." + k)
+                          "stack": "stack." + k, "out": "f." + k,
+                          "label": "CaptioningRNN.loss"})
+            returns.append("f." + k)
     return Call(steps=steps, returns=returns, inputs=inputs)
 
 
@@ -246,9 +249,11 @@ def _check_numeric(cell, seed, points=1.0):
         for k in sorted(params):
             arr = require_array(r, "g." + k, label=f"grads[{k!r}]", shape=params[k].shape,
                                 dtype="float64")
-            num = r.array("num." + k)
-            if num is None:
-                raise Failed(f"could not compute numeric gradients of your loss: {r.problem()}")
+            losses = r.array("f." + k)
+            if losses is None:
+                raise Failed(f"could not evaluate your loss at perturbed parameters: "
+                             f"{r.problem()}")
+            num = numeric_gradient(params[k].shape, [losses], [np.asarray(1.0)])
             compare(f"grads[{k!r}]", arr, num, NUMERIC,
                     f" (cell_type={cell!r}; compared with centered differences of your loss)")
         return "every gradient agrees with numeric gradients of your loss"

@@ -354,6 +354,37 @@ def import_torch():
     return torch
 
 
+NUMERIC_STEP = 1e-5
+
+
+def perturbations(x, h=NUMERIC_STEP):
+    """(2n, *x.shape) float64: x + h e_i and x - h e_i for every entry i (interleaved)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    stack = np.repeat(x.reshape(1, -1), 2 * n, axis=0)
+    idx = np.arange(n)
+    stack[2 * idx, idx] += h
+    stack[2 * idx + 1, idx] -= h
+    return stack.reshape((2 * n,) + x.shape)
+
+
+def numeric_gradient(shape, outputs, douts, h=NUMERIC_STEP):
+    """Centered differences from the outputs at ``perturbations``: ``outputs`` is a list of
+    (2n, *out_shape) arrays (or (2n,) scalars), ``douts`` the matching upstream gradients.
+    Returns d sum_j <douts[j], f_j(x)> / dx, of shape ``shape``. Computed in the grader."""
+    total = None
+    for out, d in zip(outputs, douts):
+        out = np.asarray(out, dtype=np.float64)
+        d = np.asarray(d, dtype=np.float64)
+        if out.shape[1:] != d.shape:
+            raise Failed(f"the forward returned shape {fmt_shape(out.shape[1:])}; expected "
+                         f"{fmt_shape(d.shape)}")
+        proj = np.tensordot(out, d, axes=d.ndim) if d.ndim else out * d
+        total = proj if total is None else total + proj
+    grad = (total[0::2] - total[1::2]) / (2 * h)
+    return grad.reshape(shape)
+
+
 def seeded(seed):
     return np.random.default_rng(seed)
 

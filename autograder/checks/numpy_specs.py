@@ -27,7 +27,8 @@ import numpy as np
 
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, Outcome, compare,
-                                    matches, require_array, seeded, sizes_str)
+                                    matches, numeric_gradient, perturbations, require_array,
+                                    seeded, sizes_str)
 
 
 @dataclass
@@ -348,28 +349,31 @@ def _numeric_check(spec, points):
         inp = spec.draw(size, 490)
         return inp, spec.douts(inp, 490)
 
+    picks = [spec.outs.index(u) if len(spec.outs) > 1 else None for u in spec.upstream]
+
     def calls():
         inp, d = data()
         call = _backward_call(spec, inp, d)
-        picks = [[spec.outs.index(u) if len(spec.outs) > 1 else None, "d" + u]
-                 for u in spec.upstream]
         for g, k in zip(spec.grads, spec.grad_of):
-            call.steps.append({"op": "numgrad", "fn": f"{spec.module}.{spec.forward}",
+            call.inputs["stack." + k] = perturbations(inp[k])
+            call.steps.append({"op": "map_inputs", "fn": f"{spec.module}.{spec.forward}",
                                "args": ["$" + a for a in spec.inputs], "wrt": k,
-                               "picks": picks, "out": "num." + g, "label": spec.forward})
-        call.returns = list(spec.grads) + ["num." + g for g in spec.grads]
+                               "stack": "stack." + k, "picks": picks, "out": "f." + k,
+                               "label": spec.forward})
+        call.returns = list(spec.grads) + [f"f.{k}.{j}" for k in spec.grad_of
+                                           for j in range(len(picks))]
         return call
 
     def evaluate(results, check):
         r = results[0]
         inp, d = check.memo("data", data)
-        for g in spec.grads:
-            arr = require_array(r, g, shape=inp[spec.grad_of[spec.grads.index(g)]].shape,
-                                dtype="float64")
-            num = r.array("num." + g)
-            if num is None:
-                raise Failed(f"could not compute numeric gradients of your {spec.forward}: "
+        for g, k in zip(spec.grads, spec.grad_of):
+            arr = require_array(r, g, shape=inp[k].shape, dtype="float64")
+            outs = [r.array(f"f.{k}.{j}") for j in range(len(picks))]
+            if any(o is None for o in outs):
+                raise Failed(f"could not evaluate your {spec.forward} at perturbed inputs: "
                              f"{r.problem()}")
+            num = numeric_gradient(inp[k].shape, outs, [d["d" + u] for u in spec.upstream])
             compare(g, arr, num, NUMERIC,
                     f"{ctx}; compared with centered differences of your own {spec.forward}")
         return f"analytic and numeric gradients agree{ctx}"

@@ -2,8 +2,9 @@
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, register,
-                                    require_array, seeded, sizes_str)
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
+                                    numeric_gradient, perturbations, register, require_array,
+                                    seeded, sizes_str)
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, compare_outputs, layer_checks
 
 MODULE = "rnn_layers"
@@ -325,25 +326,25 @@ def _loss_checks():
     nsize = dict(N=2, T=3, V=4)
 
     def ninputs():
-        inp = _make_loss(seeded(30), **nsize)
-        inp["one"] = np.asarray(1.0)
-        return inp
+        return _make_loss(seeded(30), **nsize)
 
     def ncalls():
         inp = ninputs()
-        call = _loss_call(inp, [{"op": "numgrad", "fn": f"{MODULE}.{LOSS_API}",
-                                 "args": ["$x", "$y", "$mask"], "wrt": "x",
-                                 "picks": [[0, "one"]], "out": "num.dx", "label": LOSS_API}])
-        call.returns.append("num.dx")
+        call = _loss_call(dict(inp, **{"stack.x": perturbations(inp["x"])}),
+                          [{"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}",
+                            "args": ["$x", "$y", "$mask"], "wrt": "x", "stack": "stack.x",
+                            "picks": [0], "out": "f.x", "label": LOSS_API}])
+        call.returns.append("f.x.0")
         return call
 
     def nevaluate(results, check):
         inp = check.memo("inputs", ninputs)
         r = results[0]
         dx = require_array(r, "dx", shape=inp["x"].shape, dtype="float64")
-        num = r.array("num.dx")
-        if num is None:
-            raise Failed(f"could not compute numeric gradients of your loss: {r.problem()}")
+        losses = r.array("f.x.0")
+        if losses is None:
+            raise Failed(f"could not evaluate your loss at perturbed scores: {r.problem()}")
+        num = numeric_gradient(inp["x"].shape, [losses], [np.asarray(1.0)])
         compare("dx", dx, num, NUMERIC, " (compared with centered differences of your loss)")
         return "dx agrees with numeric gradients of your loss"
 
