@@ -17,9 +17,9 @@ Before any student code runs it (as trusted code):
 Then it serves requests read from the request pipe. A request is a small program of steps
 (``call`` a student function, make a ``tensor``, build a torch ``module`` and load weights, take
 a ``grad``, evaluate a function at many perturbed inputs for numeric gradients...) over an
-environment of named values that starts with the input arrays of the request. The response carries the values named in ``return``, converted to plain
-numeric arrays (or a description of what came back when that is impossible), and the error of
-the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
+environment of named values that starts with the input arrays of the request. The response
+carries the values named in ``return``, converted to plain numeric arrays (or a description of
+what came back when that is impossible), and the error of the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
 raw array bytes``; nothing is ever pickled in either direction.
 """
 import json
