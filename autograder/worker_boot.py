@@ -19,8 +19,9 @@ Then it serves requests read from the request pipe. A request is a small program
 a ``grad``, evaluate a function at many perturbed inputs for numeric gradients...) over an
 environment of named values that starts with the input arrays of the request. The response
 carries the values named in ``return``, converted to plain numeric arrays (or a description of
-what came back when that is impossible), and the error of the step that failed, if any. Frames are ``MAGIC, header length, data length, JSON header,
-raw array bytes``; nothing is ever pickled in either direction.
+what came back when that is impossible), and the error of the step that failed, if any. Frames
+are ``MAGIC, header length, data length, JSON header, raw array bytes``; nothing is ever pickled
+in either direction.
 """
 import json
 import os
