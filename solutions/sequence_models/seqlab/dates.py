@@ -210,33 +210,56 @@ def encode_batch(texts, vocab):
 class DateBatches:
     """Minibatches of (src, tgt) LongTensors over a list of ``DatePair``.
 
-    Iterating gives one epoch: the pairs in a fresh random order (a different one every epoch,
-    deterministic from ``seed``), cut into batches of ``batch_size`` (the last one may be
-    smaller). ``src`` is (N, S) and ``tgt`` is (N, T), both padded with ``<pad>`` = 0 and
-    written ``<s> ... </s>``; for teacher forcing use ``tgt[:, :-1]`` as the decoder input and
-    ``tgt[:, 1:]`` as the target. ``len(batches)`` is the number of batches per epoch.
+    Iterating gives one epoch: every pair once, in batches of ``batch_size`` (the last one may be
+    smaller), in a fresh random order every epoch (deterministic from ``seed``). ``src`` is
+    (N, S) and ``tgt`` is (N, T), both padded with ``<pad>`` = 0 and written ``<s> ... </s>``;
+    for teacher forcing use ``tgt[:, :-1]`` as the decoder input and ``tgt[:, 1:]`` as the target.
+    ``len(batches)`` is the number of batches per epoch.
+
+    With ``bucket=True`` (the default) each batch holds sources of similar lengths: the shuffled
+    pairs are cut into pools of 32 batches, each pool is sorted by source length and cut into
+    batches, and the batches are shuffled. Batches then carry little padding, which makes
+    training about 1.5x faster ("Nov 5, 1999" and "miércoles, 27 de septiembre de 2026" rarely
+    share a batch).
     """
 
-    def __init__(self, pairs, src_vocab, tgt_vocab, batch_size=256, shuffle=True, seed=0):
+    POOL = 32
+
+    def __init__(self, pairs, src_vocab, tgt_vocab, batch_size=256, shuffle=True, seed=0,
+                 bucket=True):
         self.src = encode_batch([p.source for p in pairs], src_vocab)
         self.tgt = encode_batch([p.target for p in pairs], tgt_vocab)
+        self.src_len = (self.src != src_vocab.pad_idx).sum(1)
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.bucket = bucket
         self.seed = seed
         self.epoch = 0
 
     def __len__(self):
         return (len(self.src) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
-        n = len(self.src)
+    def _batch_indices(self, rng):
+        n, bs = len(self.src), self.batch_size
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if not self.bucket:
+            return [order[i:i + bs] for i in range(0, n, bs)]
+        lengths = self.src_len.numpy()
+        batches = []
+        pool = self.POOL * bs
+        for start in range(0, n, pool):
+            chunk = order[start:start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + bs] for i in range(0, len(chunk), bs))
         if self.shuffle:
-            order = torch.from_numpy(np.random.default_rng((self.seed, self.epoch)).permutation(n))
-        else:
-            order = torch.arange(n)
+            batches = [batches[k] for k in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch))
         self.epoch += 1
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in self._batch_indices(rng):
+            idx = torch.from_numpy(np.ascontiguousarray(idx))
             src, tgt = self.src[idx], self.tgt[idx]
             # Trim the columns that are padding in the whole batch.
             src = src[:, : int((src != 0).sum(1).max())]
