@@ -27,8 +27,9 @@ forward's matmuls). Ratio = reference time / PyTorch time (lower is better for t
 Times are reported, never asserted.
 
 Usage:
-    python benchmarks/speed.py                  # full run (about 2-3 minutes on 2 cores)
-    python benchmarks/speed.py --quick          # fewer repeats, same sizes (under a minute)
+    python benchmarks/speed.py                  # full run (a minute or two on 2 idle cores)
+    python benchmarks/speed.py --quick          # fewer repeats, same sizes
+    python benchmarks/speed.py --threads 1      # steadier figures on a busy machine
     python benchmarks/speed.py --json out.json  # also write every figure as JSON
     python benchmarks/speed.py --only rnn,lstm  # a subset of the rows
 """
