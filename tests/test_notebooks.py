@@ -81,6 +81,18 @@ def _check_cells(nb):
             and not _nbgrader(c).get("solution")]
 
 
+def _hook_api_names():
+    """The API names ``autograder.nbgrader_hook.grade`` accepts (None if there is no hook yet)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        from autograder import nbgrader_hook
+    except ImportError:
+        return None
+    names = set(getattr(nbgrader_hook, "MODULE_OF", {})) | set(getattr(nbgrader_hook, "PARTS", {}))
+    return names or None
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_source_notebook_structure(name):
     nb = _read(_present(name))
@@ -116,6 +128,11 @@ def test_source_notebook_structure(name):
         assert "### BEGIN HIDDEN TESTS" not in visible, f"{name}: {gid} has two hidden blocks"
         assert visible.strip(), f"{name}: {gid} has no visible checks"
     assert len(apis) == len(set(apis)), f"{name}: one check cell per API name, got {apis}"
+    known = _hook_api_names()
+    if known is not None:
+        unknown = [a for a in apis if a not in known]
+        assert not unknown, (f"{name}: grade() would reject these API names (not in "
+                             f"autograder.nbgrader_hook.MODULE_OF): {unknown}")
     if name in EXPECTED_CHECKS:
         assert apis == EXPECTED_CHECKS[name], (
             f"{name}: check cells {apis}, expected {EXPECTED_CHECKS[name]} in this order")
