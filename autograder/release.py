@@ -172,9 +172,14 @@ def _existing(release_dir):
     return {rel: (release_dir / rel).read_bytes() for rel in _source_files(release_dir)}
 
 
-def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False):
-    """Write (or, with check=True, compare) the release. Returns the list of changed paths."""
-    wanted = build_release(source_dir)
+def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=None):
+    """Write (or, with check=True, compare) the release. Returns the list of changed paths.
+
+    ``wanted`` is a release already computed by :func:`build_release` (saves a second
+    nbgrader run); by default it is built from ``source_dir``.
+    """
+    if wanted is None:
+        wanted = build_release(source_dir)
     have = _existing(release_dir)
     changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
                      | {rel for rel in have if rel not in wanted})
@@ -219,9 +224,9 @@ def find_leaks(names_and_bytes):
     return leaks
 
 
-def bundle(out_zip, release_dir=RELEASE_DIR):
+def bundle(out_zip, release_dir=RELEASE_DIR, wanted=None):
     """Write the student bundle zip. Returns the list of archive names."""
-    if release(check=True):
+    if release(release_dir=release_dir, check=True, wanted=wanted):
         raise ReleaseError("the release is out of date: run `python -m autograder release` first")
     entries = []
     for rel in _source_files(release_dir):

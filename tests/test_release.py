@@ -49,17 +49,26 @@ def test_stub_source_rejects_unbalanced_markers(bad):
         R.stub_source(bad)
 
 
-def test_release_is_in_sync_with_solutions():
-    changed = R.release(check=True)
+@pytest.fixture(scope="module")
+def built():
+    """The release computed from solutions/ once (nbgrader runs once for the module)."""
+    return R.build_release()
+
+
+def test_release_is_in_sync_with_solutions(built):
+    changed = R.release(check=True, wanted=built)
     assert not changed, ("assignments/ is out of date; run `python -m autograder release` and "
                          f"commit. Differing files: {[str(c) for c in changed]}")
 
 
-def test_release_twice_changes_nothing(tmp_path):
+def test_release_twice_changes_nothing(tmp_path, built):
     out = tmp_path / "release"
-    first = R.release(release_dir=out)
+    first = R.release(release_dir=out, wanted=built)
     assert first, "the first release into an empty folder writes files"
-    assert R.release(release_dir=out) == []
+    (out / "stale_file.py").write_text("x = 1\n")  # a file the source no longer has
+    assert R.release(release_dir=out, wanted=built) == [Path("stale_file.py")]
+    assert not (out / "stale_file.py").exists()
+    assert R.release(release_dir=out, wanted=built) == []
 
 
 def test_every_student_module_is_stubbed():
@@ -142,9 +151,9 @@ def _solution_lines():
     return inside - outside
 
 
-def test_bundle_leaks_no_solution(tmp_path):
+def test_bundle_leaks_no_solution(tmp_path, built):
     out = tmp_path / "student.zip"
-    names = R.bundle(out)
+    names = R.bundle(out, wanted=built)
     assert "README.md" in names and "requirements.txt" in names
     assert any(n.startswith("assignments/sequence_models/seqlab/") for n in names)
     assert not any(n.startswith(("autograder/", "solutions/", "tests/")) for n in names)
@@ -162,5 +171,5 @@ def test_bundle_leaks_no_solution(tmp_path):
                 assert line not in text, f"{name} leaks a solution line: {line[:60]}"
     # the bundle is reproducible
     out2 = tmp_path / "again.zip"
-    R.bundle(out2)
+    R.bundle(out2, wanted=built)
     assert out.read_bytes() == out2.read_bytes()
