@@ -21,12 +21,12 @@ from seqlab.solver import Solver
 
 TRAIN_SETTINGS = {
     "wordvec_dim": 64,
-    "hidden_dim": 64,
+    "hidden_dim": 128,
     "batch_size": 50,
     "num_iterations": 600,
-    "learning_rate": 1e-2,
-    "lr_decay": 0.5,
-    "lr_decay_every": 200,
+    "learning_rate": 5e-3,
+    "lr_decay": 0.9,
+    "lr_decay_every": 100,
     "grad_clip": 5.0,
 }
 """The settings shared by every captioner the notebooks compare (the same for rnn, lstm and
@@ -176,19 +176,22 @@ def format_table(rows, columns=("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D
     """A plain-text table: one line per model (the keys of ``rows``), one column per metric
     (columns a row lacks are left blank)."""
     columns = list(columns)
-    width = max(8, max(len(c) for c in columns))
+    widths = [max(7, len(c)) + 2 for c in columns]
     name_w = max(10, max((len(str(k)) for k in rows), default=0))
-    lines = ["model".ljust(name_w) + "".join(c.rjust(width + 2) for c in columns)]
+    lines = ["model".ljust(name_w) + "".join(c.rjust(w) for c, w in zip(columns, widths))]
     for name, row in rows.items():
         cells = []
-        for c in columns:
+        for c, w in zip(columns, widths):
             v = row.get(c)
             if v is None:
-                cells.append("".rjust(width + 2))
+                text = ""
             elif c == "train time (s)":
-                cells.append(f"{v:.1f}".rjust(width + 2))
+                text = f"{v:.1f}"
+            elif c == "exact match":
+                text = f"{v:.1%}"
             else:
-                cells.append(f"{v:.3f}".rjust(width + 2))
+                text = f"{v:.3f}"
+            cells.append(text.rjust(w))
         lines.append(str(name).ljust(name_w) + "".join(cells))
     return "\n".join(lines)
 
