@@ -10,8 +10,6 @@ and measured the same way:
     loc = localisation(model, data, "test")                    # attention captioners only
     print(format_table({"lstm": {**scores, "train time (s)": solver.train_time}}))
 """
-import time
-
 import numpy as np
 
 from seqlab.captioning import CaptioningRNN
@@ -32,11 +30,6 @@ TRAIN_SETTINGS = {
 """The settings shared by every captioner the notebooks compare (the same for rnn, lstm and
 attention, so that the table compares the cells and nothing else). ``lr_decay`` multiplies the
 learning rate every ``lr_decay_every`` iterations."""
-
-GRADING_ITERATIONS = 10
-"""Iterations of a training run under grading (``seqlab.data.GRADING``): just enough to see
-that the code runs."""
-
 
 def features_for(data, split, cell_type):
     """The image features a captioner of this cell type reads: the (Ni, P, C) grids for
@@ -195,14 +188,3 @@ def format_table(rows, columns=("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D
         lines.append(str(name).ljust(name_w) + "".join(cells))
     return "\n".join(lines)
 
-
-class Timer:
-    """``with Timer() as t: ...`` then ``t.seconds``."""
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        return False
