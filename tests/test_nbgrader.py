@@ -400,14 +400,16 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
 MINI_CELLS = [("setup", "from mod import f", None), ("t1", "assert f() == 1", 1),
               ("t2", "assert f() + 1 == 2", 1),
               ("env", 'import os, autograder.nbgrader_hook\n'   # the grading kernel's environment
-                      'assert os.environ["SEQLAB_GRADING"] == "1"', 1)]
+                      'assert os.environ["SEQLAB_GRADING"] == "1"\n'
+                      'assert "autograded" not in autograder.nbgrader_hook.__file__', 1)]
 
 
 def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
     """On a one-notebook course that uses the project's nbgrader_config.py:
     * generate_assignment without autograder/release.py (the stubbing hook cannot run) exits 1
       and leaves no release, rather than a release with the module's solution;
-    * the grading kernel runs with SEQLAB_GRADING=1 and imports the course's autograder;
+    * the grading kernel runs with SEQLAB_GRADING=1 and imports the course's autograder, not
+      a folder of that name in the submission;
     * a kernel killed by os._exit on a rerun does not leave the previous run's scores: the
       cells score nothing and wait for a manual grade (the autograde pre-convert hook)."""
     pytest.importorskip("nbgrader")
@@ -456,6 +458,9 @@ def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
                              for n in s.notebooks for g in n.grades}
 
     (sub / "mod.py").write_text("def f():\n    return 1\n")
+    (sub / "autograder").mkdir()   # a submitted `autograder` must not shadow the real one
+    (sub / "autograder" / "__init__.py").write_text("")
+    (sub / "autograder" / "nbgrader_hook.py").write_text("def grade(name):\n    pass\n")
     _nbgrader(course, "autograde", "ps1", "--force")
     assert scores() == (3.0, {"t1": (1.0, False), "t2": (1.0, False), "env": (1.0, False)})
 
