@@ -49,6 +49,11 @@ EXPECTED_CHECKS = {
         "temporal_affine_forward", "temporal_affine_backward", "temporal_softmax_loss",
         "CaptioningRNN",
     ],
+    "04_transformer.ipynb": [
+        "positional_encoding", "causal_mask", "padding_mask", "scaled_dot_product_attention",
+        "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer", "Transformer",
+        "CaptioningTransformer",
+    ],
 }
 
 STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
