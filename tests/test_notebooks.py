@@ -109,7 +109,8 @@ def test_source_notebook_structure(name):
         meta = _nbgrader(cell)
         if meta:
             assert meta.get("schema_version") == 3, f"{name}: {meta} lacks schema_version 3"
-            assert meta.get("grade_id"), f"{name}: nbgrader cell without grade_id: {cell.source[:80]!r}"
+            assert meta.get("grade_id"), (
+                f"{name}: nbgrader cell without grade_id: {cell.source[:80]!r}")
         if cell.cell_type == "code":
             assert not cell.get("outputs") and cell.get("execution_count") is None, (
                 f"{name}: commit the source without outputs (cell {meta.get('grade_id')!r})")
@@ -119,7 +120,8 @@ def test_source_notebook_structure(name):
     for cell in checks:
         meta = _nbgrader(cell)
         gid = meta["grade_id"]
-        assert gid.startswith("check_"), f"{name}: graded test cell {gid!r} is not named check_<api>"
+        assert gid.startswith("check_"), (
+            f"{name}: graded test cell {gid!r} is not named check_<api>")
         api = gid[len("check_"):]
         apis.append(api)
         assert meta.get("locked") is True, f"{name}: {gid} must be locked"
