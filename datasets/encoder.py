@@ -24,9 +24,11 @@ however, has to say where each object is ("... in the top right"). So the positi
 
 Grid cell p (row-major, p = 4 * row + col) covers pixels [16 row, 16 row + 16) x
 [16 col, 16 col + 16) of the image. The pooled vector was trained to tell, for each of the 9
-layout cells, the colour, shape and size of its object (or that it is empty): a summary of the
-whole scene, for captioners that start from one vector (RNN, LSTM). Both outputs end with a
-BatchNorm without ReLU, so each feature is roughly zero-mean with unit variance.
+layout cells, the colour, shape and size of its object (or that it is empty), and for the 1st,
+2nd and 3rd object in reading order (the order in which captions name them) its colour, shape,
+size and layout position: a summary of the whole scene for captioners that start from one
+vector (RNN, LSTM). Both outputs end with a BatchNorm without ReLU, so each feature is roughly
+zero-mean with unit variance.
 
 The encoder was trained once by ``datasets/train_encoder.py`` on the training split; its
 weights ship as ``datasets/shapes_encoder.npz`` (float16).

@@ -35,17 +35,22 @@ def show_captions_grid(images, captions, ncols=4, panel_size=2.4, wrap=34, fonts
     n = len(images)
     if len(captions) != n:
         raise ValueError(f"{n} images but {len(captions)} captions")
+    texts = [_wrap(c, wrap) for c in captions]
+    lines = max([t.count("\n") + 1 for t in texts] + [1])
+    text_h = lines * fontsize * 1.3 / 72 + 0.1                       # inches under each image
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * 1.45 * nrows),
-                             squeeze=False)
+    width, height = panel_size * ncols, (panel_size + text_h) * nrows + 0.1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.05 / height, bottom=text_h / height,
+                        wspace=0.08, hspace=text_h / panel_size)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
         ax = axes.flat[i]
         ax.imshow(np.asarray(images[i]))
-        ax.set_title(_wrap(captions[i], wrap), fontsize=fontsize, y=-0.02, va="top")
-    fig.tight_layout()
+        ax.text(0.5, -0.02, texts[i], transform=ax.transAxes, ha="center", va="top",
+                fontsize=fontsize)
     return fig
 
 
