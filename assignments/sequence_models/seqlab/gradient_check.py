@@ -1,0 +1,112 @@
+"""Numeric gradients and error measures used by every check in the course (given code).
+
+The numeric gradient uses centered differences, ``(f(x + h) - f(x - h)) / (2 h)``, in float64,
+so its own error is about h**2 ~ 1e-10 of the second derivative: a correct analytic gradient
+agrees with it to a relative error of about 1e-8 or better.
+"""
+import numpy as np
+
+
+def rel_error(x, y):
+    """Maximum relative error between two arrays (or scalars) of the same shape.
+
+    Inputs:
+    - x, y: arrays of any shape (the same for both), or scalars.
+
+    Returns a float: ``max |x - y| / max(1e-8, |x| + |y|)`` over all entries. About 1e-7 or
+    less means "equal up to round-off" in float64; 1e-2 or more means a bug.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"rel_error: shapes differ, x has {x.shape} and y has {y.shape}")
+    if x.size == 0:
+        return 0.0
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+
+
+def eval_numerical_gradient(f, x, h=1e-5, verbose=False):
+    """Numeric gradient of a scalar function ``f`` at ``x`` by centered differences.
+
+    Inputs:
+    - f: function taking an array shaped like x and returning a scalar.
+    - x: float64 array of any shape; changed in place while probing, restored afterwards.
+    - h: step size.
+    - verbose: print each partial derivative.
+
+    Returns grad, an array with the shape of x: ``grad[i] = d f / d x[i]``.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"eval_numerical_gradient: x must be float64 (got {x.dtype}); "
+                        "numeric gradients in float32 are too noisy to check anything")
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        fxph = float(f(x))
+        x[ix] = old - h
+        fxmh = float(f(x))
+        x[ix] = old
+        grad[ix] = (fxph - fxmh) / (2 * h)
+        if verbose:
+            print(ix, grad[ix])
+        it.iternext()
+    return grad
+
+
+def eval_numerical_gradient_array(f, x, df, h=1e-5):
+    """Numeric gradient of an array-valued function, contracted with an upstream gradient.
+
+    For ``out = f(x)`` and an upstream gradient ``df = dL/dout`` (same shape as out), returns
+    ``dL/dx = sum(df * d out / d x)`` by centered differences.
+
+    Inputs:
+    - f: function taking an array shaped like x and returning an array shaped like df.
+    - x: float64 array of any shape; changed in place while probing, restored afterwards.
+    - df: float64 array, the upstream gradient.
+    - h: step size.
+
+    Returns grad, an array with the shape of x.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"eval_numerical_gradient_array: x must be float64 (got {x.dtype})")
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        pos = np.array(f(x), dtype=np.float64, copy=True)
+        x[ix] = old - h
+        neg = np.array(f(x), dtype=np.float64, copy=True)
+        x[ix] = old
+        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
+        it.iternext()
+    return grad
+
+
+def check_close(name, got, expected, tol=1e-7, what="relative error"):
+    """Print one line comparing ``got`` with ``expected`` and return the relative error.
+
+    Used by the notebooks' check cells: it says what was compared, the error found and the
+    size of error to expect from a correct implementation. Raises AssertionError (with the
+    same message) when the error is above ``tol`` or the shapes differ.
+
+    Inputs:
+    - name: what is compared, e.g. "next_h" or "dWx".
+    - got, expected: arrays of the same shape.
+    - tol: largest acceptable relative error.
+    """
+    got = np.asarray(got)
+    expected = np.asarray(expected)
+    if got.shape != expected.shape:
+        raise AssertionError(f"{name}: expected shape {expected.shape}, got {got.shape}")
+    err = rel_error(got, expected)
+    status = "OK " if err <= tol else "BAD"
+    line = f"[{status}] {name:<12} {what}: {err:.2e}   (a correct implementation gives < {tol:.0e})"
+    print(line)
+    if err > tol:
+        raise AssertionError(line)
+    return err

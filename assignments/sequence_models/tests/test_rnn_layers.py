@@ -1,0 +1,169 @@
+"""Public tests for seqlab/rnn_layers.py: shapes, a known value, numeric gradients.
+
+Run from the assignment folder: ``pytest tests/test_rnn_layers.py -q``.
+A stub that is not written yet fails with NotImplementedError naming the function.
+"""
+import numpy as np
+import pytest
+
+from seqlab.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+from seqlab.rnn_layers import (
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_softmax_loss,
+    word_embedding_backward,
+    word_embedding_forward,
+)
+
+GRAD_TOL = 1e-7  # centered differences in float64 agree with a correct gradient to ~1e-9
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _copies(*arrays):
+    return [a.copy() for a in arrays]
+
+
+def _assert_unchanged(before, after, names):
+    for b, a, name in zip(before, after, names):
+        assert np.array_equal(b, a), f"your function modified its argument {name!r}"
+
+
+def test_rnn_step_forward_known_values():
+    # CS231n's published values for these linspace inputs.
+    N, D, H = 3, 10, 4
+    x = np.linspace(-0.4, 0.7, num=N * D).reshape(N, D)
+    prev_h = np.linspace(-0.2, 0.5, num=N * H).reshape(N, H)
+    Wx = np.linspace(-0.1, 0.9, num=D * H).reshape(D, H)
+    Wh = np.linspace(-0.3, 0.7, num=H * H).reshape(H, H)
+    b = np.linspace(-0.2, 0.4, num=H)
+    next_h, _ = rnn_step_forward(x, prev_h, Wx, Wh, b)
+    expected = np.asarray([
+        [-0.58172089, -0.50182032, -0.41232771, -0.31410098],
+        [0.66854692, 0.79562378, 0.87755553, 0.92795967],
+        [0.97934501, 0.99144213, 0.99646691, 0.99854353]])
+    assert next_h.shape == (N, H), f"next_h: expected shape {(N, H)}, got {next_h.shape}"
+    assert rel_error(next_h, expected) < 1e-7
+
+
+@pytest.mark.parametrize("N,D,H", [(4, 5, 6), (1, 3, 2)])
+def test_rnn_step_backward_numeric(N, D, H):
+    rng = _rng(1)
+    x, prev_h = rng.standard_normal((N, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = rng.standard_normal((D, H)), rng.standard_normal((H, H)), rng.standard_normal(H)
+    out, cache = rnn_step_forward(x, prev_h, Wx, Wh, b)
+    dnext_h = rng.standard_normal(out.shape)
+    before = _copies(dnext_h)
+    dx, dprev_h, dWx, dWh, db = rnn_step_backward(dnext_h, cache)
+    _assert_unchanged(before, [dnext_h], ["dnext_h"])
+    args = [x, prev_h, Wx, Wh, b]
+    for i, (name, grad) in enumerate(zip(["dx", "dprev_h", "dWx", "dWh", "db"],
+                                         [dx, dprev_h, dWx, dWh, db])):
+        def f(v, i=i):
+            a = list(args)
+            a[i] = v
+            return rnn_step_forward(*a)[0]
+        num = eval_numerical_gradient_array(f, args[i], dnext_h)
+        assert grad.shape == num.shape, f"{name}: expected shape {num.shape}, got {grad.shape}"
+        assert rel_error(grad, num) < GRAD_TOL, f"{name}: relative error {rel_error(grad, num):.1e}"
+
+
+@pytest.mark.parametrize("N,T,D,H", [(2, 3, 4, 5), (1, 1, 3, 2)])
+def test_rnn_forward_backward(N, T, D, H):
+    rng = _rng(2)
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = rng.standard_normal((D, H)), rng.standard_normal((H, H)), rng.standard_normal(H)
+    before = _copies(x, h0, Wx, Wh, b)
+    h, cache = rnn_forward(x, h0, Wx, Wh, b)
+    _assert_unchanged(before, [x, h0, Wx, Wh, b], ["x", "h0", "Wx", "Wh", "b"])
+    assert h.shape == (N, T, H), f"h: expected shape {(N, T, H)}, got {h.shape}"
+    # the forward over T steps equals T calls of the step function
+    prev = h0
+    for t in range(T):
+        prev, _ = rnn_step_forward(x[:, t], prev, Wx, Wh, b)
+        assert rel_error(h[:, t], prev) < 1e-10, f"h[:, {t}] differs from rnn_step_forward"
+    dh = rng.standard_normal(h.shape)
+    dh_before = dh.copy()
+    grads = rnn_backward(dh, cache)
+    _assert_unchanged([dh_before], [dh], ["dh"])
+    args = [x, h0, Wx, Wh, b]
+    for i, name in enumerate(["dx", "dh0", "dWx", "dWh", "db"]):
+        def f(v, i=i):
+            a = list(args)
+            a[i] = v
+            return rnn_forward(*a)[0]
+        num = eval_numerical_gradient_array(f, args[i], dh)
+        assert grads[i].shape == num.shape, f"{name}: expected {num.shape}, got {grads[i].shape}"
+        assert rel_error(grads[i], num) < GRAD_TOL, f"{name}: rel error {rel_error(grads[i], num):.1e}"
+
+
+def test_word_embedding():
+    V, D = 5, 3
+    x = np.array([[0, 3, 1, 2], [2, 1, 0, 3], [3, 3, 3, 3]])  # repeated words
+    W = np.linspace(0, 1, num=V * D).reshape(V, D)
+    out, cache = word_embedding_forward(x, W)
+    assert out.shape == (3, 4, D), f"out: expected shape {(3, 4, D)}, got {out.shape}"
+    assert np.array_equal(out[1, 2], W[0]) and np.array_equal(out[2, 0], W[3])
+    dout = _rng(3).standard_normal(out.shape)
+    dW = word_embedding_backward(dout, cache)
+    num = eval_numerical_gradient_array(lambda w: word_embedding_forward(x, w)[0], W, dout)
+    assert dW.shape == W.shape
+    assert rel_error(dW, num) < GRAD_TOL, "dW is wrong (do repeated words accumulate?)"
+
+
+def test_temporal_affine():
+    rng = _rng(4)
+    x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    out, cache = temporal_affine_forward(x, w, b)
+    assert out.shape == (2, 3, 5)
+    assert rel_error(out, np.einsum("ntd,dm->ntm", x, w) + b) < 1e-10
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = temporal_affine_backward(dout, cache)
+    for name, grad, arg, f in [
+        ("dx", dx, x, lambda v: temporal_affine_forward(v, w, b)[0]),
+        ("dw", dw, w, lambda v: temporal_affine_forward(x, v, b)[0]),
+        ("db", db, b, lambda v: temporal_affine_forward(x, w, v)[0]),
+    ]:
+        num = eval_numerical_gradient_array(f, arg, dout)
+        assert rel_error(grad, num) < GRAD_TOL, f"{name}: rel error {rel_error(grad, num):.1e}"
+
+
+def test_temporal_softmax_loss():
+    rng = _rng(5)
+    N, T, V = 100, 1, 10
+    # loss at random small scores is about log V per unmasked word
+    x = 0.001 * rng.standard_normal((N, T, V))
+    y = rng.integers(V, size=(N, T))
+    loss, _ = temporal_softmax_loss(x, y, np.ones((N, T), dtype=bool))
+    assert abs(loss - np.log(V)) < 0.01, f"expected about log(V) = {np.log(V):.3f}, got {loss}"
+    # masked positions do not count
+    N, T, V = 7, 8, 9
+    x = rng.standard_normal((N, T, V))
+    y = rng.integers(V, size=(N, T))
+    mask = rng.random((N, T)) > 0.5
+    loss, dx = temporal_softmax_loss(x, y, mask)
+    num = eval_numerical_gradient(lambda v: temporal_softmax_loss(v, y, mask)[0], x)
+    assert rel_error(dx, num) < GRAD_TOL, f"dx: rel error {rel_error(dx, num):.1e}"
+    assert np.all(dx[~mask] == 0), "masked positions must get zero gradient"
+    # stable for large scores
+    loss, dx = temporal_softmax_loss(x * 1e4, y, mask)
+    assert np.isfinite(loss) and np.all(np.isfinite(dx)), "loss overflows for large scores"
+
+
+def test_float32_in_float32_out():
+    rng = _rng(6)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    h0 = rng.standard_normal((2, 5)).astype(np.float32)
+    Wx = rng.standard_normal((4, 5)).astype(np.float32)
+    Wh = rng.standard_normal((5, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    h, cache = rnn_forward(x, h0, Wx, Wh, b)
+    assert h.dtype == np.float32, f"h: expected float32, got {h.dtype}"
+    grads = rnn_backward(np.ones_like(h), cache)
+    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
