@@ -58,9 +58,9 @@ PAD, START, END, UNK = "<pad>", "<s>", "</s>", "<unk>"
 #: (``load_dates_data(seed=0)``): keyword arguments of ``Transformer`` ("model"), the batch size
 #: of ``DateBatches``, and keyword arguments of ``seqlab.torch_utils.train_seq2seq`` ("train").
 RECIPE = {
-    "model": dict(d_model=64, num_heads=4, num_layers=2, d_ff=128, dropout=0.1, max_len=64),
+    "model": dict(d_model=64, num_heads=4, num_layers=2, d_ff=128, dropout=0.0, max_len=64),
     "batch_size": 128,
-    "train": dict(num_steps=1500, lr=2e-3, warmup_steps=100, label_smoothing=0.1),
+    "train": dict(num_steps=700, lr=3e-3, warmup_steps=100, label_smoothing=0.1),
 }
 
 
