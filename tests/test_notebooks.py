@@ -179,9 +179,14 @@ def _kernel_env():
 
 
 def _report(request, line):
+    """Print a line on the terminal even though pytest captures the test's output."""
     print(line)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capman = plugins.get_plugin("capturemanager")
+    if reporter is None or capman is None:
+        return
+    with capman.global_and_fixture_disabled():
         reporter.ensure_newline()
         reporter.write_line(line)
 
