@@ -191,9 +191,14 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"{where}: v must have as many rows as k (Tk = {k.shape[-2]}), "
                          f"got k {_shape_str(k.shape)} and v {_shape_str(v.shape)}")
+    try:
+        batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"{where}: the leading dimensions of q, k and v must broadcast, got "
+                         f"q {_shape_str(q.shape)}, k {_shape_str(k.shape)}, "
+                         f"v {_shape_str(v.shape)}") from None
     if mask is not None:
-        scores_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
-        _check_mask(where, mask, scores_shape)
+        _check_mask(where, mask, batch_shape + (q.shape[-2], k.shape[-2]))
     out, weights = None, None
     ### BEGIN SOLUTION
     d = q.shape[-1]
