@@ -91,7 +91,8 @@ def test_whole_transformer_matches_torch(d_model, heads, layers):
     expected = model.generator(out)
     got = model(src, tgt)
     err = max_err(got, expected)
-    print(f"Transformer(d={d_model}, h={heads}, layers={layers}) vs torch.nn: max abs err {err:.2e}")
+    print(f"Transformer(d={d_model}, h={heads}, layers={layers}) vs torch.nn: "
+          f"max abs err {err:.2e}")
     assert err < TOL
 
 
@@ -199,7 +200,8 @@ def test_all_masked_rows_in_multihead_attention():
                                          randn(2, 4, 8).float()),
      r"key must have last dimension d_model = 8, got shape \(2, 4, 6\)"),
     (lambda: tr.MultiHeadAttention(8, 2)(randn(2, 3, 8).float(), randn(2, 4, 8).float(),
-                                         randn(2, 4, 8).float(), torch.ones(2, 4, 3, dtype=torch.bool)),
+                                         randn(2, 4, 8).float(),
+                                         torch.ones(2, 4, 3, dtype=torch.bool)),
      r"mask must broadcast to \(2, 3, 4\), got shape \(2, 4, 3\)"),
     (lambda: tr.MultiHeadAttention(10, 4), r"d_model \(10\) must be divisible by num_heads \(4\)"),
     (lambda: tr.padding_mask(torch.zeros(2, 3, 4, dtype=torch.long), 0),
@@ -223,7 +225,7 @@ def test_greedy_decode_is_consistent_with_teacher_forcing():
     torch.manual_seed(4)
     model = tr.Transformer(9, 7, 16, 2, 2, 32, dropout=0.0, max_len=20).eval()
     with torch.no_grad():
-        model.generator.bias[2] += 1.0     # make the end token likely, so rows end at different steps
+        model.generator.bias[2] += 1.0  # the end token is likely: rows end at different steps
     src = padded_tokens(6, 8, 9, [8, 7, 6, 5, 4, 3])
     ys = model.greedy_decode(src, max_len=12, start_idx=1, end_idx=2)
     with torch.no_grad():

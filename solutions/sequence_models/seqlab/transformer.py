@@ -224,7 +224,8 @@ class MultiHeadAttention(nn.Module):
     concatenated back to size d and projected by ``out_proj`` (``nn.Linear(d, d)``).
 
     Split the heads with a reshape and a transpose: (N, T, d) -> (N, T, h, d/h) -> (N, h, T, d/h);
-    undo it at the end with a transpose and a reshape: (N, h, T, d/h) -> (N, T, h, d/h) -> (N, T, d).
+    undo it at the end with a transpose and a reshape:
+    (N, h, T, d/h) -> (N, T, h, d/h) -> (N, T, d).
 
     Attributes (submodules): q_proj, k_proj, v_proj, out_proj; plus num_heads, head_dim and
     dropout (the dropout probability on the attention weights, used in training mode only).
