@@ -18,8 +18,8 @@ One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked
    line and the hook's summary: no line of the checks' source, no detail line of a failed check.
 
 Everything runs in grading mode (SEQLAB_GRADING=1, set by nbgrader_config.py): the training
-cells run a short version. Notebooks are picked up from the release, so 04 joins when it lands
-(give it an entry in BUGS to have the buggy student exercise it too).
+cells run a short version. The notebooks are those of solutions/sequence_models/ (a new one joins
+by itself; give it an entry in BUGS to have the buggy student exercise it too).
 """
 import csv
 import fnmatch
@@ -47,7 +47,7 @@ COMMAND_TIMEOUT = 1200
 # One typical mistake per notebook, touching exactly one check cell:
 # notebook -> (module, text that must occur exactly once, replacement, grade_id of the cell).
 # 02's bug is caught by the hidden checks only (the visible part passes), 01's and 03's already
-# by the visible part.
+# by the visible part. A notebook without an entry is graded as the reference.
 BUGS = {
     "01_rnn_captioning.ipynb": (
         "rnn_layers",  # softmax without subtracting the max: NaN for large scores
@@ -62,6 +62,10 @@ BUGS = {
         "attention_layers",  # the gradient of attn through the wrong weight matrix
         "dattn = da @ Wattn.T", "dattn = da @ Wh.T",
         "check_attention_lstm_step_backward"),
+    "04_transformer.ipynb": (
+        "transformer",  # greedy decoding keeps writing tokens after a row has ended
+        "            next_token = next_token.masked_fill(finished, self.pad_idx)\n", "",
+        "check_Transformer"),
 }
 STUDENTS = ("reference", "untouched", "buggy")
 ANSWER = "The gradient flows back through every step, so the weights add up their contributions."
@@ -356,10 +360,19 @@ def test_inline_questions_are_left_to_the_grader(cells, grades):
 
 def test_feedback_shows_no_hidden_test_detail(course, cells):
     path, notebooks = course
-    # the checks' source: every substantial line of autograder/checks/*.py
+    # the checks' source: every substantial line of autograder/checks/*.py that the student
+    # does not see anyway
     check_lines = {line.strip() for f in (ROOT / "autograder" / "checks").glob("*.py")
                    for line in f.read_text().splitlines() if len(line.strip()) >= 25}
+    nbformat = _nbformat()
     for student in STUDENTS:
+        # what the student sees anyway: the release notebook's cells and their own modules
+        own = "\n".join(p.read_text() for p in
+                        (path / "submitted" / student / ASSIGNMENT / "seqlab").glob("*.py"))
+        shown_anyway = {}
+        for name in notebooks:
+            nb = nbformat.read(str(path / "assignments" / ASSIGNMENT / name), as_version=4)
+            shown_anyway[name] = own + "\n".join(cell.source for cell in nb.cells)
         data = json.loads((path / "cli" / f"{student}.json").read_text())
         details = set()
         for test in data["tests"]:
@@ -380,7 +393,7 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
             for block in blocks:
                 assert len(block) == 1 and HOOK_LINE.fullmatch(block[0]), (
                     f"{student} {name}: a hidden region in the feedback holds {block}")
-            leaked = sorted(l for l in check_lines if l in text)
+            leaked = sorted(l for l in check_lines if l in text and l not in shown_anyway[name])
             assert not leaked, f"{student} {name}: check source in the feedback: {leaked[:5]}"
             shown = sorted(d for d in details if d in text)
             assert not shown, f"{student} {name}: hidden-check details in the feedback: {shown[:5]}"
