@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "LOCALES", "FORMATS", "YEARS", "RECIPE", "DatePair", "CharVocab", "format_date_text", "load_dates_data",
+    "LOCALES", "FORMATS", "YEARS", "RECIPE", "DatePair", "CharVocab", "format_date_text",
+    "load_dates_data",
     "make_pairs", "encode_batch", "DateBatches", "translate", "exact_match", "chrf", "evaluate",
 ]
 
@@ -108,7 +109,7 @@ class CharVocab:
         return f"CharVocab({len(self)} tokens: {''.join(self.itos[4:])!r})"
 
     def encode(self, text):
-        """``text`` -> list of ids ``[<s>, c1, ..., cL, </s>]`` (unknown characters -> ``<unk>``)."""
+        """``text`` -> list of ids ``[<s>, c1, ..., cL, </s>]``; unknown characters -> ``<unk>``."""
         return [self.start_idx] + [self.stoi.get(c, self.unk_idx) for c in text] + [self.end_idx]
 
     def decode(self, ids):

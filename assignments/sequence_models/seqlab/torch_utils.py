@@ -70,7 +70,8 @@ def train(model, batches, loss_fn, num_steps, lr=1e-3, warmup_steps=100, weight_
     - warmup_steps: steps of linear warm-up before the cosine decay (``warmup_cosine``)
     - weight_decay: AdamW weight decay
     - clip_grad_norm: clip the global gradient norm to this value (None: no clipping)
-    - time_limit: stop early after this many seconds (None: no limit)
+    - time_limit: stop early after this many seconds (None: no limit); the learning rate then
+      has not decayed fully, so prefer fewer num_steps for a short run
     - progress: show a tqdm progress bar with the running loss
     - log_every: record the mean loss every this many steps
     - eval_fn, eval_every: call ``eval_fn(model)`` (-> dict of numbers) every ``eval_every``
@@ -116,13 +117,16 @@ def train(model, batches, loss_fn, num_steps, lr=1e-3, warmup_steps=100, weight_
                 elapsed += time.perf_counter() - start
                 run_eval(step)
                 start = time.perf_counter()
-            out_of_time = time_limit is not None and elapsed + time.perf_counter() - start > time_limit
-            if step >= num_steps or out_of_time:
+            spent = elapsed + time.perf_counter() - start
+            if step >= num_steps or (time_limit is not None and spent > time_limit):
                 break
         if time_limit is not None and elapsed + time.perf_counter() - start > time_limit:
             break
     elapsed += time.perf_counter() - start
     bar.close()
+    if window:  # stopped by the time limit between two logging steps
+        history["steps"].append(step)
+        history["loss"].append(sum(window) / len(window))
     history["seconds"], history["num_steps"] = elapsed, step
     if eval_fn is not None:
         run_eval(step)

@@ -178,9 +178,14 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"{where}: v must have as many rows as k (Tk = {k.shape[-2]}), "
                          f"got k {_shape_str(k.shape)} and v {_shape_str(v.shape)}")
+    try:
+        batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"{where}: the leading dimensions of q, k and v must broadcast, got "
+                         f"q {_shape_str(q.shape)}, k {_shape_str(k.shape)}, "
+                         f"v {_shape_str(v.shape)}") from None
     if mask is not None:
-        scores_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
-        _check_mask(where, mask, scores_shape)
+        _check_mask(where, mask, batch_shape + (q.shape[-2], k.shape[-2]))
     out, weights = None, None
     raise NotImplementedError("scaled_dot_product_attention: implement this (see the docstring)")
     return out, weights
@@ -194,7 +199,8 @@ class MultiHeadAttention(nn.Module):
     concatenated back to size d and projected by ``out_proj`` (``nn.Linear(d, d)``).
 
     Split the heads with a reshape and a transpose: (N, T, d) -> (N, T, h, d/h) -> (N, h, T, d/h);
-    undo it at the end with a transpose and a reshape: (N, h, T, d/h) -> (N, T, h, d/h) -> (N, T, d).
+    undo it at the end with a transpose and a reshape:
+    (N, h, T, d/h) -> (N, T, h, d/h) -> (N, T, d).
 
     Attributes (submodules): q_proj, k_proj, v_proj, out_proj; plus num_heads, head_dim and
     dropout (the dropout probability on the attention weights, used in training mode only).

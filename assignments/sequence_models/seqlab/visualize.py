@@ -108,8 +108,8 @@ def show_attention(image, words, attn_weights, ncols=6, panel_size=1.8, caption=
     n = len(words) + 1
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * 1.1 * nrows + 0.4),
-                             squeeze=False)
+    figsize = (panel_size * ncols, panel_size * 1.1 * nrows + 0.4)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     axes.flat[0].imshow(np.asarray(image))

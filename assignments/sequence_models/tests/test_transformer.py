@@ -219,7 +219,8 @@ def test_multihead_cross_attention_matches_torch():
     query, memory = randn(2, 4, d, seed=14), randn(2, 7, d, seed=15)
     src = tokens_with_padding(2, 7, 9, lengths=[7, 3])
     out = mine(query, memory, memory, mask=padding_mask(src, 0))
-    assert tuple(out.shape) == (2, 4, d), f"expected out (N, Tq, d) = (2, 4, {d}), got {tuple(out.shape)}"
+    assert tuple(out.shape) == (2, 4, d), (
+        f"expected out (N, Tq, d) = (2, 4, {d}), got {tuple(out.shape)}")
     ref_out, _ = ref(query, memory, memory, key_padding_mask=(src == 0))
     assert_close("cross-attention (Tq != Tk, padding mask) vs nn.MultiheadAttention", out, ref_out)
 
@@ -308,16 +309,19 @@ def test_transformer_submodules_and_shapes():
     assert isinstance(model.decoder_layers, nn.ModuleList) and len(model.decoder_layers) == 2
     assert all(isinstance(m, EncoderLayer) for m in model.encoder_layers)
     assert all(isinstance(m, DecoderLayer) for m in model.decoder_layers)
-    assert isinstance(model.generator, nn.Linear) and tuple(model.generator.weight.shape) == (13, 16)
+    assert isinstance(model.generator, nn.Linear)
+    assert tuple(model.generator.weight.shape) == (13, 16)
     tops = {n.split(".")[0] for n, _ in model.named_parameters()}
     assert tops == {"src_embed", "tgt_embed", "encoder_layers", "decoder_layers", "generator"}, (
         f"Transformer must have no parameters outside its submodules, found {sorted(tops)}")
     src = tokens_with_padding(3, 9, 11, lengths=[9, 6, 2])
     tgt = tokens_with_padding(3, 5, 13, lengths=[5, 4, 3])
     memory = model.encode(src)
-    assert tuple(memory.shape) == (3, 9, 16), f"encode: expected (3, 9, 16), got {tuple(memory.shape)}"
+    assert tuple(memory.shape) == (3, 9, 16), (
+        f"encode: expected (3, 9, 16), got {tuple(memory.shape)}")
     logits = model(src, tgt)
-    assert tuple(logits.shape) == (3, 5, 13), f"forward: expected (3, 5, 13), got {tuple(logits.shape)}"
+    assert tuple(logits.shape) == (3, 5, 13), (
+        f"forward: expected (3, 5, 13), got {tuple(logits.shape)}")
     assert_close("forward(src, tgt) == decode(tgt, encode(src), src)", logits,
                  model.decode(tgt, memory, src))
 
@@ -353,7 +357,8 @@ def test_transformer_embeddings_are_scaled_and_positioned():
 
 
 class ScriptedTransformer(Transformer):
-    """A Transformer whose decode() returns fixed next tokens: row n emits script[n][t] at step t."""
+    """A Transformer whose decode() returns fixed next tokens: row n emits script[n][t] at
+    step t."""
 
     def __init__(self, script, vocab):
         super().__init__(5, vocab, d_model=8, num_heads=2, num_layers=1, d_ff=8, dropout=0.0,
@@ -420,7 +425,8 @@ def small_captioner(**kw):
 
 def test_captioning_transformer_submodules_and_shapes():
     model = small_captioner()
-    assert isinstance(model.visual_proj, nn.Linear) and tuple(model.visual_proj.weight.shape) == (16, 10)
+    assert isinstance(model.visual_proj, nn.Linear)
+    assert tuple(model.visual_proj.weight.shape) == (16, 10)
     assert isinstance(model.embed, nn.Embedding) and tuple(model.embed.weight.shape) == (8, 16)
     assert isinstance(model.decoder_layers, nn.ModuleList) and len(model.decoder_layers) == 2
     assert isinstance(model.generator, nn.Linear) and tuple(model.generator.weight.shape) == (8, 16)
@@ -430,7 +436,8 @@ def test_captioning_transformer_submodules_and_shapes():
     features = randn(3, 16, 10, seed=23).float()
     captions = tokens_with_padding(3, 6, 8, lengths=[6, 4, 2])
     logits = model(features, captions)
-    assert tuple(logits.shape) == (3, 6, 8), f"forward: expected (3, 6, 8), got {tuple(logits.shape)}"
+    assert tuple(logits.shape) == (3, 6, 8), (
+        f"forward: expected (3, 6, 8), got {tuple(logits.shape)}")
     pooled = model(features[:, 0], captions)
     assert_close("pooled features (N, D) are a grid with P = 1", pooled,
                  model(features[:, :1], captions), tol=1e-6)
