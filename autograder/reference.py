@@ -61,8 +61,10 @@ def module(name):
             mod = importlib.import_module(f"{PRIVATE}.{name}")
         finally:
             sys.meta_path.remove(finder)
-            for k in [k for k in sys.modules if k == "seqlab" or k.startswith("seqlab.")]:
-                del sys.modules[k]
+            # list(sys.modules) is one atomic copy: another grader thread may be importing
+            # (torch, say) and adding to sys.modules while we look
+            for k in [k for k in list(sys.modules) if k == "seqlab" or k.startswith("seqlab.")]:
+                sys.modules.pop(k, None)
             sys.modules.update(saved)
         _loaded[name] = mod
         return mod
