@@ -16,7 +16,11 @@ student module files of ``./seqlab/`` with the same hidden checks as
 ``python -m autograder grade``, in a fresh grader process (so nothing the notebook did to this
 kernel -- patched numpy, a fake module -- takes part in the comparisons) that runs the student
 code in isolated workers. It prints a short summary to stdout (never stderr, never reference
-values) and raises AssertionError if a check of ``api_name`` fails.
+values) and gives the cell the CLI's score of ``api_name``: full points when every check
+passes, the points earned as the cell's value (nbgrader's partial credit) when some pass, an
+AssertionError (zero) when none does. The hidden line sits alone in its graded cell, after the
+notebook's public checks of the same function (an ungraded cell), so that a failing public
+check cannot zero the function's score: the hidden checks alone decide it, as in the CLI.
 
 The first call for an API name grades every API name of its student module at once and keeps
 the results in this module for the next calls (same files, same kernel), so a notebook costs
@@ -113,8 +117,14 @@ def _short(text):
 def grade(api_name, folder=None, timeout=10):
     """Grade ``api_name`` (a name of the student API) in ``folder`` (default: ./seqlab).
 
-    Prints one line per check group and the reason of each failed check; raises AssertionError
-    (short message) if any check of ``api_name`` fails."""
+    Prints one line per check group and the reason of each failed check, then tells nbgrader
+    the score of the cell, which is the CLI's score of the same checks (partial credit):
+
+    * every check passed: returns None (nbgrader gives the cell its full points);
+    * some passed: returns the points earned, a float, which the cell shows as its value and
+      nbgrader reads as a partial grade (so the cell's points must equal the checks' points,
+      as ``tests/test_notebooks.py`` ensures);
+    * none passed: raises AssertionError (short message), zero points."""
     base = PARTS.get(api_name, api_name)
     if base not in MODULE_OF:
         raise ValueError("grade: unknown API name %r" % (api_name,))
@@ -141,6 +151,9 @@ def grade(api_name, folder=None, timeout=10):
         if hint:
             print("    " + hint[:240])
     sys.stdout.flush()
-    if failed:
+    if not failed:
+        return None
+    if got <= 0:
         raise AssertionError("%s: %d of %d hidden checks failed" % (api_name, len(failed),
                                                                      len(tests)))
+    return float(got)

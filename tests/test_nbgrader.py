@@ -11,9 +11,10 @@ One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked
    cell: ``BUGS``). Each is autograded by its own ``nbgrader autograde --student`` (wall time
    reported), then ``nbgrader generate_feedback`` and ``nbgrader export``.
 3. Scores: the reference gets every autograded point (its answered questions wait for a manual
-   grade, unscored), the untouched release zero, the buggy one everything but the bugs' cells.
-   Cell by cell, nbgrader agrees with ``python -m autograder grade --out-dir`` run on the same
-   autograded folders (tests mapped to check cells by ``CELL_OF``).
+   grade, unscored), the untouched release zero, the buggy one loses points in the bugs' cells
+   only. Cell by cell, nbgrader's score equals the score of ``python -m autograder grade
+   --out-dir`` run on the same autograded folders, partial credit included (tests mapped to
+   check cells by ``CELL_OF``).
 4. The feedback HTML of each notebook exists and shows of the hidden tests only the one hidden
    line and the hook's summary: no line of the checks' source, no detail line of a failed check.
 
@@ -46,8 +47,9 @@ COMMAND_TIMEOUT = 1200
 
 # One typical mistake per notebook, touching exactly one check cell:
 # notebook -> (module, text that must occur exactly once, replacement, grade_id of the cell).
-# 02's bug is caught by the hidden checks only (the visible part passes), 01's and 03's already
-# by the visible part. A notebook without an entry is graded as the reference.
+# 02's bug is caught by the hidden checks only (the public checks pass), 01's and 03's already
+# by the public checks, which cost nothing: the graded cell scores the hidden checks alone, with
+# partial credit. A notebook without an entry is graded as the reference.
 BUGS = {
     "01_rnn_captioning.ipynb": (
         "rnn_layers",  # softmax without subtracting the max: NaN for large scores
@@ -304,48 +306,66 @@ def test_autograde_keeps_the_student_modules(course):
         (path / "solutions" / ASSIGNMENT / "seqlab" / "data.py").read_bytes()
 
 
+def _cli_cell_scores(path, student):
+    """{grade_id: (score, max_score)} of ``python -m autograder grade`` on a student's files."""
+    data = json.loads((path / "cli" / f"{student}.json").read_text())
+    out = {}
+    for test in data["tests"]:
+        gid = CELL_OF(test)
+        got, most = out.get(gid, (0.0, 0.0))
+        out[gid] = (got + test["score"], most + test["max_score"])
+    return out
+
+
 def test_export_scores(course, cells):
     path, notebooks = course
     auto = sum(p for nb in cells.values() for p, kind in nb.values() if kind == "check")
     total = sum(p for nb in cells.values() for p, _ in nb.values())
-    lost = sum(cells[nb][BUGS[nb][3]][0] for nb in notebooks if nb in BUGS)
+    cli = _cli_cell_scores(path, "buggy")
+    bugs = _bug_cells(notebooks)
+    lost = sum(most - got for gid, (got, most) in cli.items())
+    assert 0 < lost and all(cli[g][0] < cli[g][1] for g in bugs), cli
+    assert all(got == most for g, (got, most) in cli.items() if g not in bugs), (
+        "the CLI takes points off the buggy student outside the bugs' cells")
     with open(path / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     got = {s: float(rows[s]["score"]) for s in STUDENTS}
-    assert got == {"reference": auto, "untouched": 0.0, "buggy": auto - lost}, (
+    want = {"reference": auto, "untouched": 0.0, "buggy": auto - lost}
+    assert got == pytest.approx(want, abs=1e-9), (
         f"export scores {got}; expected reference {auto} (all autograded points), untouched 0, "
-        f"buggy {auto - lost}")
+        f"buggy {auto - lost} (the points its bugs lose in the CLI)")
     assert all(float(rows[s]["max_score"]) == total for s in STUDENTS)
 
 
 def test_cells_agree_with_the_autograder_cli(course, cells, grades):
+    """Cell by cell, nbgrader's score is the CLI's score of the same checks (partial credit
+    included); only the bugs' cells lose points, and the untouched release scores zero."""
     path, notebooks = course
     expected_failures = {"reference": set(), "untouched": None, "buggy": _bug_cells(notebooks)}
     check_ids = {gid for nb in cells.values() for gid, (_, kind) in nb.items() if kind == "check"}
     for student in STUDENTS:
-        data = json.loads((path / "cli" / f"{student}.json").read_text())
-        cli_ok = {}
-        for test in data["tests"]:
-            gid = CELL_OF(test)
-            cli_ok[gid] = cli_ok.get(gid, True) and test["status"] == "passed"
-        nb_ok = {}
-        for gid in check_ids:
-            auto, manual, max_score, needs = grades[student][gid]
-            assert auto in (0.0, max_score) and not needs, (student, gid, auto, needs)
-            nb_ok[gid] = auto == max_score
-        missing = sorted(check_ids - set(cli_ok))
+        cli = _cli_cell_scores(path, student)
+        missing = sorted(check_ids - set(cli))
         assert not missing, f"check cells with no CLI test (update CELL_OF?): {missing}"
-        disagree = sorted(g for g in check_ids if nb_ok[g] != cli_ok[g])
-        assert not disagree, (f"{student}: nbgrader and the CLI disagree on "
-                              + ", ".join(f"{g} (nbgrader {'ok' if nb_ok[g] else 'failed'})"
-                                          for g in disagree))
-        failed = {g for g in check_ids if not nb_ok[g]}
+        disagree = []
+        for gid in sorted(check_ids):
+            auto, manual, max_score, needs = grades[student][gid]
+            assert not needs, (student, gid, auto, needs)
+            assert max_score == cli[gid][1], (
+                f"{gid} is worth {max_score} in nbgrader, {cli[gid][1]} in the CLI")
+            if auto is None or abs(auto - cli[gid][0]) > 1e-9:
+                disagree.append(f"{gid} (nbgrader {auto}, CLI {cli[gid][0]})")
+        assert not disagree, f"{student}: nbgrader and the CLI disagree on " + ", ".join(disagree)
+        failed = {g for g in check_ids if cli[g][0] < cli[g][1]}
         want = expected_failures[student]
         if want is None:
-            assert failed == check_ids, f"{student}: passing cells {sorted(check_ids - failed)}"
+            zero = {g for g in check_ids if cli[g][0] == 0}
+            assert zero == check_ids, f"{student}: cells with points {sorted(check_ids - zero)}"
         else:
-            assert failed == want, (f"{student}: failed cells {sorted(failed)}, "
+            assert failed == want, (f"{student}: cells that lost points {sorted(failed)}, "
                                     f"expected {sorted(want)}")
+    partial = [g for g in _bug_cells(notebooks) if 0 < grades["buggy"][g][0] < grades["buggy"][g][2]]
+    assert partial, "no bug earned partial credit: the partial-credit path is not exercised"
 
 
 def test_inline_questions_are_left_to_the_grader(cells, grades):

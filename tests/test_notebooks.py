@@ -1,9 +1,10 @@
 """The course notebooks: nbgrader structure of the sources, and end-to-end execution.
 
 * ``test_source_notebook_structure`` (fast): every check cell of a source notebook is a valid
-  nbgrader autograded test cell (unique ``check_<api>`` grade_id, points, locked) that ends with
-  the hidden block calling ``autograder.nbgrader_hook.grade("<api>")``; the expected API names
-  are all there; inline questions are valid manually graded answer cells; the source is
+  nbgrader autograded test cell (unique ``check_<api>`` grade_id, locked, worth the points of
+  its hidden checks) that holds only comments and the hidden block calling
+  ``autograder.nbgrader_hook.grade("<api>")``, right after the locked, ungraded cell of the
+  function's public checks (``public_<api>``); the expected API names are all there; inline questions are valid manually graded answer cells; the source is
   committed without outputs.
 * ``test_release_notebook_executes`` (slow): the *release* notebook (``assignments/``) runs end
   to end with nbclient in a scratch copy of the release where the reference student modules
@@ -86,6 +87,22 @@ def _check_cells(nb):
             and not _nbgrader(c).get("solution")]
 
 
+def _cli_points():
+    """{check cell name: points of its hidden checks} (empty if there is no autograder yet)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        from autograder.checks import core
+        from autograder.nbgrader_hook import cell_name
+    except ImportError:
+        return {}
+    points = {}
+    for check in core.select(None):
+        name = cell_name({"tags": list(check.all_tags), "name": f"{check.api}: {check.title}"})
+        points[name] = points.get(name, 0) + check.points
+    return points
+
+
 def _hook_api_names():
     """The API names ``autograder.nbgrader_hook.grade`` accepts (None if there is no hook yet)."""
     if str(ROOT) not in sys.path:
@@ -117,6 +134,7 @@ def test_source_notebook_structure(name):
 
     checks = _check_cells(nb)
     apis = []
+    cli_points = _cli_points()
     for cell in checks:
         meta = _nbgrader(cell)
         gid = meta["grade_id"]
@@ -127,13 +145,31 @@ def test_source_notebook_structure(name):
         assert meta.get("locked") is True, f"{name}: {gid} must be locked"
         assert isinstance(meta.get("points"), (int, float)) and meta["points"] > 0, (
             f"{name}: {gid} needs points > 0, has {meta.get('points')!r}")
+        # grade() returns the points earned as nbgrader's partial credit: the cell must be worth
+        # exactly the points of its hidden checks, or nbgrader would refuse (more) or cap (less)
+        if api in cli_points:
+            assert meta["points"] == cli_points[api], (
+                f"{name}: {gid} is worth {meta['points']} points, its hidden checks "
+                f"{cli_points[api]} (python -m autograder grade --list)")
         src = cell.source.rstrip()
         block = HIDDEN_BLOCK.format(api=api)
         assert src.endswith(block), (
             f"{name}: {gid} must end with the hidden block\n{block}\n(got ...{src[-200:]!r})")
         visible = src[: -len(block)]
         assert "### BEGIN HIDDEN TESTS" not in visible, f"{name}: {gid} has two hidden blocks"
-        assert visible.strip(), f"{name}: {gid} has no visible checks"
+        code = [l for l in visible.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        assert not code, (f"{name}: {gid} may hold only comments and the hidden block (a failing "
+                          f"line there would zero the function's hidden score): {code[:3]}")
+        # the public checks of the same function: the ungraded, locked cell just before it
+        k = next(i for i, c in enumerate(nb.cells) if c is cell)
+        public = nb.cells[k - 1] if k else None
+        pmeta = _nbgrader(public) if public is not None else {}
+        assert public is not None and public.cell_type == "code" and \
+            pmeta.get("grade_id") == f"public_{api}", (
+                f"{name}: {gid} must follow its public checks, a code cell public_{api}")
+        assert pmeta.get("grade") is False and pmeta.get("locked") is True, (
+            f"{name}: public_{api} must be locked and not graded")
+        assert public.source.strip(), f"{name}: public_{api} has no checks"
     assert len(apis) == len(set(apis)), f"{name}: one check cell per API name, got {apis}"
     known = _hook_api_names()
     if known is not None:
