@@ -34,35 +34,9 @@ from seqlab import dates as D  # noqa: E402
 from seqlab.analysis import compare_captioners, localisation, sample_captions  # noqa: E402
 from seqlab.data import decode_captions, load_captioning_data, references  # noqa: E402
 from seqlab.metrics import evaluate_captions  # noqa: E402
-from seqlab.torch_utils import captioning_loss, train, train_seq2seq  # noqa: E402
+from seqlab.torch_utils import (CAPTION_RECIPE, CaptionBatches, captioning_loss, train,  # noqa: E402
+                                train_seq2seq)
 from seqlab.transformer import CaptioningTransformer, Transformer  # noqa: E402
-
-CAPTION_RECIPE = {  # notebook 04, section 7
-    "model": dict(d_model=64, num_heads=4, num_layers=2, d_ff=128, dropout=0.0),
-    "batch_size": 100,
-    "train": dict(num_steps=450, lr=3e-3, warmup_steps=50),
-}
-
-
-class CaptionBatches:
-    """Minibatches (grid features (B, P, C), captions (B, L)), a fresh order every epoch."""
-
-    def __init__(self, features, captions, image_idxs, batch_size, null_idx, seed=0):
-        self.features = torch.from_numpy(features)
-        self.captions = torch.from_numpy(captions).long()
-        self.image_idxs, self.batch_size = image_idxs, batch_size
-        self.null_idx, self.seed, self.epoch = null_idx, seed, 0
-
-    def __iter__(self):
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
-        order = rng.permutation(len(self.captions))
-        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            caps = self.captions[idx]
-            caps = caps[:, : int((caps != self.null_idx).sum(1).max())]
-            yield self.features[self.image_idxs[idx]], caps
-
 
 def transformer_captioner(data):
     null_idx = data["word_to_idx"]["<NULL>"]

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from seqlab import transformer as tr
-from seqlab.torch_utils import count_parameters, seq2seq_loss, train_seq2seq, warmup_cosine
+from seqlab.torch_utils import (CaptionBatches, count_parameters, seq2seq_loss, train_seq2seq,
+                                warmup_cosine)
 
 SOURCE = Path(tr.__file__)
 TOL = 1e-12
@@ -330,3 +331,33 @@ def test_train_seq2seq_learns_to_copy():
     assert hist["loss"][-1] < 0.1 < before
     out = model.greedy_decode(seqs[:64], max_len=7, start_idx=1, end_idx=2)
     assert (out == seqs[:64]).all(dim=1).float().mean() > 0.9
+
+
+def test_caption_batches_cover_every_caption_once_per_epoch_and_trim_null_columns():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((4, 3, 2))                       # 4 images, P=3, C=2
+    caps = np.zeros((10, 6), dtype=np.int64)                    # <NULL> = 0
+    lengths = rng.integers(2, 5, size=10)
+    for i, n in enumerate(lengths):
+        caps[i, :n] = np.arange(1, n + 1) + 10 * i              # unique words per caption
+    image_idxs = np.arange(10) % 4
+    batches = CaptionBatches(feats, caps, image_idxs, batch_size=5, null_idx=0, seed=1)
+    for epoch in range(2):
+        seen = []
+        for f, c in batches:
+            assert f.shape == (5, 3, 2) and c.dtype == torch.long
+            assert c.shape[1] == max(int((row != 0).sum()) for row in c)   # no all-<NULL> column
+            for fi, ci in zip(f, c):
+                i = int(ci[0]) // 10
+                assert torch.equal(fi, torch.from_numpy(feats[image_idxs[i]]))
+                seen.append(i)
+        assert sorted(seen) == list(range(10)), epoch
+    again = CaptionBatches(feats, caps, image_idxs, batch_size=5, null_idx=0, seed=1)
+    first = [c for _, c in again]
+    assert [c.tolist() for c in first] == [c.tolist() for _, c in CaptionBatches(
+        feats, caps, image_idxs, batch_size=5, null_idx=0, seed=1)]  # same seed, same order
+    with pytest.raises(ValueError, match="image_idxs"):
+        CaptionBatches(feats, caps, image_idxs[:3], batch_size=5, null_idx=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        CaptionBatches(feats, caps, image_idxs, batch_size=11, null_idx=0)

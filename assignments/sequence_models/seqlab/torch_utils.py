@@ -3,16 +3,58 @@
 ``train_seq2seq`` trains a ``seqlab.transformer.Transformer`` with teacher forcing, label
 smoothing, Adam, a linear warm-up followed by a cosine decay of the learning rate, and gradient
 clipping; ``train`` is the same loop for any model and loss (``captioning_loss`` for the
-``CaptioningTransformer``).
+``CaptioningTransformer``, fed by ``CaptionBatches`` with ``CAPTION_RECIPE``, the settings of
+notebook 04's captioner that ``benchmarks/quality.py`` reuses).
 """
 import math
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = ["count_parameters", "warmup_cosine", "seq2seq_loss", "captioning_loss", "train",
-           "train_seq2seq"]
+           "train_seq2seq", "CaptionBatches", "CAPTION_RECIPE"]
+
+# The captioning Transformer of notebook 04, section 7: model size, batch size, schedule.
+CAPTION_RECIPE = {
+    "model": dict(d_model=64, num_heads=4, num_layers=2, d_ff=128, dropout=0.0),
+    "batch_size": 100,
+    "train": dict(num_steps=450, lr=3e-3, warmup_steps=50),
+}
+
+
+class CaptionBatches:
+    """Minibatches of (grid features, captions) for ``train``, in a fresh order every epoch.
+
+    Inputs: ``features`` (num_images, P, C) float array, ``captions`` (num_captions, L) int
+    array, ``image_idxs`` (num_captions,) the image of each caption, ``batch_size``, ``null_idx``
+    (the ``<NULL>`` index) and ``seed``. Iterating yields ``(features (B, P, C) float tensor,
+    captions (B, L') long tensor)`` where ``L' <= L`` drops the columns that are ``<NULL>`` in
+    every caption of the batch. Epoch ``e`` uses ``np.random.default_rng((seed, e))``, so
+    training is the same on every run; the last incomplete batch of an epoch is dropped.
+    """
+
+    def __init__(self, features, captions, image_idxs, batch_size, null_idx, seed=0):
+        self.features = torch.from_numpy(np.asarray(features))
+        self.captions = torch.from_numpy(np.asarray(captions)).long()
+        self.image_idxs = np.asarray(image_idxs)
+        self.batch_size, self.null_idx, self.seed, self.epoch = batch_size, null_idx, seed, 0
+        if len(self.image_idxs) != len(self.captions):
+            raise ValueError(f"image_idxs: expected one image per caption, shape "
+                             f"({len(self.captions)},), got {self.image_idxs.shape}")
+        if not 0 < batch_size <= len(self.captions):
+            raise ValueError(f"batch_size: expected 1..{len(self.captions)}, got {batch_size}")
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1
+        order = rng.permutation(len(self.captions))
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            caps = self.captions[idx]
+            caps = caps[:, : int((caps != self.null_idx).sum(1).max())]
+            yield self.features[self.image_idxs[idx]], caps
 
 
 def count_parameters(model):
