@@ -48,16 +48,40 @@ def test_hook_passes_reference_and_caches(tmp_path):
     assert second < 1.0  # the module was graded once
 
 
-def test_hook_fails_buggy_function_only(tmp_path):
+def test_hook_gives_partial_credit_to_the_buggy_function_only(tmp_path):
+    """A function that passes some of its hidden checks: grade() returns the points earned (the
+    cell's value, nbgrader's partial credit), equal to the CLI's; a correct one returns None."""
     mutation = next(m for m in MUTATIONS if m.name == "embedding_lost_repeats")
     seq = _student(tmp_path, "bob", apply(mutation, (REF / "rnn_layers.py").read_text()))
-    proc = _kernel(seq, 'grade("word_embedding_forward")\n'
-                        'try:\n    grade("word_embedding_backward")\n'
-                        'except AssertionError as e:\n    print("RAISED", e)\n')
+    proc = _kernel(seq, 'print("FORWARD", grade("word_embedding_forward"))\n'
+                        'print("BACKWARD", grade("word_embedding_backward"))\n')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
     out = proc.stdout
-    assert "RAISED word_embedding_backward:" in out and "hidden checks failed" in out
+    assert re.search(r"word_embedding_forward: (\d+) of \1 hidden checks passed", out)
+    assert "FORWARD None" in out
+    summary = re.search(r"word_embedding_backward: (\d+) of (\d+) hidden checks passed "
+                        r"\(([\d.]+) / ([\d.]+) points\)", out)
+    assert summary and 0 < int(summary[1]) < int(summary[2]), out
+    earned = float(re.search(r"BACKWARD (\S+)", out)[1])
+    assert earned == float(summary[3]) and 0 < earned < float(summary[4]), out
     assert "np.add.at" in out                 # the hint
     assert "you returned" not in out          # no reference values
-    assert re.search(r"word_embedding_forward: (\d+) of \1 hidden checks passed", out)
+
+    # the CLI on the same files gives the same points
+    cli = subprocess.run([sys.executable, "-m", "autograder", "grade", str(seq / "seqlab"),
+                          "--only", "word_embedding_backward", "--json", str(tmp_path / "r.json"),
+                          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    import json
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["score"] == earned
+
+
+def test_hook_raises_when_no_check_passes(tmp_path):
+    from autograder.release import stub_source
+    seq = _student(tmp_path, "carol", stub_source((REF / "rnn_layers.py").read_text()))
+    proc = _kernel(seq, 'try:\n    grade("rnn_forward")\n'
+                        'except AssertionError as e:\n    print("RAISED", e)\n')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RAISED rnn_forward:" in proc.stdout and "hidden checks failed" in proc.stdout
