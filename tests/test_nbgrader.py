@@ -142,15 +142,6 @@ def _nbgrader(course, *args):
     return _run(course, ["-m", "nbgrader", *args, "--log-level=WARN"], "nbgrader " + args[0])
 
 
-def _report(request, line):
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        print(line)
-    else:
-        reporter.ensure_newline()
-        reporter.write_line(line)
-
-
 def _patch_once(text, old, new, where):
     n = text.count(old)
     assert n == 1, f"{where}: the bug's text occurs {n} times (expected once): {old!r}"
@@ -209,7 +200,7 @@ def _html_text(path):
 # --------------------------------------------------------------------------- the course run
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory, request):
+def course(tmp_path_factory, report):
     pytest.importorskip("nbgrader")
     if not list(SOURCE_DIR.glob("*.ipynb")):
         pytest.skip("no notebook in solutions/sequence_models/ yet")
@@ -239,9 +230,9 @@ def course(tmp_path_factory, request):
                              *[f"autograded/{s}" for s in STUDENTS]], "python -m autograder grade")
 
     for student in STUDENTS:
-        _report(request, f"[nbgrader] autograde of {student!r} ({len(notebooks)} notebooks): "
+        report(f"[nbgrader] autograde of {student!r} ({len(notebooks)} notebooks): "
                          f"{walls[student]:.1f} s wall")
-    _report(request, f"[nbgrader] generate_assignment {t_generate:.1f} s, generate_feedback "
+    report(f"[nbgrader] generate_assignment {t_generate:.1f} s, generate_feedback "
                      f"(3 students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
     return course, notebooks
 

@@ -214,21 +214,8 @@ def _kernel_env():
     return env
 
 
-def _report(request, line):
-    """Print a line on the terminal even though pytest captures the test's output."""
-    print(line)
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capman = plugins.get_plugin("capturemanager")
-    if reporter is None or capman is None:
-        return
-    with capman.global_and_fixture_disabled():
-        reporter.ensure_newline()
-        reporter.write_line(line)
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_release_notebook_executes(name, tmp_path, request):
+def test_release_notebook_executes(name, tmp_path, report):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -249,7 +236,7 @@ def test_release_notebook_executes(name, tmp_path, request):
         pytest.fail(f"{name} failed after {time.perf_counter() - start:.0f} s:\n{err}")
     wall = time.perf_counter() - start
     grading = os.environ.get("SEQLAB_GRADING", "") == "1"
-    _report(request, f"[notebook] {name}: {wall:.1f} s wall"
+    report(f"[notebook] {name}: {wall:.1f} s wall"
                      f"{' (SEQLAB_GRADING=1)' if grading else ''}")
 
     problems = []
