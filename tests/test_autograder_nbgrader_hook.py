@@ -38,14 +38,17 @@ def _kernel(cwd, code):
 
 def test_hook_passes_reference_and_caches(tmp_path):
     seq = _student(tmp_path, "alice", (REF / "rnn_layers.py").read_text())
-    proc = _kernel(seq, 'import time\ngrade("word_embedding_backward")\nt = time.time()\n'
+    proc = _kernel(seq, 'import autograder.nbgrader_hook as hook\n'
+                        'runs = []\nreal = hook._run_grader\n'
+                        'hook._run_grader = lambda *a: runs.append(a[1]) or real(*a)\n'
+                        'grade("word_embedding_backward")\n'
                         'grade("rnn_step_forward"); grade("temporal_softmax_loss")\n'
-                        'print("second", time.time() - t)\n')
+                        'print("grader runs", len(runs))\n')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
     assert re.search(r"word_embedding_backward: (\d+) of \1 hidden checks passed", proc.stdout)
-    second = float(proc.stdout.split("second")[1])
-    assert second < 1.0  # the module was graded once
+    assert re.search(r"rnn_step_forward: (\d+) of \1 hidden checks passed", proc.stdout)
+    assert "grader runs 1" in proc.stdout  # the module was graded once, for all three names
 
 
 def test_hook_gives_partial_credit_to_the_buggy_function_only(tmp_path):
