@@ -308,7 +308,7 @@ def _cli_cell_scores(path, student):
     return out
 
 
-def test_export_scores(course, cells):
+def test_export_scores(course, cells, report):
     path, notebooks = course
     auto = sum(p for nb in cells.values() for p, kind in nb.values() if kind == "check")
     total = sum(p for nb in cells.values() for p, _ in nb.values())
@@ -321,6 +321,9 @@ def test_export_scores(course, cells):
     with open(path / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     got = {s: float(rows[s]["score"]) for s in STUDENTS}
+    report(f"[nbgrader] export: " + ", ".join(f"{s} {got[s]:g}" for s in STUDENTS)
+           + f" of {auto:g} autograded points; the buggy one lost "
+           + ", ".join(f"{g} {cli[g][0]:g}/{cli[g][1]:g}" for g in sorted(bugs)))
     want = {"reference": auto, "untouched": 0.0, "buggy": auto - lost}
     assert got == pytest.approx(want, abs=1e-9), (
         f"export scores {got}; expected reference {auto} (all autograded points), untouched 0, "
