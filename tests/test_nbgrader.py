@@ -107,14 +107,17 @@ def _meta(cell):
 
 
 def _graded_cells(nb_path):
-    """{grade_id: (points, kind)} of a notebook: kind 'check' (autograded test cell) or
-    'manual' (an answer cell)."""
+    """{grade_id: (points, kind)} of a notebook: kind 'check' (autograded test cell with the
+    hidden line), 'public' (the 0-point test cell of a function's public checks, there so that
+    nbgrader's Validate reports them) or 'manual' (an answer cell)."""
     nb = _nbformat().read(str(nb_path), as_version=4)
     out = {}
     for cell in nb.cells:
         m = _meta(cell)
         if m.get("grade"):
-            out[m["grade_id"]] = (float(m["points"]), "manual" if m.get("solution") else "check")
+            kind = ("manual" if m.get("solution") else
+                    "public" if m["grade_id"].startswith("public_") else "check")
+            out[m["grade_id"]] = (float(m["points"]), kind)
     return out
 
 
@@ -358,8 +361,57 @@ def test_cells_agree_with_the_autograder_cli(course, cells, grades):
         else:
             assert failed == want, (f"{student}: cells that lost points {sorted(failed)}, "
                                     f"expected {sorted(want)}")
+    public = {gid for nb in cells.values() for gid, (_, kind) in nb.items() if kind == "public"}
+    assert public, "no public check cell found"
+    for student in STUDENTS:
+        for gid in public:
+            auto, _, max_score, needs = grades[student][gid]
+            assert max_score == 0 and auto == 0 and not needs, (student, gid, auto, max_score)
     partial = [g for g in _bug_cells(notebooks) if 0 < grades["buggy"][g][0] < grades["buggy"][g][2]]
     assert partial, "no bug earned partial credit: the partial-credit path is not exercised"
+
+
+VALIDATE = """
+import json, nbformat
+from nbgrader.validator import Validator
+name = "02_lstm_captioning.ipynb"
+ids = {c.source: c.metadata.get("nbgrader", {}).get("grade_id")
+       for c in nbformat.read(name, as_version=4).cells if c.cell_type == "code"}
+result = Validator().validate(name)     # failing cells come back as their source
+print(json.dumps({k: [ids.get(c["source"], "answer cell") for c in cells]
+                  for k, cells in result.items()}))
+"""
+
+
+def test_validate_reports_failing_public_checks(tmp_path):
+    """nbgrader's Validate (the students' button) reports the 0-point public check cells that
+    fail, and nothing for a correct solution: on the untouched release of notebook 02 it lists
+    every public_* cell (and the unanswered questions), with the reference modules none."""
+    pytest.importorskip("nbgrader")
+    work = tmp_path / ASSIGNMENT
+    shutil.copytree(RELEASE_DIR, work, ignore=COPY_IGNORE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "NBGRADER"))}
+    env.update(PYTHONPATH=str(ROOT), SEQLAB_DATA_DIR=str(ROOT / "datasets"), SEQLAB_GRADING="1",
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter_config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter_runtime"),
+               PYDEVD_DISABLE_FILE_VALIDATION="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+    def failed():
+        proc = subprocess.run([sys.executable, "-c", VALIDATE], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return sorted(json.loads(proc.stdout.strip().splitlines()[-1]).get("failed", []))
+
+    nb = _nbformat().read(str(work / "02_lstm_captioning.ipynb"), as_version=4)
+    public = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("grade_id", "").startswith("public_")}
+    questions = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("solution")
+                 and c.cell_type == "markdown"}
+    unanswered = ["answer cell"] * len(questions)
+    assert public and questions and failed() == sorted(list(public) + unanswered)
+    for mod in STUDENT_MODULES:
+        shutil.copy(SOURCE_DIR / "seqlab" / f"{mod}.py", work / "seqlab" / f"{mod}.py")
+    assert failed() == unanswered
 
 
 def test_inline_questions_are_left_to_the_grader(cells, grades):

@@ -3,7 +3,7 @@
 * ``test_source_notebook_structure`` (fast): every check cell of a source notebook is a valid
   nbgrader autograded test cell (unique ``check_<api>`` grade_id, locked, worth the points of
   its hidden checks) that holds only comments and the hidden block calling
-  ``autograder.nbgrader_hook.grade("<api>")``, right after the locked, ungraded cell of the
+  ``autograder.nbgrader_hook.grade("<api>")``, right after the locked 0-point test cell of the
   function's public checks (``public_<api>``); the expected API names are all there; inline questions are valid manually graded answer cells; the source is
   committed without outputs.
 * ``test_release_notebook_executes`` (slow): the *release* notebook (``assignments/``) runs end
@@ -82,9 +82,11 @@ def _nbgrader(cell):
 
 
 def _check_cells(nb):
-    """Autograded code test cells: nbgrader grade true, solution false."""
+    """Autograded code test cells with points (the hidden line): nbgrader grade true, solution
+    false, not a public check cell."""
     return [c for c in nb.cells if c.cell_type == "code" and _nbgrader(c).get("grade")
-            and not _nbgrader(c).get("solution")]
+            and not _nbgrader(c).get("solution")
+            and not _nbgrader(c).get("grade_id", "").startswith("public_")]
 
 
 def _cli_points():
@@ -167,8 +169,11 @@ def test_source_notebook_structure(name):
         assert public is not None and public.cell_type == "code" and \
             pmeta.get("grade_id") == f"public_{api}", (
                 f"{name}: {gid} must follow its public checks, a code cell public_{api}")
-        assert pmeta.get("grade") is False and pmeta.get("locked") is True, (
-            f"{name}: public_{api} must be locked and not graded")
+        # a test cell worth 0 points: nbgrader's Validate reports it when it fails, and it
+        # never changes a score (the hidden checks alone do)
+        assert pmeta.get("grade") is True and pmeta.get("points") == 0 and \
+            pmeta.get("locked") is True and not pmeta.get("solution"), (
+                f"{name}: public_{api} must be a locked test cell worth 0 points, has {pmeta}")
         assert public.source.strip(), f"{name}: public_{api} has no checks"
     assert len(apis) == len(set(apis)), f"{name}: one check cell per API name, got {apis}"
     known = _hook_api_names()
@@ -237,10 +242,14 @@ def test_release_notebook_executes(name, tmp_path, report):
     wall = time.perf_counter() - start
     grading = os.environ.get("SEQLAB_GRADING", "") == "1"
     report(f"[notebook] {name}: {wall:.1f} s wall"
-                     f"{' (SEQLAB_GRADING=1)' if grading else ''}")
+           f"{' (SEQLAB_GRADING=1)' if grading else ''}")
 
     problems = []
-    for cell in _check_cells(nb):
+    # every test cell, the 0-point public ones included (a value there would be a partial grade
+    # above its 0 points, which nbgrader refuses, and stderr would fail nbgrader's Validate)
+    tests = [c for c in nb.cells if c.cell_type == "code" and _nbgrader(c).get("grade")
+             and not _nbgrader(c).get("solution")]
+    for cell in tests:
         gid = _nbgrader(cell)["grade_id"]
         for out in cell.get("outputs", []):
             if out.output_type == "stream" and out.name == "stderr":
