@@ -21,6 +21,10 @@ What this file takes care of (each is a trap of a default nbgrader set-up; see d
   cell has a time limit.
 * a kernel that dies (os._exit, segfault, OOM) makes nbgrader abort the student's assignment and
   keep the previous run's scores; a pre-convert hook clears them first.
+* the graded cells' scores must not depend on the student's kernel (which could replace the
+  hook): the same pre-convert hook grades the submitted modules with the isolated grader before
+  any notebook runs, and a preprocessor after Execute writes those results into every
+  ``check_<api>`` cell.
 """
 import os
 import sys
@@ -134,7 +138,45 @@ def _forget_old_autograde(assignment=None, student=None, notebooks=None, **_):
         raise SystemExit(1)
 
 
-c.Autograde.pre_convert_hook = _forget_old_autograde
+def _hook_module():
+    """autograder/nbgrader_hook.py of this course, loaded by path (standard library only)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "_seqlab_nbgrader_hook", os.path.join(ROOT, "autograder", "nbgrader_hook.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# (assignment, student) -> results.json data of the isolated grader, or the reason it failed
+_ISOLATED = {}
+
+
+def _grade_outside_the_kernel(assignment=None, student=None, notebooks=None, **_):
+    """Grade the submitted student modules with the isolated grader *before* any of the
+    student's notebooks runs: the graded cells' outputs are then replaced with these results
+    (``IsolatedCheckCells``), so nothing the student's kernel does (replacing ``grade``, printing
+    a number, rewriting a module half way) changes a score."""
+    from pathlib import Path
+    for folder in sorted({Path(nb).parent for nb in notebooks or []}):
+        key = (folder.name, folder.parent.name)
+        seqlab = folder / "seqlab"
+        if not seqlab.is_dir():
+            _ISOLATED[key] = "the submission has no seqlab/ folder"
+            continue
+        try:
+            _ISOLATED[key] = _hook_module().grade_all(seqlab)
+        except Exception as exc:  # fail closed: the graded cells of this student score zero
+            _ISOLATED[key] = f"the isolated grader could not run ({type(exc).__name__}: {exc})"
+            print(f"[nbgrader_config] ERROR: {key[1]}: {_ISOLATED[key]}", file=sys.stderr)
+
+
+def _before_each_student(**kwargs):
+    _forget_old_autograde(**kwargs)
+    _grade_outside_the_kernel(**kwargs)
+
+
+c.Autograde.pre_convert_hook = _before_each_student
 
 # The grading kernels' environment, set around each notebook's execution only (this file is also
 # loaded by the formgrader inside the instructor's Jupyter server, whose own kernels must not run
@@ -169,9 +211,41 @@ def _grading_execute():
                     else:
                         os.environ[k] = v
 
+    from nbformat import from_dict
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class IsolatedCheckCells(NbGraderPreprocessor):   # (nbconvert's base is disabled by default)
+        """After the kernel ran: every graded cell ``check_<name>`` gets the outputs that the
+        isolated grader's results (computed before the kernel started) give it, whatever the
+        kernel printed there. Its score is then the CLI's, on the files as submitted."""
+
+        def preprocess(self, nb, resources):
+            info = resources.get("nbgrader", {})
+            data = _ISOLATED.get((info.get("assignment"), info.get("student")))
+            hook = _hook_module()
+            known = set(hook.MODULE_OF) | set(hook.PARTS)
+            for cell in nb.cells:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                gid = meta.get("grade_id", "")
+                name = gid[len("check_"):]
+                if (cell.cell_type != "code" or not meta.get("grade") or meta.get("solution")
+                        or not gid.startswith("check_") or name not in known):
+                    continue
+                if isinstance(data, dict):
+                    outputs = hook.cell_outputs(name, data)
+                else:
+                    why = data or "the isolated grader did not run for this submission"
+                    outputs = [{"output_type": "error", "ename": "AssertionError",
+                                "evalue": why, "traceback": ["AssertionError: " + why]}]
+                cell.outputs = [from_dict(o) for o in outputs]
+            return nb, resources
+
     default = Autograde.class_traits()["autograde_preprocessors"].default()
     assert Execute in default, default
-    return [GradingExecute if p is Execute else p for p in default]
+    out = []
+    for p in default:
+        out += [GradingExecute, IsolatedCheckCells] if p is Execute else [p]
+    return out
 
 
 c.Autograde.autograde_preprocessors = _grading_execute()

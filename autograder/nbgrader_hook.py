@@ -19,8 +19,11 @@ code in isolated workers. It prints a short summary to stdout (never stderr, nev
 values) and gives the cell the CLI's score of ``api_name``: full points when every check
 passes, the points earned as the cell's value (nbgrader's partial credit) when some pass, an
 AssertionError (zero) when none does. The hidden line sits alone in its graded cell, after the
-notebook's public checks of the same function (an ungraded cell), so that a failing public
-check cannot zero the function's score: the hidden checks alone decide it, as in the CLI.
+notebook's public checks of the same function (a 0-point cell), so that a failing public check
+cannot zero the function's score: the hidden checks alone decide it, as in the CLI. Under
+``nbgrader autograde`` the course's nbgrader_config.py then replaces the cell's outputs with
+``cell_outputs`` of a grading run made before the student's kernel started (``grade_all``), so
+a kernel that replaces ``grade`` changes nothing.
 
 The first call for an API name grades every API name of its student module at once and keeps
 the results in this module for the next calls (same files, same kernel), so a notebook costs
@@ -134,26 +137,55 @@ def grade(api_name, folder=None, timeout=10):
     if key not in _cache:
         apis = [a for a, m in MODULE_OF.items() if m == module]
         _cache[key] = _run_grader(folder, apis, timeout)
-    data = _cache[key]
+    v = verdict(api_name, _cache[key])
+    print("\n".join(v["lines"]))
+    sys.stdout.flush()
+    if v["error"]:
+        raise AssertionError(v["error"])
+    return None if v["earned"] == v["total"] else float(v["earned"])
+
+
+def grade_all(folder, timeout=10):
+    """results.json data of every API name for the student modules in ``folder`` (one run of
+    the isolated grader); used by nbgrader_config.py before any student code runs."""
+    return _run_grader(Path(folder), sorted(MODULE_OF), timeout)
+
+
+def verdict(api_name, data):
+    """What the graded cell of ``api_name`` says, from results.json ``data``: a dict with
+    ``lines`` (the summary printed to stdout), ``earned`` and ``total`` points, and ``error``
+    (the AssertionError message when nothing passed or there is no result, else None)."""
     tests = [t for t in data.get("tests", []) if cell_name(t) == api_name]
     if not tests:
-        print("%s: no result (%s)" % (api_name, data.get("output", "").splitlines()[-1:]))
-        raise AssertionError("%s: the autograder produced no result" % api_name)
+        last = data.get("output", "").splitlines()[-1:]
+        return {"lines": ["%s: no result (%s)" % (api_name, last)], "earned": 0.0, "total": 0.0,
+                "error": "%s: the autograder produced no result" % api_name}
     failed = [t for t in tests if t.get("status") != "passed"]
     got = sum(t.get("score", 0) for t in tests)
     total = sum(t.get("max_score", 0) for t in tests)
-    print("%s: %d of %d hidden checks passed (%g / %g points)"
-          % (api_name, len(tests) - len(failed), len(tests), got, total))
+    lines = ["%s: %d of %d hidden checks passed (%g / %g points)"
+             % (api_name, len(tests) - len(failed), len(tests), got, total)]
     for t in failed:
         title = t["name"].split(": ", 1)[-1]
-        print("  - %s: %s" % (title, _short(t.get("output", ""))))
+        lines.append("  - %s: %s" % (title, _short(t.get("output", ""))))
         hint = next((l for l in t.get("output", "").splitlines() if l.startswith("Hint: ")), "")
         if hint:
-            print("    " + hint[:240])
-    sys.stdout.flush()
-    if not failed:
-        return None
-    if got <= 0:
-        raise AssertionError("%s: %d of %d hidden checks failed" % (api_name, len(failed),
-                                                                     len(tests)))
-    return float(got)
+            lines.append("    " + hint[:240])
+    error = None
+    if failed and got <= 0:
+        error = "%s: %d of %d hidden checks failed" % (api_name, len(failed), len(tests))
+    return {"lines": lines, "earned": float(got), "total": float(total), "error": error}
+
+
+def cell_outputs(api_name, data):
+    """The nbformat (v4) outputs of the graded cell of ``api_name``, as ``grade`` would leave
+    them: the summary on stdout, then the points earned (partial credit) or the error."""
+    v = verdict(api_name, data)
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "\n".join(v["lines"]) + "\n"}]
+    if v["error"]:
+        outputs.append({"output_type": "error", "ename": "AssertionError", "evalue": v["error"],
+                        "traceback": ["AssertionError: " + v["error"]]})
+    elif v["earned"] < v["total"]:
+        outputs.append({"output_type": "execute_result", "execution_count": None,
+                        "metadata": {}, "data": {"text/plain": repr(v["earned"])}})
+    return outputs

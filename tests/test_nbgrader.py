@@ -15,7 +15,10 @@ One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked
    only. Cell by cell, nbgrader's score equals the score of ``python -m autograder grade
    --out-dir`` run on the same autograded folders, partial credit included (tests mapped to
    check cells by ``CELL_OF``).
-4. The feedback HTML of each notebook exists and shows of the hidden tests only the one hidden
+4. A fourth student, ``cheater`` (the untouched release plus a cell that replaces ``grade`` in
+   its kernel), still scores zero: the graded cells' outputs come from the isolated grader's run
+   before any kernel started (nbgrader_config.py).
+5. The feedback HTML of each notebook exists and shows of the hidden tests only the one hidden
    line and the hook's summary: no line of the checks' source, no detail line of a failed check.
 
 Everything runs in grading mode (SEQLAB_GRADING=1, set by nbgrader_config.py): the training
@@ -70,6 +73,12 @@ BUGS = {
         "check_Transformer"),
 }
 STUDENTS = ("reference", "untouched", "buggy")
+# The untouched release plus a cell of its own in the first notebook that replaces the hook in
+# its kernel, so that every graded cell after it would pass: the scores must still be zero.
+CHEATER = "cheater"
+CHEAT = ('import autograder.nbgrader_hook as _hook\n'
+         '_hook.grade = lambda *args, **kwargs: None   # "every hidden check passed"\n'
+         'print(20.0)')
 ANSWER = "The gradient flows back through every step, so the weights add up their contributions."
 
 
@@ -154,7 +163,14 @@ def _patch_once(text, old, new, where):
 def _make_student(course, student, notebooks):
     sub = course / "submitted" / student / ASSIGNMENT
     shutil.copytree(course / "assignments" / ASSIGNMENT, sub)
-    if student == "untouched":
+    if student in ("untouched", CHEATER):
+        if student == CHEATER:
+            nbformat = _nbformat()
+            first = sub / notebooks[0]
+            nb = nbformat.read(str(first), as_version=4)
+            k = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+            nb.cells.insert(k + 1, nbformat.v4.new_code_cell(CHEAT))
+            nbformat.write(nb, str(first))
         return
     for mod in STUDENT_MODULES:
         src = course / "solutions" / ASSIGNMENT / "seqlab" / f"{mod}.py"
@@ -223,7 +239,7 @@ def course(tmp_path_factory, report):
          "building the captioning data")
 
     walls = {}
-    for student in STUDENTS:
+    for student in STUDENTS + (CHEATER,):
         _make_student(course, student, notebooks)
         _, walls[student] = _nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}",
                                       "--force")
@@ -232,11 +248,11 @@ def course(tmp_path_factory, report):
     _, t_cli = _run(course, ["-m", "autograder", "grade", "--quiet", "--out-dir", "cli",
                              *[f"autograded/{s}" for s in STUDENTS]], "python -m autograder grade")
 
-    for student in STUDENTS:
+    for student in STUDENTS + (CHEATER,):
         report(f"[nbgrader] autograde of {student!r} ({len(notebooks)} notebooks): "
-                         f"{walls[student]:.1f} s wall")
+               f"{walls[student]:.1f} s wall")
     report(f"[nbgrader] generate_assignment {t_generate:.1f} s, generate_feedback "
-                     f"(3 students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
+           f"(4 students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
     return course, notebooks
 
 
@@ -412,6 +428,25 @@ def test_validate_reports_failing_public_checks(tmp_path):
     for mod in STUDENT_MODULES:
         shutil.copy(SOURCE_DIR / "seqlab" / f"{mod}.py", work / "seqlab" / f"{mod}.py")
     assert failed() == unanswered
+
+
+def test_a_kernel_cannot_change_its_scores(course, cells):
+    """The cheater replaced ``grade`` in its kernel: with the graded cells' outputs taken from
+    the isolated grader's run before the kernel started, its score is the untouched release's,
+    zero, and its graded cells show the real summary."""
+    path, notebooks = course
+    with open(path / "grades.csv", newline="") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert float(rows[CHEATER]["score"]) == 0.0, rows[CHEATER]
+    nb = _nbformat().read(str(path / "autograded" / CHEATER / ASSIGNMENT / notebooks[0]),
+                          as_version=4)
+    assert any(c.source == CHEAT for c in nb.cells), "the cheating cell was not graded"
+    graded = [c for c in nb.cells if _meta(c).get("grade_id", "").startswith("check_")]
+    assert graded
+    for cell in graded:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert re.search(r"0 of \d+ hidden checks passed", text), (_meta(cell)["grade_id"], text)
+        assert any(o.output_type == "error" for o in cell.outputs)
 
 
 def test_inline_questions_are_left_to_the_grader(cells, grades):
