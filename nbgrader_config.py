@@ -139,15 +139,19 @@ def _forget_old_autograde(assignment=None, student=None, notebooks=None, **_):
 
 
 def _hook_module():
-    """autograder/nbgrader_hook.py of this course, loaded by path (standard library only)."""
+    """autograder/nbgrader_hook.py of this course, loaded by path once (standard library only)."""
+    if "hook" in _LOADED:
+        return _LOADED["hook"]
     import importlib.util
     spec = importlib.util.spec_from_file_location(
         "_seqlab_nbgrader_hook", os.path.join(ROOT, "autograder", "nbgrader_hook.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    _LOADED["hook"] = module
     return module
 
 
+_LOADED = {}
 # (assignment, student) -> results.json data of the isolated grader, or the reason it failed
 _ISOLATED = {}
 
@@ -184,11 +188,13 @@ c.Autograde.pre_convert_hook = _before_each_student
 # * the hidden test cells run `from autograder.nbgrader_hook import grade`: the course root on
 #   PYTHONPATH (after the kernel's cwd, autograded/<student>/sequence_models/, where `seqlab` is);
 # * training cells run a short version (seqlab.data.GRADING reads SEQLAB_GRADING);
-# * no debugger warning on the kernel's stderr (Python 3.11 frozen modules).
+# * no debugger warning on the kernel's stderr (Python 3.11 frozen modules);
+# * the hidden line does not grade again in the kernel (SEQLAB_GRADED_OUTSIDE_KERNEL): the
+#   graded cells' outputs are IsolatedCheckCells', from the run before the kernel started.
 def _grading_env():
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != ROOT]
     return {"PYTHONPATH": os.pathsep.join([ROOT] + paths), "SEQLAB_GRADING": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "SEQLAB_GRADED_OUTSIDE_KERNEL": "1"}
 
 
 def _grading_execute():

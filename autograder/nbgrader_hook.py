@@ -23,7 +23,8 @@ notebook's public checks of the same function (a 0-point cell), so that a failin
 cannot zero the function's score: the hidden checks alone decide it, as in the CLI. Under
 ``nbgrader autograde`` the course's nbgrader_config.py then replaces the cell's outputs with
 ``cell_outputs`` of a grading run made before the student's kernel started (``grade_all``), so
-a kernel that replaces ``grade`` changes nothing.
+a kernel that replaces ``grade`` changes nothing; there the grading kernel has
+SEQLAB_GRADED_OUTSIDE_KERNEL=1 and ``grade`` only says so, instead of grading a second time.
 
 The first call for an API name grades every API name of its student module at once and keeps
 the results in this module for the next calls (same files, same kernel), so a notebook costs
@@ -131,6 +132,12 @@ def grade(api_name, folder=None, timeout=10):
     base = PARTS.get(api_name, api_name)
     if base not in MODULE_OF:
         raise ValueError("grade: unknown API name %r" % (api_name,))
+    if os.environ.get("SEQLAB_GRADED_OUTSIDE_KERNEL") == "1":
+        # under the course's `nbgrader autograde`: this cell's outputs are replaced with the
+        # results of the isolated run made before the kernel started; grading again here would
+        # only cost time
+        print("%s: graded outside this kernel (see nbgrader_config.py)" % api_name)
+        return None
     folder = Path(folder) if folder is not None else Path.cwd() / "seqlab"
     module = MODULE_OF[base]
     key = (module, str(folder.resolve()), _fingerprint(folder))

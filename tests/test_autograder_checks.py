@@ -86,3 +86,27 @@ def test_answer_decoder_never_unpickles_or_trusts_tables():
     assert sandbox._unpack_arrays([["a", "<f8", [6], 40, 48]], data) == {}
     assert sandbox._unpack_arrays("garbage", data) == {}
     assert sandbox._unpack_arrays([["a", "<f8"]], data) == {}
+
+
+def test_numeric_gradient_from_perturbed_outputs_matches_the_analytic_gradient():
+    """The grader's centered differences (worker evaluates f at ``perturbations``, grader takes
+    ``numeric_gradient``) against gradients worked out by hand, for two outputs and a scalar."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2))
+    W = rng.standard_normal((2, 4))
+    d1, d2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 2))
+    stack = core.perturbations(x)
+    assert stack.shape == (12, 3, 2)
+    assert np.count_nonzero(stack - x) == 12            # one entry moved per row
+    outs1 = np.stack([np.tanh(p @ W) for p in stack])   # f1(x) = tanh(x W), (3, 4)
+    outs2 = np.stack([p ** 3 for p in stack])           # f2(x) = x^3, (3, 2)
+    num = core.numeric_gradient(x.shape, [outs1, outs2], [d1, d2])
+    t = np.tanh(x @ W)
+    analytic = ((1 - t ** 2) * d1) @ W.T + 3 * x ** 2 * d2
+    assert np.max(np.abs(num - analytic)) < 1e-8
+    # a scalar output with upstream gradient 1: d sum(x^2) / dx = 2x
+    scalar = core.numeric_gradient(x.shape, [np.array([np.sum(p ** 2) for p in stack])],
+                                   [np.asarray(1.0)])
+    assert np.max(np.abs(scalar - 2 * x)) < 1e-8
+    with pytest.raises(core.Failed, match="shape"):
+        core.numeric_gradient(x.shape, [outs1], [d2])

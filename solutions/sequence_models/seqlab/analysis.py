@@ -31,6 +31,7 @@ TRAIN_SETTINGS = {
 attention, so that the table compares the cells and nothing else). ``lr_decay`` multiplies the
 learning rate every ``lr_decay_every`` iterations."""
 
+
 def features_for(data, split, cell_type):
     """The image features a captioner of this cell type reads: the (Ni, P, C) grids for
     ``"attention"``, the (Ni, C) pooled vectors otherwise."""
