@@ -10,7 +10,7 @@ deterministic: the same matplotlib/Pillow versions give byte-identical PNGs (no 
 software tag in the metadata, every "image" drawn from fixed arrays). All nine take a few
 seconds on a CPU.
 
-Notation follows the code (/work/shared/API.md): row vectors, so a step computes
+Notation follows the code (the docstrings of solutions/sequence_models/seqlab/): row vectors, so a step computes
 ``x_t W_x + h_{t-1} W_h + b`` with x (N, D) and W_x (D, H); LSTM gates in the order i, f, o, g;
 attention masks are True where a query may attend.
 """

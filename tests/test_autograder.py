@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
 
-# Every function and class of /work/shared/API.md (the student API contract).
+# Every function and class of the student API (the contract: the student modules' docstrings).
 API_NAMES = [
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
