@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -122,16 +123,67 @@ for mod_name in names:
     assert "stub ok rnn_layers rnn_step_forward" in proc.stdout
 
 
-def test_public_tests_fail_readably_on_stubs():
+def _public_pytest(cwd, *args):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "tests/test_rnn_layers.py", "-k", "rnn_step_forward"],
-        cwd=RELEASE, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out  # tests failed (not 2 = collection error)
-    assert "NotImplementedError" in out and "rnn_step_forward" in out, out
-    assert "ImportError" not in out and "ModuleNotFoundError" not in out, out
+    env["COLUMNS"] = "80"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _stubbed_functions():
+    names = set()
+    for path in (RELEASE / "seqlab").glob("*.py"):
+        names |= set(re.findall(r'raise NotImplementedError\("([\w.]+): implement this',
+                                path.read_text()))
+    return names
+
+
+def test_public_tests_on_the_untouched_release_say_what_is_left_in_one_line_per_function():
+    rc, out = _public_pytest(RELEASE, "tests")
+    assert rc == 1, out  # tests not passed (not 2 = a collection error)
+    assert "Traceback" not in out and "Error" not in out and "FAILED" not in out, out
+    stubs = _stubbed_functions()
+    assert len(stubs) >= 30, stubs
+    progress = re.compile(r"^[.n]+\s*\[\s*\d+%\]$")
+    notebook_line = re.compile(r"^notebook (0\d)_\w+: \d+ of \d+ tests pass; not implemented yet:$")
+    function_line = re.compile(r"^    ([\w.]+)  \((1 test waits|\d+ tests wait) for it\)$")
+    notebooks, listed = [], []
+    lines = out.strip().splitlines()
+    for line in lines:
+        if progress.match(line) or "what is done and what is left" in line:
+            continue
+        if notebook_line.match(line):
+            notebooks.append(notebook_line.match(line).group(1))
+        elif function_line.match(line):
+            listed.append((notebooks[-1], function_line.match(line).group(1)))
+        else:
+            assert re.match(r"^\d+ passed, \d+ not implemented yet in [\d.]+s$", line), line
+    assert notebooks == ["01", "02", "03", "04"], out
+    assert len(listed) == len(set(listed)), "a function listed twice under one notebook"
+    assert {name for _, name in listed} <= stubs, out
+    assert ("01", "rnn_step_forward") == listed[0], out
+    assert ("02", "lstm_step_forward") in listed and ("04", "causal_mask") in listed, out
+    # at most one line per function, plus a few lines of progress, headers and totals
+    assert len(lines) <= len(stubs) + 8, out
+
+
+def test_public_tests_select_a_notebook_and_show_real_failures_in_full(tmp_path):
+    work = tmp_path / "sequence_models"
+    shutil.copytree(RELEASE, work)
+    module = work / "seqlab" / "rnn_layers.py"
+    stub = '    raise NotImplementedError("rnn_step_forward: implement this (see the docstring)")'
+    text = module.read_text()
+    assert stub in text
+    module.write_text(text.replace(stub, "    return np.zeros((x.shape[0], b.shape[0])), None"))
+    rc, out = _public_pytest(work, "tests", "-m", "nb01")
+    assert rc == 1, out
+    # the wrong rnn_step_forward is a real failure, shown with its assertion
+    assert "FAILED tests/test_01_rnn_layers.py::test_rnn_step_forward_known_values" in out, out
+    assert "assert" in out
+    assert "rnn_step_forward  (" not in out, out  # no longer listed as not implemented
+    assert "rnn_forward  (" in out and "notebook 01_rnn_captioning" in out, out
+    assert "notebook 02" not in out and "lstm" not in out, out  # -m nb01: notebook 01 only
 
 
 def _solution_lines():

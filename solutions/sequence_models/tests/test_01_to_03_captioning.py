@@ -1,6 +1,6 @@
 """Public tests for seqlab/captioning.py (CaptioningRNN): shapes, loss, numeric gradients, sampling.
 
-Run from the assignment folder: ``pytest tests/test_captioning.py -q``.
+Run from the assignment folder: ``pytest tests/test_01_to_03_captioning.py -q``.
 CaptioningRNN uses your layers from rnn_layers, lstm_layers and attention_layers: make their
 tests pass first. A stub that is not written yet fails with NotImplementedError.
 """

@@ -1,6 +1,6 @@
 """Public tests for seqlab/lstm_layers.py: shapes, known values, numeric gradients.
 
-Run from the assignment folder: ``pytest tests/test_lstm_layers.py -q``.
+Run from the assignment folder: ``pytest tests/test_02_lstm_layers.py -q``.
 A stub that is not written yet fails with NotImplementedError naming the function.
 """
 import numpy as np

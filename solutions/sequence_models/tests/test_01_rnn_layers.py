@@ -1,6 +1,6 @@
 """Public tests for seqlab/rnn_layers.py: shapes, a known value, numeric gradients.
 
-Run from the assignment folder: ``pytest tests/test_rnn_layers.py -q``.
+Run from the assignment folder: ``pytest tests/test_01_rnn_layers.py -q``.
 A stub that is not written yet fails with NotImplementedError naming the function.
 """
 import numpy as np

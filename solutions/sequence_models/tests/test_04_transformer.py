@@ -1,6 +1,6 @@
 """Public tests for seqlab/transformer.py: masks, attention, layers, models.
 
-Run from the assignment folder: ``pytest tests/test_transformer.py -q``.
+Run from the assignment folder: ``pytest tests/test_04_transformer.py -q``.
 
 Most checks compare your modules with PyTorch's own (``nn.MultiheadAttention``,
 ``nn.TransformerEncoderLayer``, ``nn.TransformerDecoderLayer``) after copying the weights across,
