@@ -5,6 +5,8 @@ Commands
   bundle OUT.zip       write the student bundle (release + datasets + images + README)
   grade SUBMISSION...  grade submissions (folders or zips) with the hidden checks
   gradescope OUT.zip   build a Gradescope autograder bundle
+  similarity SUBMISSION... [--corpus FOLDER] [--out REPORT.html]
+                       code similarity across the class and against known solutions
 """
 import sys
 
@@ -21,6 +23,9 @@ def main(argv=None):
     if command == "grade":
         from autograder import cli
         return cli.main(rest)
+    if command == "similarity":
+        from autograder import similarity
+        return similarity.main(rest)
     if command == "gradescope":
         from autograder import gradescope
         return gradescope.main(rest)

@@ -1,0 +1,565 @@
+"""Code similarity across a class and against known solutions (``python -m autograder similarity``).
+
+Every student module of every submission is compared with the same module of every other
+submission, and with every file of a corpus of known solutions the instructor collected (public
+repositories, earlier years). Nothing is imported or run: files are read as text.
+
+How two files are compared (winnowing, as MOSS does; the building blocks are ``copydetect``'s):
+
+1. ``copydetect.utils.filter_code`` tokenizes a file with Pygments' Python lexer, drops
+   whitespace and comments, and replaces every name by ``V`` (``F`` for a function name, ``O``
+   for a class name) and every string by ``S``: renaming variables changes nothing.
+2. Every run of ``noise`` consecutive characters of that filtered text (a k-gram) is hashed, and
+   winnowing keeps the smallest hash of every ``window`` consecutive k-grams. Any match at least
+   ``noise + window - 1`` filtered characters long is guaranteed to be found; shorter than
+   ``noise`` never is.
+3. What the student did not write is boilerplate: a k-gram counts only if every character of
+   it lies on a line that is not a line of the release's version of the module (docstrings,
+   signatures, given code, stubs), and its hash is not one of the release's k-grams. With
+   ``--common F``, code that more than a fraction F of the class shares is dropped too (MOSS's
+   ``-m``; off by default: it would also hide a solution most of the class copied).
+4. The score of a file in a comparison is the fraction of its remaining fingerprinted code that
+   lies in regions matched in the other file (``copydetect.detector.compare_files``).
+
+The hash is a fixed polynomial hash (copydetect's uses Python's ``hash()``, which changes with
+every process): the same submissions give the same scores and the same report on every run.
+"""
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autograder import paths, submission
+
+NOISE = 20       # shortest match that counts, in filtered characters
+WINDOW = 4       # winnowing window: a match of NOISE + WINDOW - 1 = 23 characters is always found
+THRESHOLD = 0.5  # a (pair, module) is flagged when its score reaches this ...
+MIN_MATCH = 60   # ... and at least this many filtered characters match (a few statements)
+COMMON = 1.0     # with --common F < 1: code in more than F of the class counts as boilerplate
+MIN_COMMON = 10  # ... applied only when at least this many submissions have the module
+CORPUS_SUFFIXES = (".py", ".ipynb")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parameters of a comparison (see the module docstring; the defaults are documented in
+    ``autograder/README.md`` with how they were chosen)."""
+    noise: int = NOISE
+    window: int = WINDOW
+    threshold: float = THRESHOLD
+    min_match: int = MIN_MATCH
+    common: float = COMMON
+    min_common: int = MIN_COMMON
+
+    def check(self):
+        """Raise ValueError naming the first parameter out of range."""
+        if self.noise < 5:
+            raise ValueError(f"noise: expected an integer >= 5, got {self.noise}")
+        if self.window < 1:
+            raise ValueError(f"window: expected an integer >= 1, got {self.window}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold: expected a number in (0, 1], got {self.threshold}")
+        if self.min_match < 0:
+            raise ValueError(f"min_match: expected an integer >= 0, got {self.min_match}")
+        if not 0.0 < self.common <= 1.0:
+            raise ValueError(f"common: expected a number in (0, 1], got {self.common}")
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+_MULT = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime as the polynomial base
+
+
+def kgram_hashes(text, k):
+    """64-bit hashes of every k-gram (k consecutive characters) of ``text``.
+
+    Inputs: text, a str of length L; k, an int >= 1.
+    Returns an int64 array of shape (max(L - k + 1, 0),); entry i hashes text[i:i + k]. The
+    hash is a polynomial over the code points followed by splitmix64's finalizer, so it is the
+    same in every process (unlike Python's ``hash``) and well spread for winnowing.
+    """
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4").astype(np.uint64)
+    n = codes.shape[0] - k + 1
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            h = h * _MULT + codes[j:j + n]
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h.view(np.int64)
+
+
+@dataclass
+class Fingerprint:
+    """A file's winnowed fingerprints, with the attributes ``copydetect.detector.compare_files``
+    reads: ``k``, ``filtered_code`` (str), ``offsets`` ((M, 2) int array mapping filtered
+    positions back to the raw text), ``hashes`` (set of int), ``hash_idx`` ({hash: [positions
+    in filtered_code]}) and ``token_coverage`` (filtered characters covered by a fingerprint)."""
+    k: int
+    raw_code: str
+    filtered_code: str
+    offsets: np.ndarray
+    hashes: set
+    hash_idx: dict
+    token_coverage: float
+
+    def drop(self, unwanted):
+        """A copy without the fingerprints in the set ``unwanted``."""
+        if not unwanted or not (self.hashes & unwanted):
+            return self
+        from copydetect.utils import get_token_coverage
+        idx = {h: i for h, i in self.hash_idx.items() if h not in unwanted}
+        return Fingerprint(self.k, self.raw_code, self.filtered_code, self.offsets, set(idx),
+                           idx, float(get_token_coverage(idx, self.k, len(self.filtered_code))))
+
+
+def filtered(code):
+    """``code`` (str) tokenized and filtered by copydetect -> (filtered str, raw positions): an
+    int array of shape (len(filtered),) holding where each filtered character comes from in
+    ``code`` (copydetect's own offset mapping, the one its highlighting uses)."""
+    from copydetect.utils import filter_code
+    text, offsets = filter_code(code, "module.py", language="python")
+    pos = np.arange(len(text))
+    if len(offsets):
+        at = np.clip(np.searchsorted(offsets[:, 0], pos), 0, offsets.shape[0] - 1)
+        pos = pos + offsets[at, 1]
+    return text, offsets, pos
+
+
+@dataclass(frozen=True)
+class Boilerplate:
+    """What a student did not write: the release's version of a module. ``lines``: its stripped
+    non-empty lines; ``hashes``: every k-gram hash of its filtered text (sorted int64 array)."""
+    lines: frozenset
+    hashes: np.ndarray
+
+    @classmethod
+    def of(cls, code, k):
+        """The boilerplate of the release file ``code`` (str) for k-grams of length ``k``."""
+        lines = frozenset(line.strip() for line in code.splitlines() if line.strip())
+        return cls(lines, np.unique(kgram_hashes(filtered(code)[0], k)))
+
+    def char_mask(self, code):
+        """Boolean array of shape (len(code),): True on the characters of ``code`` that lie on
+        a line that is also a line of the release file (stripped; order and place free)."""
+        mask = np.zeros(len(code), dtype=bool)
+        start = 0
+        for line in code.splitlines(keepends=True):
+            if line.strip() and line.strip() in self.lines:
+                mask[start:start + len(line)] = True
+            start += len(line)
+        return mask
+
+
+def fingerprint(code, settings, boilerplate=None):
+    """Winnowed fingerprints of the Python source ``code`` (str).
+
+    With a ``Boilerplate``, a k-gram counts only when every one of its characters comes from a
+    line the student wrote (so no match can span the release's text around the student's code)
+    and its hash is not one of the release's.
+    """
+    from copydetect.utils import get_token_coverage, winnow
+    text, offsets, pos = filtered(code)
+    k = settings.noise
+    hashes = kgram_hashes(text, k)
+    valid = np.ones(hashes.shape[0], dtype=bool)
+    if boilerplate is not None and hashes.shape[0]:
+        bad = boilerplate.char_mask(code)[pos].astype(np.int64)
+        in_window = np.concatenate([[0], np.cumsum(bad)])
+        valid = in_window[k:] - in_window[:-k] == 0
+        valid &= ~np.isin(hashes, boilerplate.hashes)
+    if hashes.shape[0] and settings.window > 1:
+        # an excluded k-gram must never be a window's minimum: give it the largest hash
+        ranked = np.where(valid, hashes, np.iinfo(np.int64).max)
+        _, idx = winnow(ranked, settings.window, remove_duplicates=False)
+    else:
+        idx = np.arange(hashes.shape[0])
+    idx = idx[valid[idx]] if idx.shape[0] else idx
+    hash_idx = {}
+    for h, i in zip(hashes[idx].tolist(), idx.tolist()):
+        hash_idx.setdefault(h, []).append(i)
+    coverage = get_token_coverage(hash_idx, k, len(text))
+    return Fingerprint(k, code, text, offsets, set(hash_idx), hash_idx, float(coverage))
+
+
+# --------------------------------------------------------------------------- inputs
+
+@dataclass
+class Document:
+    """One file taking part: ``owner`` (a submission's name, or a corpus source), ``label`` (the
+    student module, or the corpus file's path inside its source), ``path`` (where it was found,
+    for the report) and ``code`` (str)."""
+    owner: str
+    label: str
+    path: str
+    code: str
+    fp: Fingerprint = None
+
+
+@dataclass
+class Inputs:
+    """What was read: ``students`` {name: {module: Document}}, ``corpus`` {source: [Document]},
+    and ``problems`` (readable lines: files ignored and why)."""
+    students: dict = field(default_factory=dict)
+    corpus: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+
+def _decode(data):
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def expand(path):
+    """The submissions a command-line argument stands for: [(name, path)].
+
+    A folder or zip is one submission, named after it; an nbgrader ``submitted/`` folder (or a
+    course folder holding one) stands for each ``submitted/<student>/<assignment>/`` in it,
+    named after the student.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        if (path / "submitted").is_dir():
+            path = path / "submitted"
+        students = [d for d in sorted(path.iterdir())
+                    if d.is_dir() and not d.is_symlink() and (d / paths.ASSIGNMENT).is_dir()]
+        if students:
+            return [(d.name, d / paths.ASSIGNMENT) for d in students]
+    return [(path.name[:-4] if path.name.endswith(".zip") else path.name, path)]
+
+
+def read_submissions(args, inputs):
+    """Read the student modules of every submission named in ``args`` (paths) into ``inputs``.
+    Only the five student modules are read, with ``submission.load`` as ``grade`` does."""
+    for arg in args:
+        for name, path in expand(arg):
+            base, k = name, 1
+            while name in inputs.students:
+                k += 1
+                name = f"{base}_{k}"
+            sub = submission.load(path)
+            inputs.problems.extend(f"{name}: {p}" for p in sub.problems)
+            docs = {}
+            for mod in paths.STUDENT_MODULES:
+                if mod in sub.files:
+                    docs[mod] = Document(name, mod, sub.found_at[mod], _decode(sub.files[mod]))
+            inputs.students[name] = docs
+
+
+def _notebook_code(data):
+    """The code cells of a notebook (bytes of its JSON), joined; None if it is not one."""
+    try:
+        nb = json.loads(data)
+        cells = nb.get("cells", [])
+        parts = []
+        for cell in cells:
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                src = cell.get("source", "")
+                parts.append("".join(src) if isinstance(src, list) else str(src))
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return "\n\n".join(p for p in parts if p.strip())
+
+
+def read_corpus(folder, inputs):
+    """Read the known solutions under ``folder`` into ``inputs.corpus``: every ``.py`` file and
+    the code cells of every ``.ipynb``. A source is a top-level entry of the folder (one public
+    repository, one earlier submission); symbolic links, hidden folders, files over
+    ``submission.MAX_FILE`` and entries past ``submission.MAX_ENTRIES`` are ignored."""
+    folder = Path(folder)
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in submission.SKIP_PARTS and not d.startswith("."))
+        for fname in sorted(filenames):
+            count += 1
+            if count > submission.MAX_ENTRIES:
+                inputs.problems.append(f"corpus: more than {submission.MAX_ENTRIES} files; "
+                                       "the rest were ignored")
+                return
+            if not fname.endswith(CORPUS_SUFFIXES):
+                continue
+            full = Path(dirpath) / fname
+            rel = full.relative_to(folder).as_posix()
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_size > submission.MAX_FILE:
+                inputs.problems.append(f"corpus: {rel}: larger than "
+                                       f"{submission.MAX_FILE // 2 ** 20} MB; ignored")
+                continue
+            data = full.read_bytes()
+            if fname.endswith(".ipynb"):
+                code = _notebook_code(data)
+                if code is None:
+                    inputs.problems.append(f"corpus: {rel}: not a notebook; ignored")
+                    continue
+            else:
+                code = _decode(data)
+            source = rel.split("/", 1)[0]
+            inside = rel.split("/", 1)[1] if "/" in rel else rel
+            inputs.corpus.setdefault(source, []).append(Document(source, inside, rel, code))
+
+
+def read_inputs(submissions, corpus=None):
+    """Read the submissions (paths of folders, zips, ``submitted/`` trees) and the corpus
+    folder (or None) -> Inputs. Raises ValueError naming a path that does not exist."""
+    missing = [s for s in list(submissions) + ([corpus] if corpus else [])
+               if not os.path.exists(s)]
+    if missing:
+        raise ValueError(f"no such file or folder: {', '.join(map(str, missing))}")
+    if corpus and not os.path.isdir(corpus):
+        raise ValueError(f"--corpus: expected a folder, got the file {corpus}")
+    inputs = Inputs()
+    read_submissions(submissions, inputs)
+    if corpus:
+        read_corpus(corpus, inputs)
+    return inputs
+
+
+# --------------------------------------------------------------------------- comparing
+
+@dataclass
+class Match:
+    """One comparison of two documents: ``a`` and ``b`` (Documents; for a corpus pair ``a`` is
+    the student's), ``score_a``/``score_b`` (fraction of each file's fingerprinted code that
+    matched), ``overlap`` (matched filtered characters in ``a``), ``slices_a``/``slices_b``
+    ((2, R) int arrays: start and end of each matched region in the raw text)."""
+    a: Document
+    b: Document
+    score_a: float
+    score_b: float
+    overlap: int
+    slices_a: np.ndarray
+    slices_b: np.ndarray
+
+    @property
+    def module(self):
+        return self.a.label
+
+
+@dataclass
+class Pair:
+    """Two submissions, or a submission and a corpus source (``kind`` "class" or "corpus"), with
+    one Match per student module they both have (``matches``: {module: Match}, the best corpus
+    file for each module). ``score`` is the highest module score, ``flagged`` lists the modules
+    at or over the threshold."""
+    a: str
+    b: str
+    kind: str
+    matches: dict
+    score: float = 0.0
+    flagged: list = field(default_factory=list)
+
+
+def module_score(match, kind):
+    """The score a module comparison is ranked and flagged by: the higher of the two files'
+    scores between students (either may have copied), the student's own for a corpus file (a
+    public file may hold much more than the module)."""
+    return match.score_a if kind == "corpus" else max(match.score_a, match.score_b)
+
+
+def compare(a, b):
+    """Compare two fingerprinted Documents -> Match (``copydetect.detector.compare_files``)."""
+    from copydetect.detector import compare_files
+    if not (a.fp.hashes & b.fp.hashes):
+        empty = np.zeros((2, 0), dtype=np.int64)
+        return Match(a, b, 0.0, 0.0, 0, empty, empty)
+    overlap, (sa, sb), (slices_a, slices_b) = compare_files(a.fp, b.fp)
+    return Match(a, b, float(sa), float(sb), int(overlap), np.asarray(slices_a, dtype=np.int64),
+                 np.asarray(slices_b, dtype=np.int64))
+
+
+def common_hashes(docs, settings):
+    """Fingerprints present in more than ``settings.common`` of the documents ``docs`` (one
+    module of every submission), when there are at least ``settings.min_common`` of them."""
+    if len(docs) < max(settings.min_common, 1):
+        return set()
+    counts = {}
+    for d in docs:
+        for h in d.fp.hashes:
+            counts[h] = counts.get(h, 0) + 1
+    limit = settings.common * len(docs)
+    return {h for h, c in counts.items() if c > limit}
+
+
+def _progress(total, desc, quiet):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="", disable=quiet, leave=False,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def fingerprint_all(inputs, settings, quiet=True):
+    """Fingerprint every document of ``inputs`` in place: release boilerplate is dropped from
+    the students' modules, then fingerprints common to much of the class (see ``Settings``)."""
+    stubs = paths.stub_files()
+    boiler = {m: Boilerplate.of(_decode(stubs[m]), settings.noise) if m in stubs else None
+              for m in paths.STUDENT_MODULES}
+    docs = [d for s in inputs.students.values() for d in s.values()]
+    corpus = [d for ds in inputs.corpus.values() for d in ds]
+    with _progress(len(docs) + len(corpus), "fingerprints", quiet) as bar:
+        for d in docs:
+            d.fp = fingerprint(d.code, settings, boiler[d.label])
+            bar.update()
+        for d in corpus:
+            d.fp = fingerprint(d.code, settings)
+            bar.update()
+    for mod in paths.STUDENT_MODULES:
+        of_mod = [s[mod] for s in inputs.students.values() if mod in s]
+        common = common_hashes(of_mod, settings)
+        for d in of_mod:
+            d.fp = d.fp.drop(common)
+
+
+def _finish(pair, settings):
+    scores = {m: module_score(x, pair.kind) for m, x in pair.matches.items()}
+    pair.score = max(scores.values(), default=0.0)
+    pair.flagged = [m for m, s in scores.items()
+                    if s >= settings.threshold and pair.matches[m].overlap >= settings.min_match]
+    return pair
+
+
+def compare_all(inputs, settings, quiet=True):
+    """Every pair of submissions and every (submission, corpus source) -> [Pair], ranked:
+    flagged first, then by score (highest first), then by names."""
+    names = sorted(inputs.students)
+    sources = sorted(inputs.corpus)
+    total = len(names) * (len(names) - 1) // 2 + len(names) * len(sources)
+    pairs = []
+    with _progress(total, "pairs", quiet) as bar:
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                mods = [m for m in paths.STUDENT_MODULES
+                        if m in inputs.students[a] and m in inputs.students[b]]
+                matches = {m: compare(inputs.students[a][m], inputs.students[b][m])
+                           for m in mods}
+                pairs.append(_finish(Pair(a, b, "class", matches), settings))
+                bar.update()
+            for src in sources:
+                matches = {}
+                for m, doc in inputs.students[a].items():
+                    best = None
+                    for ref in inputs.corpus[src]:
+                        x = compare(doc, ref)
+                        if best is None or x.score_a > best.score_a:
+                            best = x
+                    if best is not None:
+                        matches[m] = best
+                pairs.append(_finish(Pair(a, src, "corpus", matches), settings))
+                bar.update()
+    pairs.sort(key=lambda p: (not p.flagged, -round(p.score, 6), p.kind, p.a, p.b))
+    return pairs
+
+
+def pairs_json(pairs, inputs, settings):
+    """The scores of every pair and module as a JSON-able dict (no paths of this machine, no
+    times: the same inputs give the same bytes)."""
+    return {
+        "settings": {"noise": settings.noise, "window": settings.window,
+                     "threshold": settings.threshold, "min_match": settings.min_match,
+                     "common": settings.common, "min_common": settings.min_common},
+        "submissions": sorted(inputs.students),
+        "corpus": sorted(inputs.corpus),
+        "problems": list(inputs.problems),
+        "pairs": [{
+            "a": p.a, "b": p.b, "kind": p.kind, "score": round(p.score, 4),
+            "flagged": p.flagged,
+            "modules": {m: {"score": round(module_score(x, p.kind), 4),
+                            "score_a": round(x.score_a, 4), "score_b": round(x.score_b, 4),
+                            "matched_chars": x.overlap,
+                            "file_a": x.a.path, "file_b": x.b.path}
+                        for m, x in p.matches.items()},
+        } for p in pairs],
+    }
+
+
+# --------------------------------------------------------------------------- command line
+
+def _parser():
+    import argparse
+    p = argparse.ArgumentParser(
+        prog="python -m autograder similarity",
+        description="Compare the student modules of submissions with each other and with a "
+                    "corpus of known solutions; write an HTML report. Reads files only: "
+                    "student code is never imported or run.")
+    p.add_argument("submissions", nargs="+",
+                   help="folders, zips, or an nbgrader submitted/ folder (one per student)")
+    p.add_argument("--corpus", metavar="FOLDER",
+                   help="known solutions: one sub-folder (or file) per source; .py and .ipynb")
+    p.add_argument("--out", default="similarity.html", metavar="REPORT.html",
+                   help="the HTML report (default: similarity.html)")
+    p.add_argument("--json", dest="json_out", metavar="OUT.json",
+                   help="also write the scores of every pair and module as JSON")
+    p.add_argument("--threshold", type=float, default=THRESHOLD,
+                   help=f"flag a module whose score reaches this (default {THRESHOLD})")
+    p.add_argument("--min-match", type=int, default=MIN_MATCH, metavar="CHARS",
+                   help=f"... and whose match is at least this long (default {MIN_MATCH})")
+    p.add_argument("--noise", type=int, default=NOISE, metavar="CHARS",
+                   help=f"shortest match that counts (default {NOISE})")
+    p.add_argument("--window", type=int, default=WINDOW,
+                   help=f"winnowing window (default {WINDOW})")
+    p.add_argument("--common", type=float, default=COMMON, metavar="FRACTION",
+                   help=f"ignore code shared by more than this fraction of the class "
+                        f"(default {COMMON}; 1 keeps everything)")
+    p.add_argument("--top", type=int, default=20,
+                   help="pairs printed on stdout (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def summary_lines(pairs, top):
+    """Readable ranked list of the ``top`` first pairs."""
+    lines = []
+    for rank, p in enumerate(pairs[:top], 1):
+        mods = ", ".join(f"{m} {module_score(x, p.kind):.0%}" for m, x in p.matches.items()
+                         if module_score(x, p.kind) > 0)
+        mark = "FLAGGED " if p.flagged else ""
+        lines.append(f"{rank:4d}. {mark}{p.a} ~ {p.b} ({p.kind}): {p.score:.0%}"
+                     + (f"  [{mods}]" if mods else ""))
+    return lines
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    settings = Settings(noise=args.noise, window=args.window, threshold=args.threshold,
+                        min_match=args.min_match, common=args.common)
+    try:
+        settings.check()
+        inputs = read_inputs(args.submissions, args.corpus)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if len(inputs.students) + (1 if inputs.corpus else 0) < 2:
+        print("error: give at least two submissions, or one and --corpus", file=sys.stderr)
+        return 2
+    fingerprint_all(inputs, settings, quiet=args.quiet)
+    pairs = compare_all(inputs, settings, quiet=args.quiet)
+    from autograder import similarity_report
+    similarity_report.write(args.out, pairs, inputs, settings)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(pairs_json(pairs, inputs, settings), f, indent=1, sort_keys=True)
+            f.write("\n")
+    for line in inputs.problems:
+        print(f"note: {line}", file=sys.stderr)
+    try:
+        flagged = sum(1 for p in pairs if p.flagged)
+        print(f"{len(inputs.students)} submission(s), {len(inputs.corpus)} corpus source(s), "
+              f"{len(pairs)} pair(s), {flagged} flagged (threshold {settings.threshold:g}); "
+              f"report: {args.out}")
+        for line in summary_lines(pairs, args.top):
+            print(line)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")
+    return 0
