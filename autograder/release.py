@@ -10,10 +10,15 @@
     Running it twice changes nothing. ``--check`` writes nothing and exits 1 when the
     committed release differs from what the source would produce.
 
+    Before anything is written the release's text is checked (:mod:`autograder.release_text`):
+    links and figures must point at shipped files inside the assignment folder (the figures live
+    in ``images/`` beside the notebooks), and no absolute path, "study note" or CJK character.
+
 ``python -m autograder bundle OUT.zip``
-    Write the student bundle: the release, ``datasets/`` (without the cache), ``images/``, a
-    student README and requirements.txt. It is verified to contain no solution region, no
-    hidden test and no autograder file.
+    Write the student bundle: the release, the data files it needs at run time
+    (:data:`DATASET_FILES`, no instructor script, no cache), a student README and
+    requirements.txt. It is verified to contain no solution region, no hidden test and no
+    autograder file.
 """
 import argparse
 import fnmatch
@@ -27,6 +32,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .release_text import text_problems  # noqa: F401  (R.text_problems in tests)
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "sequence_models"
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
@@ -36,6 +43,11 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
+
+# What the release needs from datasets/ at run time (seqlab.data builds its cache from these).
+# The instructor's scripts (train_encoder.py, check_features.py) and the cache stay behind.
+DATASET_FILES = ("seqlab_datasets.json", "shapes.py", "encoder.py", "build_captioning.py",
+                 "shapes_encoder.npz")
 
 # Never copied into the release or the bundle.
 IGNORED = ["__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", "cache", ".DS_Store",
@@ -134,6 +146,10 @@ def _release_notebooks(source_dir, notebooks):
             shutil.copy2(source_dir / rel, src / rel)
         env = dict(os.environ)
         env["JUPYTER_CONFIG_DIR"] = str(course / "jupyter_config")  # ignore user config
+        # nbgrader runs its database migrations with the `alembic` command, found on PATH: put
+        # this interpreter's scripts folder first, so that a venv works without being activated.
+        scripts = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([scripts, env.get("PATH", os.defpath)])
         cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT,
                "--force", "--CourseDirectory.root=" + str(course),
                "--CourseDirectory.source_directory=source",
@@ -166,6 +182,15 @@ def build_release(source_dir=SOURCE_DIR):
     return files
 
 
+def check_text(files):
+    """Raise ReleaseError listing every text problem of a release ({relative path: bytes})."""
+    problems = text_problems({rel.as_posix(): data for rel, data in files.items()},
+                             also_shipped={f"datasets/{name}" for name in DATASET_FILES})
+    if problems:
+        raise ReleaseError("the release's text points at things a student does not have "
+                           "(fix solutions/):\n  " + "\n  ".join(problems))
+
+
 def _existing(release_dir):
     if not release_dir.exists():
         return {}
@@ -180,6 +205,7 @@ def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=
     """
     if wanted is None:
         wanted = build_release(source_dir)
+    check_text(wanted)
     have = _existing(release_dir)
     changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
                      | {rel for rel in have if rel not in wanted})
@@ -232,12 +258,14 @@ def bundle(out_zip, release_dir=RELEASE_DIR, wanted=None):
     for rel in _source_files(release_dir):
         entries.append((f"assignments/{ASSIGNMENT}/{rel.as_posix()}",
                         (release_dir / rel).read_bytes()))
-    for folder in ("datasets", "images"):
-        base = ROOT / folder
-        for rel in _source_files(base):
-            entries.append((f"{folder}/{rel.as_posix()}", (base / rel).read_bytes()))
+    for name in DATASET_FILES:
+        entries.append((f"datasets/{name}", (ROOT / "datasets" / name).read_bytes()))
     entries.append(("README.md", (ROOT / "docs" / "student_README.md").read_bytes()))
     entries.append(("requirements.txt", _student_requirements().encode()))
+    problems = text_problems({"README.md": (ROOT / "docs" / "student_README.md").read_bytes()},
+                             also_shipped={name for name, _ in entries})
+    if problems:
+        raise ReleaseError("the student README: " + "; ".join(problems))
     leaks = find_leaks(entries)
     if leaks:
         raise ReleaseError("the student bundle would leak:\n  " + "\n  ".join(leaks))

@@ -1,8 +1,12 @@
 """Draw every diagram the seqlab notebooks show.
 
-    python images/make_figures.py            # writes the PNGs next to this script
+    python images/make_figures.py            # writes the PNGs into solutions/sequence_models/images/
     python images/make_figures.py --out DIR  # writes them into DIR instead
     python images/make_figures.py --only rnn lstm1   # a subset (names without .png)
+
+The figures live inside the assignment folder so that they travel with the notebooks (the
+release, the student bundle, an nbgrader exchange copy); the notebooks link them as
+``images/NAME.png``.
 
 matplotlib only (patches, arrows, text, mathtext; Pillow, which matplotlib installs, turns each
 render into an optimised 256-colour PNG); no external assets, no network. The output is
@@ -33,6 +37,8 @@ from PIL import Image  # noqa: E402  (installed with matplotlib)
 
 DPI = 130
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The notebooks link their figures as images/NAME.png, inside the assignment folder.
+FIGURE_DIR = os.path.join(os.path.dirname(HERE), "solutions", "sequence_models", "images")
 
 plt.rcParams.update({
     "font.family": "DejaVu Sans",
@@ -939,7 +945,9 @@ FIGURES = {
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=HERE, help="output folder (default: next to this script)")
+    ap.add_argument("--out", default=FIGURE_DIR,
+                    help="output folder (default: solutions/sequence_models/images, where the "
+                    "notebooks link them and the release copies them)")
     ap.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="draw only these")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

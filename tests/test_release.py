@@ -241,3 +241,164 @@ def test_bundle_leaks_no_solution(tmp_path, built):
     out2 = tmp_path / "again.zip"
     R.bundle(out2, wanted=built)
     assert out.read_bytes() == out2.read_bytes()
+
+
+# ---------------------------------------------------------------- what the student sees
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_image_of_every_release_notebook_travels_with_it():
+    """Figures are linked inside the assignment folder (JupyterLab serves only the folder it is
+    started in; an nbgrader exchange copy holds only the assignment folder)."""
+    from autograder.release_text import image_links
+    seen = set()
+    notebooks = sorted(RELEASE.glob("*.ipynb"))
+    assert len(notebooks) == 4
+    for notebook in notebooks:
+        links = image_links(notebook.read_bytes())
+        assert links, f"{notebook.name} shows no figure"
+        for link in links:
+            assert not link.startswith(("/", "http:", "https:", "..")), (notebook.name, link)
+            target = (RELEASE / link).resolve()
+            assert target.is_relative_to(RELEASE.resolve()), (notebook.name, link)
+            assert target.is_file(), f"{notebook.name}: {link} does not exist in the release"
+            assert target.read_bytes().startswith(PNG_MAGIC), (notebook.name, link)
+            seen.add(target.name)
+    # every figure the script draws is shown somewhere, and the release carries no other
+    assert seen == {p.name for p in (RELEASE / "images").glob("*.png")}
+    assert len(seen) == 9
+
+
+def _files(**texts):
+    return {name: text.encode() for name, text in texts.items()}
+
+
+def _notebook(*markdown):
+    return json.dumps({"cells": [{"cell_type": "markdown", "source": m, "metadata": {}}
+                                 for m in markdown], "metadata": {}, "nbformat": 4,
+                       "nbformat_minor": 5})
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("![a figure](../../images/rnn.png)", "outside the assignment folder"),
+    ("![a figure](images/missing.png)", "not shipped"),
+    ('<img src="/home/someone/rnn.png">', "absolute path"),
+    ("the order is part of the API (`/work/shared/API.md`)", "absolute path '/work/shared/API.md'"),
+    ("see `C:\\Users\\me\\notes.md`", "absolute path"),
+    ("[the notes](docs/notes.md)", "not shipped"),
+    ("as `seqlab/missing_module.py` says", "`seqlab/missing_module.py`, which is not shipped"),
+    ("The study note this course grew from says", "'study note'"),
+    ("one line: *加入注意力机制之后*", "CJK characters"),
+    ("in Korean: 주의", "CJK characters"),
+])
+def test_release_text_check_rejects(text, problem):
+    files = _files(**{"01_nb.ipynb": _notebook("fine text", text)})
+    files["images/rnn.png"] = PNG_MAGIC
+    problems = R.text_problems(files)
+    assert len(problems) == 1 and problem in problems[0], problems
+    assert problems[0].startswith("01_nb.ipynb (cell 1): ")
+
+
+def test_release_text_check_accepts_what_is_shipped():
+    files = _files(**{
+        "01_nb.ipynb": _notebook(
+            "![a figure](images/rnn.png) and <img src='images/rnn.png' width=300>",
+            "[PyTorch's docs](https://pytorch.org/docs/) and [below](#section-2), "
+            "`seqlab/rnn_layers.py`, `datasets/encoder.py`, shapes $N/T$, 1/2 of a/b/c, "
+            "`pytest tests -q`, `x[:, 0]`"),
+        "seqlab/rnn_layers.py": '"""Find ``<ancestor>/datasets/x.json``; a dict {"a": "b"}."""\n',
+    })
+    files["images/rnn.png"] = PNG_MAGIC
+    assert R.text_problems(files, also_shipped={"datasets/encoder.py"}) == []
+
+
+def test_release_refuses_text_that_points_outside_and_writes_nothing(tmp_path):
+    wanted = {Path("01_nb.ipynb"): _notebook("![x](../../images/rnn.png)").encode()}
+    with pytest.raises(R.ReleaseError, match="outside the assignment folder"):
+        R.release(release_dir=tmp_path / "release", wanted=wanted)
+    assert not (tmp_path / "release").exists()
+
+
+def test_committed_release_passes_the_text_check():
+    R.check_text(R._existing(RELEASE))  # raises ReleaseError listing the problems
+
+
+BUNDLE_OUTSIDE_THE_RELEASE = [
+    "README.md",
+    "datasets/build_captioning.py",
+    "datasets/encoder.py",
+    "datasets/seqlab_datasets.json",
+    "datasets/shapes.py",
+    "datasets/shapes_encoder.npz",
+    "requirements.txt",
+]
+BUNDLE_RELEASE = [
+    "01_rnn_captioning.ipynb", "02_lstm_captioning.ipynb", "03_attention_captioning.ipynb",
+    "04_transformer.ipynb",
+    "images/attention.png", "images/attention_masks.png", "images/lstm.png", "images/lstm1.png",
+    "images/multihead.png", "images/rnn.png", "images/rnn_step_graph.png",
+    "images/teacher_forcing.png", "images/transformer.png",
+    "seqlab/__init__.py", "seqlab/analysis.py", "seqlab/attention_layers.py",
+    "seqlab/captioning.py", "seqlab/data.py", "seqlab/dates.py", "seqlab/gradient_check.py",
+    "seqlab/lstm_layers.py", "seqlab/metrics.py", "seqlab/rnn_layers.py", "seqlab/solver.py",
+    "seqlab/torch_utils.py", "seqlab/transformer.py", "seqlab/visualize.py",
+    "tests/conftest.py", "tests/test_01_rnn_layers.py", "tests/test_01_to_03_captioning.py",
+    "tests/test_02_lstm_layers.py", "tests/test_03_attention_layers.py",
+    "tests/test_04_transformer.py",
+]
+
+
+def test_bundle_file_list_is_pinned(tmp_path, built):
+    """Exactly what a student needs: no instructor script (make_figures, train_encoder,
+    check_features), no cache, no nbgrader."""
+    names = R.bundle(tmp_path / "student.zip", wanted=built)
+    expected = sorted(BUNDLE_OUTSIDE_THE_RELEASE
+                      + [f"assignments/sequence_models/{n}" for n in BUNDLE_RELEASE])
+    assert names == expected
+    with zipfile.ZipFile(tmp_path / "student.zip") as zf:
+        requirements = zf.read("requirements.txt").decode()
+        readme = zf.read("README.md").decode()
+        init = zf.read("assignments/sequence_models/seqlab/__init__.py").decode()
+    assert "nbgrader" not in requirements and "torch==" in requirements
+    assert "TODO" not in init
+    # the bundle has no Validate button: the README says what validates the student's work
+    assert "check cells" in readme and "pytest tests -q" in readme and "Validate" in readme
+
+
+def _minimum_python(text):
+    match = re.search(r'requires-python\s*=\s*">=\s*(3\.\d+)"', text)
+    assert match, "pyproject.toml has no requires-python = \">=3.N\""
+    return match.group(1)
+
+
+def test_python_version_promised_everywhere_is_the_same():
+    """pyproject's requires-python, the README, the student README and the Gradescope set-up
+    name one minimum Python, and this interpreter (the tested one) satisfies it."""
+    minimum = _minimum_python((ROOT / "pyproject.toml").read_text())
+    for doc in ("README.md", "docs/student_README.md"):
+        text = (ROOT / doc).read_text()
+        assert f"Python {minimum} or newer" in text, doc
+        other = set(re.findall(r"Python (3\.\d+)", text)) - {minimum}
+        assert not other, f"{doc} names Python {other} beside {minimum}"
+    assert sys.version_info >= tuple(int(p) for p in minimum.split("."))
+
+
+def test_readme_cpu_torch_pin_matches_requirements():
+    pin = re.search(r"^torch==([\w.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    for doc in ("README.md", "docs/student_README.md"):
+        text = (ROOT / doc).read_text()
+        assert f"pip install torch=={pin} --index-url https://download.pytorch.org/whl/cpu" in text
+    # CI's install must never depend on PyTorch's index
+    assert "download.pytorch.org" not in (ROOT / ".ci" / "run").read_text()
+    assert "download.pytorch.org" not in (ROOT / "requirements.txt").read_text()
+
+
+def test_release_check_runs_from_a_venv_that_is_not_activated(shared_venv):
+    """nbgrader runs `alembic` by name: without an activated venv it was not on PATH."""
+    env = {"PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([str(shared_venv / "bin" / "python"), "-m", "autograder", "release",
+                           "--check"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "release is up to date" in proc.stdout
