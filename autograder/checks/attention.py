@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 
-from autograder.checks.core import Call, Check, Failed, register, require_array, sizes_str
+from autograder.checks.core import (F64, Call, Check, Failed, register, require_array,
+                                    require_right, sizes_str)
 from autograder.checks.lstm import gate_order_hints, t_sigmoid_gates
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, layer_checks
 
@@ -86,9 +87,10 @@ def _make_seq(rng, N, T, D, P, H):
                 Wattn=rng.standard_normal((H, 4 * H)) * 0.4, b=rng.standard_normal(4 * H) * 0.3)
 
 
-def _scale(factor, keys):
+def _scale(factor, keys, then=None):
     def f(inputs):
-        return {k: v * factor if k in keys else v for k, v in inputs.items()}
+        out = {k: v * factor if k in keys else v for k, v in inputs.items()}
+        return then(out) if then else out
     return f
 
 
@@ -98,11 +100,12 @@ def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
         return spec.draw(size, 700)
 
     def calls():
-        return Call(steps=[spec.forward_step()], returns=[wname], inputs=inputs())
+        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inputs())
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
-        expected_shape = spec.ref_forward(inp)[0][wname].shape
+        expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
+        expected_shape = expected[wname].shape
         w = require_array(results[0], wname, shape=expected_shape, dtype="float64")
         sums = w.sum(axis=-1)
         if not np.all(np.isfinite(w)) or np.any(w < -1e-12):
@@ -114,6 +117,7 @@ def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
                     if np.allclose(other, 1) else "")
             raise Failed(f"{wname}: the weights over the {axis_name} positions must sum to one; "
                          f"a row sums to {1 + worst if worst < 1 else worst:.6g}", hint)
+        require_right(results[0], spec.out_names, expected, F64, "this property")
         return f"each row of {wname} sums to one"
 
     return [Check(api=spec.forward, title=f"attention weights sum to one over P "
@@ -137,7 +141,7 @@ def _attention_spec():
         outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
         grad_of=["prev_h", "A"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
-        torch_forward=t_attention, large=_scale(30.0, ("A", "prev_h")), seed=51,
+        torch_forward=t_attention, large=_scale(30.0, ("A", "prev_h")), saturating=True, seed=51,
         forward_hints=hints)
     spec.extra_forward_checks.append(
         lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
@@ -155,7 +159,8 @@ def _step_spec():
         "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
     return LayerSpec(**args, make=_make_step,
                      sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
-                     torch_forward=t_att_lstm_step, large=_scale(30.0, ("x", "attn")), seed=52,
+                     torch_forward=t_att_lstm_step, large=_scale(400.0, ("x", "attn")),
+                     saturating=True, seed=52,
                      forward_hints=fh, backward_hints=bh)
 
 
@@ -177,7 +182,8 @@ def _seq_spec():
     spec = LayerSpec(**args, make=_make_seq,
                      sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
                             dict(N=3, T=5, D=3, P=6, H=4)],
-                     torch_forward=t_att_lstm, large=_scale(20.0, ("x", "A")), seed=53,
+                     torch_forward=t_att_lstm, large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
+                     saturating=True, seed=53,
                      numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
                      forward_hints=fh, backward_hints=bh)
     spec.extra_forward_checks.append(

@@ -9,7 +9,7 @@ import numpy as np
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
                                     numeric_gradient, perturbations, register, require_array,
-                                    seeded)
+                                    require_right, seeded)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "captioning"
@@ -244,7 +244,7 @@ def _check_numeric(cell, seed, points=1.0):
         return _loss_program(w2i, dims, cell, *data(), numeric=True)
 
     def evaluate(results, check):
-        params, _, _ = check.memo("data", data)
+        params, features, captions = check.memo("data", data)
         r = results[0]
         for k in sorted(params):
             arr = require_array(r, "g." + k, label=f"grads[{k!r}]", shape=params[k].shape,
@@ -256,6 +256,10 @@ def _check_numeric(cell, seed, points=1.0):
             num = numeric_gradient(params[k].shape, [losses], [np.asarray(1.0)])
             compare(f"grads[{k!r}]", arr, num, NUMERIC,
                     f" (cell_type={cell!r}; compared with centered differences of your loss)")
+        loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
+            w2i, dims, cell, params, features, captions))
+        expected = {"loss": np.asarray(loss_ref), **{"g." + k: v for k, v in grads_ref.items()}}
+        require_right(r, sorted(expected), expected, F64, "agreeing with numeric gradients")
         return "every gradient agrees with numeric gradients of your loss"
 
     return Check(api=API, title=f"gradients vs numeric gradients of your loss "

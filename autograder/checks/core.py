@@ -14,6 +14,7 @@ Check modules (``rnn.py``, ``lstm.py``...) build their checks with the helpers o
 ``numpy_specs.py`` / ``torch_checks.py`` and register a builder with :func:`register`.
 """
 import math
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -328,6 +329,42 @@ def compare(label, got, expected, tol, context=""):
                      f"{expected.size} entries off, largest error {abs_err:.3g}{where} "
                      f"(you returned {_fmt_num(g)}, expected {_fmt_num(e)}); "
                      f"tolerance: relative {tol['rtol']:g}{context}")
+
+
+# "(you returned 0.84, expected 0.848603)": the part after the comma is a hidden value
+_EXPECTED_VALUE = re.compile(r", expected [^(),;]*(?=\))")
+
+
+def redact(text):
+    """``text`` without the hidden expected values it quotes: "(you returned 0.84, expected
+    0.848603)" becomes "(you returned 0.84)". Everything a student reads goes through this;
+    the instructor's terminal shows the values with ``--verbose``."""
+    return _EXPECTED_VALUE.sub("", text or "")
+
+
+def require_right(result, names, expected, tol, what, kinds=("ndarray",), prefix="",
+                  positions=None, names_as=None):
+    """Gate of a self-consistency check (inputs unchanged, gradients vs numeric gradients of
+    your own function, causality...): such a property holds for any function, even one that
+    returns zeros, so it is awarded only when the same call's outputs ``names`` match
+    ``expected`` (within ``tol``). ``positions``: an optional boolean array; only the entries
+    where it is True are compared (outputs a correct implementation is responsible for).
+    ``names_as``: the names the values came back under, if not ``prefix + name``.
+    Raises Failed otherwise."""
+    for k, name in enumerate(names):
+        exp = np.asarray(expected[name])
+        try:
+            got_name = names_as[k] if names_as else prefix + name
+            arr = require_array(result, got_name, label=name.replace("out.", ""),
+                                shape=exp.shape, kinds=kinds, allow_scalar=True)
+            got, want = arr, exp
+            if positions is not None:
+                got, want = arr[positions], exp[positions]
+            compare(name.replace("out.", ""), got, want, tol)
+        except Failed as f:
+            raise Failed(f"{what} counts only when the same call returns the right values, "
+                         f"and it does not: {f.message}",
+                         "fix the values checks of this function first") from None
 
 
 def matches(got, expected, tol=None):

@@ -120,7 +120,8 @@ def _step_spec():
         "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
     return LayerSpec(**args, make=_make_step,
                      sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
-                     torch_forward=t_lstm_step, large=_scale(30.0, ("x", "prev_h")), seed=41,
+                     torch_forward=t_lstm_step, large=_scale(500.0, ("x", "prev_h")),
+                     saturating=True, seed=41,
                      forward_hints=fh, backward_hints=bh)
 
 
@@ -139,7 +140,8 @@ def _seq_spec():
     return LayerSpec(**args, make=_make_seq,
                      sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4),
                             dict(N=3, T=6, D=4, H=2)],
-                     torch_forward=t_lstm, large=_scale(30.0, ("x", "h0")), seed=42,
+                     torch_forward=t_lstm, large=_scale(500.0, ("x", "h0")),
+                     saturating=True, seed=42,
                      forward_hints=fh, backward_hints=bh)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, Outcome, compare,
                                     matches, numeric_gradient, perturbations, require_array,
-                                    seeded, sizes_str)
+                                    require_right, seeded, sizes_str)
 
 
 @dataclass
@@ -55,6 +55,9 @@ class LayerSpec:
     grad_of: list = field(default_factory=list)    # the forward input of each grad
     torch_forward: Optional[Callable] = None       # (tensors...) -> tuple for ``upstream``
     large: Optional[Callable] = None               # inputs -> large-magnitude inputs
+    # an exponential inside (tanh, sigmoid, softmax): the large inputs reach saturation (|z| >
+    # 710, where exp overflows in float64) and are graded in float64 and in float32
+    saturating: bool = False
     int_inputs: tuple = ()
     forward_hints: list = field(default_factory=list)
     backward_hints: list = field(default_factory=list)
@@ -208,7 +211,12 @@ def forward_checks(spec, points_values=3.0, points_f32=1.0, points_unchanged=1.0
         checks.append(_forward_value_check(spec, size, i, np.float64, points_values / n))
     checks.append(_forward_value_check(spec, spec.sizes[0], 100, np.float32, points_f32,
                                        title_extra="float32 in -> float32 out"))
-    if spec.large is not None:
+    if spec.large is not None and spec.saturating:
+        for dtype in (np.float64, np.float32):
+            checks.append(_forward_value_check(
+                spec, spec.sizes[0], 200, dtype, points_large / 2, scale=spec.large,
+                title_extra=f"saturation: large inputs, {np.dtype(dtype).name}"))
+    elif spec.large is not None:
         checks.append(_forward_value_check(spec, spec.sizes[0], 200, np.float64, points_large,
                                            scale=spec.large, title_extra="large inputs"))
     checks.append(_forward_unchanged_check(spec, points_unchanged))
@@ -257,7 +265,8 @@ def _forward_unchanged_check(spec, points):
         steps = [spec.forward_step()] + [{"op": "copy", "src": k, "out": "after." + k}
                                          for k in spec.inputs]
         # copy steps read the (possibly modified) arrays the function was given
-        return Call(steps=steps, returns=["after." + k for k in spec.inputs], inputs=inp)
+        return Call(steps=steps, returns=["after." + k for k in spec.inputs] + spec.out_names,
+                    inputs=inp)
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
@@ -270,6 +279,8 @@ def _forward_unchanged_check(spec, points):
             raise Failed(f"{spec.forward} modified its argument(s) {', '.join(changed)}; "
                          f"a function must not write into the arrays it is given "
                          f"(use e.g. `x = x - m`, not `x -= m`)")
+        expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
+        require_right(r, spec.out_names, expected, F64, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
     return Check(api=spec.forward, title="does not modify its inputs", points=points,
@@ -376,6 +387,8 @@ def _numeric_check(spec, points):
             num = numeric_gradient(inp[k].shape, outs, [d["d" + u] for u in spec.upstream])
             compare(g, arr, num, NUMERIC,
                     f"{ctx}; compared with centered differences of your own {spec.forward}")
+        expected = check.memo("expected", lambda: spec.ref_backward(inp, d))
+        require_right(r, spec.grads, expected, F64, "agreeing with numeric gradients")
         return f"analytic and numeric gradients agree{ctx}"
 
     return Check(api=api, title=f"gradients vs numeric gradients of your forward "
@@ -414,6 +427,9 @@ def _backward_unchanged_check(spec, points):
                 raise Failed(f"{api}: calling it twice with the same cache gave a different "
                              f"{g}: the first call modified the cache (or kept state)",
                              hint="do not update arrays stored in the cache in place")
+        expected = check.memo("expected", lambda: spec.ref_backward(inp, d))
+        require_right(r, spec.grads, expected, F64,
+                      "\"does not modify the upstream gradient or the cache\"")
         return "upstream gradient and cache unchanged"
 
     return Check(api=api, title="does not modify the upstream gradient or the cache",

@@ -4,7 +4,7 @@ import numpy as np
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
                                     numeric_gradient, perturbations, register, require_array,
-                                    seeded, sizes_str)
+                                    require_right, seeded, sizes_str)
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, compare_outputs, layer_checks
 
 MODULE = "rnn_layers"
@@ -112,7 +112,7 @@ RNN_STEP = LayerSpec(
     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=3, H=2), dict(N=4, D=1, H=6)],
     upstream=["next_h"], grads=["dx", "dprev_h", "dWx", "dWh", "db"],
     grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=t_rnn_step,
-    large=_scale(40.0, ("x", "prev_h")), seed=11,
+    large=_scale(400.0, ("x", "prev_h")), saturating=True, seed=11,
     backward_hints=[Hint(_tanh_grad_not_squared,
                          "the derivative of tanh(a) is 1 - tanh(a)**2 (squared)")])
 
@@ -122,7 +122,7 @@ RNN = LayerSpec(
     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=7)],
     upstream=["h"], grads=["dx", "dh0", "dWx", "dWh", "db"],
     grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=t_rnn,
-    large=_scale(40.0, ("x", "h0")), seed=12,
+    large=_scale(600.0, ("x", "h0")), saturating=True, seed=12,
     backward_hints=[Hint(_rnn_no_recurrent_grad,
                          "the gradient reaching h[:, t] is dh[:, t] (from above) plus the "
                          "gradient flowing back from step t+1; yours ignores the second")])
@@ -215,6 +215,10 @@ def _loss_variants():
     ]
 
 
+# scores ~ N(1e4, 1000^2): the label's probability underflows to 0 in float64 (a gap > 745)
+LARGE_SCORES = 1000.0
+
+
 def _loss_call(inp, extra_steps=()):
     steps = [{"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask"],
               "out": ["loss", "dx"], "label": LOSS_API}]
@@ -222,15 +226,38 @@ def _loss_call(inp, extra_steps=()):
     return Call(steps=steps, returns=["loss", "dx"], inputs=inp)
 
 
+LOGSUMEXP_HINT = ("exp() of a large score overflows to inf, and the log of a probability that "
+                  "underflowed to 0 is -inf (even after subtracting the maximum): compute the "
+                  "log-probabilities directly with log-sum-exp, log_probs = shifted - "
+                  "log(sum(exp(shifted))) with shifted = x - max(x), instead of log(softmax)")
+
+
+def _non_finite(r, name):
+    a = r.array(name)
+    return a is not None and a.dtype.kind in "fc" and not np.all(np.isfinite(a))
+
+
 def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", points=1.0,
-                      **kw):
+                      gate=False, **kw):
+    """``gate``: the inputs are degenerate (every position masked: the right answer is zero),
+    so the same call also computes the loss with an ordinary mask, which must be right too."""
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
 
     def inputs():
         inp = _make_loss(seeded(seed), **size, **kw)
         inp["x"] = inp["x"].astype(dtype)
+        if gate:
+            inp["mask_g"] = _make_loss(seeded(seed + 100), **size)["mask"]
         return inp
+
+    def calls():
+        inp = inputs()
+        extra = [{"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask_g"],
+                  "out": ["loss_g", "dx_g"], "label": LOSS_API}] if gate else []
+        call = _loss_call(inp, extra)
+        call.returns += ["loss_g", "dx_g"] if gate else []
+        return call
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
@@ -245,16 +272,25 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
             compare("loss", loss, expected["loss"], tol, ctx)
         except Failed as f:
             raise Failed(f.message, f.hint or _loss_hint(check, inp, r))
-        compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
-                        _loss_variants(), inp, None)
+        try:
+            compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
+                            _loss_variants(), inp, None)
+        except Failed as f:
+            raise Failed(f.message, f.hint or (LOGSUMEXP_HINT if _non_finite(r, "dx") else ""))
+        if gate:
+            ordinary = check.memo("gate", lambda: _ref_loss(dict(inp, mask=inp["mask_g"])))
+            require_right(r, ["loss", "dx"], ordinary, tol, "this check", prefix="",
+                          names_as=("loss_g", "dx_g"))
         return f"loss and dx match{ctx}"
 
     return Check(api=LOSS_API, title=f"{title} ({sizes_str(**size)}, {dname})", points=points,
-                 module=MODULE, calls=lambda: _loss_call(inputs()), evaluate=_run(evaluate))
+                 module=MODULE, calls=calls, evaluate=_run(evaluate))
 
 
 def _loss_hint(check, inp, r):
     from autograder.checks.core import matches
+    if _non_finite(r, "loss"):
+        return LOGSUMEXP_HINT
     expected = _ref_loss(inp)
     for i, hint in enumerate(_loss_variants()):
         v = check.memo(("loss-hint", i), lambda h=hint: h.variant(inp, None))
@@ -276,9 +312,11 @@ def _loss_checks():
         _loss_value_check("float32 in -> float32 dx", dict(N=3, T=4, V=5), 25,
                           dtype=np.float32, points=1.0),
         _loss_value_check("numerically stable for large scores", dict(N=2, T=3, V=4), 26,
-                          scale=300.0, offset=1e4, points=1.0),
+                          scale=LARGE_SCORES, offset=1e4, points=0.5),
+        _loss_value_check("numerically stable for large scores", dict(N=2, T=3, V=4), 26,
+                          dtype=np.float32, scale=LARGE_SCORES, offset=1e4, points=0.5),
         _loss_value_check("every position masked", dict(N=2, T=3, V=4), 27, mask="none",
-                          points=0.5),
+                          points=0.5, gate=True),
     ]
 
     # masked positions contribute nothing: changing their scores changes neither the loss
@@ -316,6 +354,8 @@ def _loss_checks():
             raise Failed(f"dx is not zero at masked positions (max |dx| there: "
                          f"{float(np.max(np.abs(dx[masked]))):.3g})",
                          hint="multiply dx by mask[:, :, None]")
+        expected = check.memo("expected", lambda: _ref_loss(inp))
+        require_right(r, ["loss", "dx"], expected, F64, "\"masked positions contribute nothing\"")
         return "masked positions contribute nothing"
 
     checks.append(Check(api=LOSS_API, title=f"masked positions contribute nothing "
@@ -346,6 +386,8 @@ def _loss_checks():
             raise Failed(f"could not evaluate your loss at perturbed scores: {r.problem()}")
         num = numeric_gradient(inp["x"].shape, [losses], [np.asarray(1.0)])
         compare("dx", dx, num, NUMERIC, " (compared with centered differences of your loss)")
+        expected = check.memo("expected", lambda: _ref_loss(inp))
+        require_right(r, ["loss", "dx"], expected, F64, "agreeing with numeric gradients")
         return "dx agrees with numeric gradients of your loss"
 
     checks.append(Check(api=LOSS_API, title=f"dx vs numeric gradient of your loss "
@@ -361,7 +403,7 @@ def _loss_checks():
         return Call(steps=[{"op": "call", "fn": f"{MODULE}.{LOSS_API}",
                             "args": ["$x", "$y", "$mask"], "out": ["loss", "dx"],
                             "label": LOSS_API}],
-                    returns=["x", "y", "mask"], inputs=inp)
+                    returns=["x", "y", "mask", "loss", "dx"], inputs=inp)
 
     def uevaluate(results, check):
         inp = check.memo("inputs", uinputs)
@@ -374,6 +416,8 @@ def _loss_checks():
             raise Failed(f"{LOSS_API} modified its argument(s) {', '.join(changed)}",
                          hint="e.g. `x -= x.max(...)` shifts the caller's scores in place; "
                               "write `shifted = x - x.max(...)`")
+        expected = check.memo("expected", lambda: _ref_loss(inp))
+        require_right(r, ["loss", "dx"], expected, F64, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
     checks.append(Check(api=LOSS_API, title="does not modify its inputs", points=1.0,

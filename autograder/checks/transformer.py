@@ -18,7 +18,8 @@ import numpy as np
 
 from autograder import reference
 from autograder.checks.core import (F32, F64, LOOSE, Call, Check, Failed, compare,
-                                    import_torch, matches, register, require_array, seeded)
+                                    import_torch, matches, register, require_array,
+                                    require_right, seeded)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "transformer"
@@ -121,7 +122,9 @@ NAN_HINT = ("a row whose keys are all masked is softmax(-inf, ..., -inf) = NaN: 
 def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(),
                 hints=(), extra=None, tags=(), nan_hint=None):
     """``data() -> dict`` (arrays and settings), ``steps(d) -> list``, ``expect(d) -> dict``.
-    ``outputs``: [(name, tol, dtype kind or None)] compared with ``expect``; ``hints``:
+    ``outputs``: [(name, tol, dtype kind or None[, positions(d)])] compared with ``expect``
+    (``positions``: a boolean array over the leading axes; only the entries a correct
+    implementation is responsible for are compared); ``hints``:
     [(variant(d) -> dict, message)]; ``extra(d, result, expected)``: more assertions."""
 
     def calls():
@@ -134,10 +137,13 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
         r = results[0]
         expected = check.memo("expected", lambda: expect(d)) if expect else {}
         try:
-            for name, tol, kind in outputs:
+            for name, tol, kind, *where in outputs:
                 exp = expected[name]
                 arr = require_array(r, name, label=name.replace("out.", ""), shape=exp.shape,
                                     dtype=kind, kinds=("tensor",))
+                if where:
+                    pos = where[0](d)
+                    arr, exp = arr[pos], exp[pos]
                 compare(name.replace("out.", ""), arr, exp, tol, d.get("_ctx", ""))
             if extra is not None:
                 extra(d, r, expected)
@@ -151,7 +157,7 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
                     v = check.memo(("hint", i), lambda fn=variant: fn(d))
                 except Exception:
                     continue
-                names = [n for n, _, _ in outputs if n in v]
+                names = [o[0] for o in outputs if o[0] in v]
                 if not names:
                     continue
                 if all(matches(v[n], expected[n]) for n in names):
@@ -165,8 +171,9 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
                  evaluate=_run(evaluate), tags=tags)
 
 
-def _unchanged_check(api, data, steps, names, points=0.5):
-    """The tensors given to the function are not modified (no in-place masked_fill_, etc.)."""
+def _unchanged_check(api, data, steps, names, expect, outs, points=0.5):
+    """The tensors given to the function are not modified (no in-place masked_fill_, etc.),
+    awarded only when the same call's outputs ``outs`` match ``expect``."""
     def extra(d, r, expected):
         if r.problem():
             raise Failed(f"{api} did not complete: {r.problem()}")
@@ -176,9 +183,11 @@ def _unchanged_check(api, data, steps, names, points=0.5):
             raise Failed(f"{api} modified its input(s) {', '.join(changed)} in place",
                          "use out-of-place operations (masked_fill, not masked_fill_; "
                          "x = x + y, not x += y) on the tensors you are given")
+        require_right(r, outs, expected, F64, "\"does not modify its inputs\"",
+                      kinds=("tensor",))
 
     return torch_check(api, "does not modify its inputs", points, data, steps,
-                       ["t." + n for n in names], None, (), extra=extra)
+                       ["t." + n for n in names] + list(outs), expect, (), extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +437,8 @@ def _sdpa_checks():
 
     out.append(_unchanged_check(api, _sdpa_data(1010, (2, 3, 4), (2, 5, 4), (2, 5, 2),
                                                 mask=pad_mask(2, 3, 5)),
-                                _sdpa_steps, ["q", "k", "v", "mask"]))
+                                _sdpa_steps, ["q", "k", "v", "mask"], _sdpa_expect,
+                                ["out", "weights"]))
 
     # gradients through the student's function (autograd) vs through the reference
     def gdata():
@@ -597,7 +607,8 @@ def _mha_checks():
                                expect, outputs, hints, nan_hint=NAN_HINT))
 
     out.append(_unchanged_check(api, _mha_data(1170, 2, 3, 4, 8, 2, mask="padding"),
-                                _mha_steps, ["query", "key", "value", "mask"]))
+                                _mha_steps, ["query", "key", "value", "mask"], _mha_expect,
+                                ["out.output", "out.weights"]))
 
     # float32 module: float32 in, float32 out
     def f32_expect(d):
@@ -904,9 +915,6 @@ def _tr_variants():
          "the causal mask is transposed (query i may attend to keys j <= i)"),
         (masks(lambda tgt, pad, T: _ref().padding_mask(tgt, pad)),
          "the decoder self-attention needs a causal mask (combined with the padding mask)"),
-        (masks(lambda tgt, pad, T: ones(T).tril()),
-         "the decoder self-attention must also mask padding keys: padding_mask(tgt_in) & "
-         "causal_mask(T)"),
         (masks(lambda tgt, pad, T: _ref().padding_mask(tgt, pad) & ones(T).tril(), False),
          "the encoder self-attention and the cross-attention must mask the source padding"),
     ]
@@ -928,7 +936,9 @@ def _tr_forward_steps(d, which="forward"):
 def _tr_checks():
     api = "Transformer"
     out = []
-    lo = [("out.logits", LOOSE, "floating")]
+    # logits at target padding positions are read by nothing (no loss, no decoding): compared
+    # only where the target token is not padding
+    lo = [("out.logits", LOOSE, "floating", lambda d: d["tgt"] != d["cfg"]["pad_idx"])]
 
     def fwd_expect(d):
         return {"out.logits": np_(_tr_ref(d)(t_(d["src"]), t_(d["tgt"])))}
@@ -975,9 +985,11 @@ def _tr_checks():
             raise Failed(f"changing target tokens 4.. changed the logits of positions 0..3 "
                          f"(by up to {diff:.3g}): the decoder sees the future",
                          "combine causal_mask(T) with the target padding mask in decode")
+        require_right(r, ["out.logits"], expected, LOOSE, "causality", kinds=("tensor",),
+                      positions=d["tgt"] != d["cfg"]["pad_idx"])
 
     out.append(torch_check(api, "causality: later target tokens do not change earlier logits",
-                           1.0, cdata, csteps, ["out.logits", "out.logits2"], None, (),
+                           1.0, cdata, csteps, ["out.logits", "out.logits2"], fwd_expect, (),
                            extra=cextra))
 
     # padding: extra source padding changes nothing
@@ -1000,9 +1012,11 @@ def _tr_checks():
                          f"{diff:.3g}): padded source keys must get zero weight",
                          "pass padding_mask(src, pad_idx) to the encoder layers and as the "
                          "memory mask of the decoder layers")
+        require_right(r, ["out.logits"], expected, LOOSE, "this property", kinds=("tensor",),
+                      positions=d["tgt"] != d["cfg"]["pad_idx"])
 
     out.append(torch_check(api, "padding: extra source padding changes nothing", 1.0, pdata,
-                           psteps, ["out.logits", "out.logits2"], None, (), extra=pextra))
+                           psteps, ["out.logits", "out.logits2"], fwd_expect, (), extra=pextra))
 
     # greedy decoding
     def gdata():
@@ -1126,7 +1140,12 @@ def _ct_checks():
                                                                   t_(d["captions"])))},
          "the positional encoding base is 10000, not 1000"),
     ]
-    lo = [("out.logits", LOOSE, "floating")]
+    # logits at <NULL> positions of the caption are read by nothing (the loss masks them,
+    # sampling never feeds <NULL>): a model that masks causally only is right
+    def responsible(d):
+        return d["captions"] != d["w2i"]["<NULL>"]
+
+    lo = [("out.logits", LOOSE, "floating", responsible)]
     out.append(torch_check(api, "forward: logits vs reference with the same state_dict "
                                 "(N=3, P=4, T=6)", 2.0, _ct_data(1600), steps, ["out.logits"],
                            expect, lo, variants))
@@ -1153,9 +1172,12 @@ def _ct_checks():
             raise Failed(f"changing caption words 4.. changed the logits of positions 0..3 "
                          f"(by up to {diff:.3g}): the decoder sees the future",
                          "use padding_mask(captions_in, null) & causal_mask(T)")
+        require_right(r, ["out.logits"], expected, LOOSE, "causality", kinds=("tensor",),
+                      positions=responsible(d))
 
     out.append(torch_check(api, "causality: later words do not change earlier logits", 1.0,
-                           cdata, csteps, ["out.logits", "out.logits2"], None, (), extra=cextra))
+                           cdata, csteps, ["out.logits", "out.logits2"], expect, (),
+                           extra=cextra))
 
     for shuffled, title in ((False, "sample vs reference (<NULL> after <END>)"),
                             (True, "sample reads <START>, <END>, <NULL> from word_to_idx "
