@@ -258,6 +258,16 @@ def _fmt_num(x):
     return f"{x:.6g}"
 
 
+FLOAT32_HINT = ("under NumPy 2 a NumPy scalar such as np.sqrt(H) or np.float64(...), and an "
+                "array made with np.zeros(shape) / np.ones(shape) / np.empty(shape) (float64 by "
+                "default), turn float32 into float64; a Python float (math.sqrt(H), 1.0) does "
+                "not: use math.sqrt, np.zeros(shape, dtype=x.dtype) or np.zeros_like(x)")
+
+SATURATION_HINT = ("exp() overflows to inf once |z| is large (beyond ~710 in float64, ~89 in "
+                   "float32) and inf / inf is NaN: use np.tanh (not a formula with exp), the "
+                   "given sigmoid, and subtract the row maximum before a softmax")
+
+
 def require_array(result, name, label=None, shape=None, dtype=None, kinds=("ndarray",),
                   allow_scalar=False):
     """Return the array of value ``name`` or raise Failed explaining what came back instead.
@@ -291,7 +301,8 @@ def require_array(result, name, label=None, shape=None, dtype=None, kinds=("ndar
             shown = v.meta.get("dtype") or arr.dtype.name
             raise Failed(f"{label}: expected dtype {dtype}, got {shown}"
                          + (" (float32 inputs must give float32 outputs)"
-                            if dtype == "float32" else ""))
+                            if dtype == "float32" else ""),
+                         FLOAT32_HINT if dtype == "float32" and shown == "float64" else "")
     return arr
 
 

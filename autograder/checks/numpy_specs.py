@@ -26,7 +26,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, Outcome, compare,
+from autograder.checks.core import (F32, F64, NUMERIC, SATURATION_HINT, Call, Check, Failed,
+                                    Outcome, compare,
                                     matches, numeric_gradient, perturbations, require_array,
                                     require_right, seeded, sizes_str)
 
@@ -190,6 +191,10 @@ def _run(evaluate):
     return wrapped
 
 
+def _non_finite(arr):
+    return arr is not None and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
+
+
 def _unchanged(label, before, after, what):
     if after is None:
         raise Failed(f"{label}: could not read {what} back")
@@ -246,8 +251,13 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
         expected = check.memo("expected", lambda: spec.ref_forward(
             {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inp.items()})[0])
         tol = F64 if dtype == np.float64 else F32
-        compare_outputs(check, "fwd", results[0], spec.out_names, expected, tol, dname, ctx,
-                        spec.forward_hints, inp, None)
+        try:
+            compare_outputs(check, "fwd", results[0], spec.out_names, expected, tol, dname, ctx,
+                            spec.forward_hints, inp, None)
+        except Failed as f:
+            saturated = scale is not None and any(
+                _non_finite(results[0].array(n)) for n in spec.out_names)
+            raise Failed(f.message, f.hint or (SATURATION_HINT if saturated else ""))
         return f"outputs match{ctx}"
 
     return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
