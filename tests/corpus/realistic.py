@@ -303,8 +303,6 @@ CORPUS = [
     S("sample_shifted", patches={"captioning": SHIFTED_SAMPLE}, twin="all_correct",
       hint="<START>", hint_api="CaptioningRNN"),
     # the Transformer: a missing / sqrt(d) costs scaled_dot_product_attention's points only
-    S("sdpa_no_sqrt", replace={"transformer": {"scaled_dot_product_attention": _sdpa("")}},
-      twin="ok_sdpa_annotated", hint="1/sqrt(d)", hint_api="scaled_dot_product_attention"),
     S("ok_sdpa_annotated", replace={"transformer": {"scaled_dot_product_attention": _sdpa(
         " / math.sqrt(d_k)")}}),
     S("ok_captioning_transformer_causal_only", patches={"transformer": CAUSAL_ONLY}),

@@ -1,0 +1,92 @@
+"""The realistic corpus (tests/corpus/realistic.py) gets exactly the scores written here.
+
+Every submission is graded in one CLI run (two jobs). The expected points were worked out by
+hand from the checks each bug must fail (listed next to each figure), not copied from a run.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from realistic import CORPUS, MODULES, module_text  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+REF = ROOT / "solutions" / "sequence_models" / "seqlab"
+
+# API name -> points, for the API names that lose points; every other API name: full marks.
+EXPECTED = {
+    # the two saturation checks (0.5 float64 + 0.5 float32) of the function with the exp()
+    "tanh_exp_loops": {"rnn_step_forward": 6.0 - 1.0},
+    "tanh_exp2_einsum": {"rnn_forward": 6.0 - 1.0},
+    "sigmoid_exp": {"lstm_step_forward": 6.0 - 1.0},
+    # the two large-score checks (0.5 float64 + 0.5 float32)
+    "loss_log_softmax_underflow": {"temporal_softmax_loss": 8.5 - 1.0},
+    # float32 in -> float32 out (1) and saturation in float32 (0.5) of the forward; the
+    # backward's float32 check (1), whose cache holds the float64 scale / hidden states; for
+    # np.zeros, also the float32 captioning model (0.5), which calls the student's rnn_forward
+    "float64_np_sqrt": {"dot_product_attention_forward": 7.0 - 1.5,
+                        "dot_product_attention_backward": 7.0 - 1.0},
+    "float64_np_zeros": {"rnn_forward": 6.0 - 1.5, "rnn_backward": 7.0 - 1.0,
+                         "CaptioningRNN": 19.0 - 0.5},
+    # the six sample checks (1.5 + 1.0 per cell type) and the shuffled-vocabulary one (1.0)
+    "sample_shifted": {"CaptioningRNN": 19.0 - 3 * 2.5 - 1.0},
+}
+FULL = {s.name for s in CORPUS if s.name not in EXPECTED and s.expected != "all 0"}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("realistic")
+    paths = []
+    for sub in CORPUS:
+        folder = base / sub.name
+        folder.mkdir()
+        for module in MODULES:
+            text = module_text(sub, module, (REF / f"{module}.py").read_text(encoding="utf-8"))
+            (folder / f"{module}.py").write_text(text, encoding="utf-8")
+        paths.append(str(folder))
+    out = base / "out"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
+                           str(out), "--jobs", "2", "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "INTERNAL ERROR" not in proc.stderr, proc.stderr[-3000:]
+    return {s.name: json.loads((out / f"{s.name}.json").read_text()) for s in CORPUS}
+
+
+def _per_api(data):
+    got, full = {}, {}
+    for t in data["tests"]:
+        api = t["tags"][0]
+        got[api] = got.get(api, 0.0) + t["score"]
+        full[api] = full.get(api, 0.0) + t["max_score"]
+    return got, full
+
+
+def test_every_bug_has_a_correct_twin():
+    names = {s.name for s in CORPUS}
+    for s in CORPUS:
+        if s.name in EXPECTED:
+            assert s.twin in names and s.twin in FULL, s.name
+
+
+@pytest.mark.parametrize("sub", CORPUS, ids=lambda s: s.name)
+def test_expected_score(graded, sub):
+    data = graded[sub.name]
+    got, full = _per_api(data)
+    if sub.expected == "all 0":
+        assert data["score"] == 0, {a: p for a, p in got.items() if p}
+        return
+    want = dict(full, **EXPECTED.get(sub.name, {}))
+    wrong = {a: (round(got[a], 4), want[a]) for a in full if abs(got[a] - want[a]) > 1e-9}
+    assert not wrong, f"{sub.name}: API name: (got, expected) {wrong}"
+    if sub.hint:
+        failed = [t for t in data["tests"] if t["status"] == "failed"
+                  and t["tags"][0] == sub.hint_api]
+        assert failed and all(sub.hint in t["output"] for t in failed), \
+            f"{sub.name}: hint {sub.hint!r} missing: {failed[0]['output'][:300] if failed else ''}"
