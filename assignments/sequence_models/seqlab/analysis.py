@@ -8,6 +8,7 @@ and measured the same way:
     model, solver = train_captioner(data, "lstm")              # TRAIN_SETTINGS, seeded
     scores = evaluate_captioner(model, data, "test")           # BLEU-1..4, CIDEr-D, ROUGE-L
     loc = localisation(model, data, "test")                    # attention captioners only
+    unfinished_function(data, "lstm")                          # "lstm_forward" until written
     print(format_table({"lstm": {**scores, "train time (s)": solver.train_time}}))
 """
 import numpy as np
@@ -37,6 +38,36 @@ def features_for(data, split, cell_type):
     ``"attention"``, the (Ni, C) pooled vectors otherwise."""
     key = "grid_features" if cell_type == "attention" else "features"
     return data[f"{split}_{key}"]
+
+
+NOTEBOOK_OF_CELL = {"rnn": "01_rnn_captioning", "lstm": "02_lstm_captioning",
+                    "attention": "03_attention_captioning"}
+"""The notebook in which each cell type of ``CaptioningRNN`` is written."""
+
+
+def unfinished_function(data, cell_type):
+    """The first function a captioner of this cell type needs that is not written yet, or None.
+
+    Runs one loss (forward and backward) and one short sample of a tiny ``CaptioningRNN``
+    (hidden size 4) on two training images, which takes milliseconds; used to skip a captioner
+    before its training starts rather than crash inside it.
+
+    Inputs:
+    - data: the dict of ``seqlab.data.load_captioning_data``.
+    - cell_type: ``"rnn"``, ``"lstm"`` or ``"attention"``.
+
+    Returns the name a stub's ``NotImplementedError`` gives (e.g. ``"lstm_forward"``), or None
+    when loss and sample run. Any other error (a bug) is raised as usual.
+    """
+    feats = features_for(data, "train", cell_type)[:2]
+    model = CaptioningRNN(data["word_to_idx"], input_dim=feats.shape[-1], wordvec_dim=4,
+                          hidden_dim=4, cell_type=cell_type, dtype=np.float32, seed=0)
+    try:
+        model.loss(feats, data["train_captions"][:2])
+        model.sample(feats, max_length=2)
+    except NotImplementedError as err:
+        return str(err).split(":", 1)[0]
+    return None
 
 
 def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True, **settings):
