@@ -9,6 +9,9 @@ Options
   --only API_NAME        grade only the checks of this API name (repeatable)
   --jobs N               workers running at a time (default: number of CPUs, at most 4)
   --timeout SECONDS      wall-clock limit of one call into student code (default 10)
+  --allow-isolation L    grade even when this machine isolates student code only at level L
+                         (full | reduced | none; default full: refuse anything less). The level
+                         used is printed and written into results.json (extra_data.isolation)
   --verbose              list every failed check in the summary
   --list                 list the API names and their checks, grade nothing
 
@@ -35,20 +38,34 @@ def _parser():
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.add_argument("--list", action="store_true", help="list API names and checks")
+    p.add_argument("--allow-isolation", default="full", choices=["full", "reduced", "none"],
+                   help="lowest isolation level accepted (see autograder/README.md)")
     p.add_argument("--visibility", default="visible",
                    choices=["visible", "hidden", "after_due_date", "after_published"])
     return p
 
 
-def _json_name(sub_name, used):
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", sub_name).strip("._") or "submission"
-    base = re.sub(r"\.zip$", "", base)
-    name, k = base, 1
-    while name in used:
-        k += 1
-        name = f"{base}_{k}"
-    used.add(name)
-    return name + ".json"
+def _json_name(sub_name):
+    """The file name of a submission's results in --out-dir."""
+    base = re.sub(r"\.zip$", "", sub_name)
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "submission"
+    return base + ".json"
+
+
+def _json_names(submissions):
+    """{submission path: JSON file name}; raises ValueError naming two submissions whose
+    results would land in the same file."""
+    names, owner = {}, {}
+    for s in submissions:
+        name = _json_name(os.path.basename(os.path.normpath(s)))
+        key = name.lower()  # case-insensitive file systems too
+        if key in owner:
+            from autograder.report import clean_line
+            raise ValueError(f"submissions {clean_line(owner[key])!r} and {clean_line(s)!r} "
+                             f"would both write {clean_line(name)!r} in --out-dir; rename one")
+        owner[key] = s
+        names[s] = name
+    return names
 
 
 def main(argv=None):
@@ -83,12 +100,31 @@ def main(argv=None):
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
 
+    json_names = {}
+    if args.out_dir:
+        try:
+            json_names = _json_names(args.submissions)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    from autograder import isolation
+    level = isolation.detect()
+    try:
+        isolation.require(level, args.allow_isolation)
+    except isolation.IsolationTooLow as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json_out:
+            report.write_json(report.error_json(str(exc)), args.json_out)
+        return 2
+    if not args.quiet:
+        print(f"autograder: isolation level {level.describe()}", file=sys.stderr)
+
     outputs = [os.path.abspath(args.json_out)] if args.json_out else []
     if args.out_dir:
         outputs.append(os.path.abspath(args.out_dir))
     sandbox.enable_subreaper()
     opts = runner.Options(only=args.only, jobs=args.jobs, timeout=args.timeout,
-                          visibility=args.visibility,
+                          visibility=args.visibility, isolation=level,
                           log=None if args.quiet else sys.stderr)
     extra = [os.path.dirname(p) if p.endswith(".json") else p for p in outputs]
     for s in args.submissions:  # other students' submissions
@@ -105,17 +141,16 @@ def main(argv=None):
         if args.json_out:
             report.write_json(data, args.json_out)
         return 1
-    used = set()
-    for res in results:  # the files first: a closed stdout must not lose them
-        data = report.results_json(res, args.visibility)
+    for path, res in zip(args.submissions, results):  # files first: stdout may be closed
+        data = report.results_json(res, args.visibility, isolation=level)
         if args.json_out:
             report.write_json(data, args.json_out)
         if args.out_dir:
-            report.write_json(data, os.path.join(args.out_dir,
-                                                 _json_name(res.submission.name, used)))
+            report.write_json(data, os.path.join(args.out_dir, json_names[path]))
     try:
         for res in results:
             print(report.summary(res, verbose=args.verbose), flush=True)
+        print(f"isolation level: {level.describe()}", flush=True)
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # e.g. piped into `head`
     if not args.quiet:

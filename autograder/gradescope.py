@@ -7,7 +7,7 @@ The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
   ``python -m autograder grade`` and writes ``/autograder/results/results.json``;
 - ``autograder/``     this package (the hidden checks);
 - ``solutions/sequence_models/seqlab/``   the reference (never visible to student code: the
-  workers run under their own uid, in a mount namespace that hides it);
+  workers run under a fresh uid, which ``run_autograder`` keeps out of the course folder);
 - ``assignments/sequence_models/seqlab/`` the release, for the given files and stubs
   (when it has been generated);
 - ``requirements.txt``.
@@ -49,8 +49,13 @@ rm -f "$RESULTS"
 chmod -R go-rwx "$ROOT/source" 2>/dev/null || true
 chmod 755 "$ROOT/results" 2>/dev/null || true
 cd "$ROOT/source"
+# Isolation: Gradescope's container (Docker's default capabilities and seccomp filter) allows
+# no namespace, so workers get the 'reduced' level: a fresh uid without capabilities, rlimits,
+# and the course made unreadable to it above. One submission per container: nothing of other
+# students to reach. What this level does not stop is listed in autograder/README.md.
 # shellcheck disable=SC2086
-"$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 ${SEQLAB_GRADE_ARGS:-}
+"$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 \
+    --allow-isolation reduced ${SEQLAB_GRADE_ARGS:-}
 status=$?
 if [ ! -s "$RESULTS" ]; then
     cat > "$RESULTS" <<EOF

@@ -9,17 +9,28 @@ import tempfile
 
 
 def _clean(text, limit=4000):
+    """Text safe to show: no control characters (ANSI escapes, carriage returns...) but newline
+    and tab; at most ``limit`` characters."""
     text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
     if len(text) > limit:
         text = text[:limit] + "\n... (truncated)"
     return text
 
 
+def clean_line(text, limit=300):
+    """A student-derived string (a file name, a message) made safe for one line of a terminal:
+    every control character, newlines included, becomes '?'."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _r(x):
     return round(float(x), 4)
 
 
-def results_json(sub_result, visibility="visible"):
+def results_json(sub_result, visibility="visible", isolation=None):
+    """Gradescope's results.json of one submission. ``isolation``: the isolation.Isolation the
+    grading ran under (written into ``extra_data``)."""
     sub = sub_result.submission
     tests = []
     for r in sub_result.results:
@@ -35,13 +46,13 @@ def results_json(sub_result, visibility="visible"):
         })
     lines = []
     for mod in sorted(sub.found_at):
-        lines.append(f"found {mod}.py at {sub.found_at[mod]}")
+        lines.append(f"found {mod}.py at {clean_line(sub.found_at[mod])}")
     for mod in sub.missing:
         lines.append(f"{mod}.py not found in the submission")
     for p in sub.problems:
-        lines.append(p)
+        lines.append(clean_line(p, 1000))
     lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
-    return {
+    data = {
         "score": _r(sub_result.score),
         "max_score": _r(sub_result.max_score),
         "output": _clean("\n".join(lines)),
@@ -49,6 +60,9 @@ def results_json(sub_result, visibility="visible"):
         "stdout_visibility": "hidden",
         "tests": tests,
     }
+    if isolation is not None:
+        data["extra_data"] = {"isolation": isolation.as_json()}
+    return data
 
 
 def write_json(data, path):
@@ -80,9 +94,10 @@ def error_json(message):
 def summary(sub_result, verbose=False):
     """Readable summary: per API name, points and what failed and why."""
     sub = sub_result.submission
-    out = [f"== {sub.name}: {_r(sub_result.score):g} / {_r(sub_result.max_score):g} points"]
+    out = [f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
+           f"{_r(sub_result.max_score):g} points"]
     for p in sub.problems:
-        out.append(f"   note: {p}")
+        out.append(f"   note: {clean_line(p)}")
     groups = {}
     for r in sub_result.results:
         groups.setdefault(r.check.api, []).append(r)
@@ -99,9 +114,9 @@ def summary(sub_result, verbose=False):
             reason = first[0][len("FAILED: "):] if first and first[0].startswith("FAILED: ") \
                 else (first[0] if first else "")
             hint = next((l for l in first if l.startswith("Hint: ")), "")
-            out.append(f"        - {r.check.title}: {reason[:300]}")
+            out.append(f"        - {r.check.title}: {clean_line(reason)}")
             if hint:
-                out.append(f"          {hint[:300]}")
+                out.append(f"          {clean_line(hint)}")
         if len(failed) > 3 and not verbose:
             out.append(f"        ... and {len(failed) - 3} more")
     return "\n".join(out)

@@ -13,9 +13,12 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
+from autograder import isolation as isolation_mod
 from autograder import paths
+from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
 from autograder.sandbox import Limits, Worker, WorkerFailure
@@ -33,6 +36,7 @@ class Options:
     limits: Limits = None
     visibility: str = "visible"
     log: object = None  # a file for progress messages (None: quiet)
+    isolation: object = None  # an isolation.Isolation (None: detected)
 
     def __post_init__(self):
         if self.limits is None:
@@ -40,16 +44,17 @@ class Options:
         self.limits.timeout = self.timeout
         if not self.limits.hide:
             self.limits.hide = default_hidden_paths()
+        if self.isolation is None:
+            self.isolation = isolation_mod.detect()
 
 
 def default_hidden_paths(extra=()):
-    """Folders a worker must not see (hidden by a private mount namespace when the grader runs
-    as root): the whole course (reference solutions, autograder, git history), the temporary
-    folder (other submissions' scratch folders), /root and /home, and ``extra`` (outputs,
-    submissions). The worker's own scratch folder and the interpreter's folders stay visible
-    (see worker_boot._hide_paths)."""
-    import tempfile
-    candidates = [paths.course_root(), tempfile.gettempdir(), "/root", "/home"] + list(extra)
+    """Folders a worker must not see even where they lie inside a folder it is given (an
+    interpreter's site-packages holding an installed course): the course, the autograder
+    package, the reference solutions, and ``extra`` (outputs, submissions). The worker's world
+    is an allowlist (see isolation.py); these are covered with empty folders when needed."""
+    candidates = [paths.course_root(), paths.autograder_dir(), paths.reference_dir()] + \
+        list(extra)
     out = []
     for c in candidates:
         c = os.path.realpath(c)
@@ -116,14 +121,16 @@ class ModuleRun:
             return
         limits = self.opts.limits
         worker = Worker(self.scratch, self.module, self.module in TORCH_MODULES, limits,
-                        label=f"{self.sub.name}:{self.module}")
+                        label=f"{self.sub.name}:{self.module}", isolation=self.opts.isolation)
         worker.start()
         for note in worker.notes:
             _log(self.opts, f"[{self.sub.name}:{self.module}] sandbox note: {note}")
         try:
-            resp, _, output = worker.call({"kind": "import", "module": self.module}, {},
-                                          max(limits.init_timeout, self.opts.timeout))
+            resp, arrays, output = worker.call({"kind": "import", "module": self.module}, {},
+                                               max(limits.init_timeout, self.opts.timeout))
+            ok, error, _, _ = replies.decode(resp, arrays, [])
         except WorkerFailure as exc:  # deterministic: do not retry for every call
+            worker.close()
             what = {"timeout": "timed out while importing it",
                     "protocol": "it wrote into the grader's result channel"}.get(
                 exc.kind, exc.message)
@@ -131,10 +138,10 @@ class ModuleRun:
             return
         if output.strip():  # printed while importing: shown with the next call's output
             self.pending_output += self._scrub(output)
-        if not resp.get("ok"):
-            err = resp.get("error") or {}
-            msg = err.get("message", "import failed")
-            where = err.get("where") or []
+        if not ok:
+            error = error or {}
+            msg = error.get("message") or "import failed"
+            where = error.get("where") or []
             if where:
                 msg += "\n    at " + "\n    at ".join(where[-3:])
             worker.close()
@@ -142,26 +149,17 @@ class ModuleRun:
             return
         self.worker = worker
 
-    def _result(self, resp, arrays, output):
-        values = {}
-        raw_values = resp.get("values")
-        if isinstance(raw_values, dict):
-            for name, meta in raw_values.items():
-                if not isinstance(meta, dict):
-                    continue
-                key = meta.get("key")
-                arr = arrays.get(key) if isinstance(key, str) else None
-                values[str(name)] = core.Value(meta, arr)
-        error = resp.get("error")
-        if error is not None and not isinstance(error, dict):
-            error = {"message": "malformed error"}
+    def _result(self, call, resp, arrays, output):
+        """A checked Result of one answer (raises WorkerFailure when it is malformed); only
+        the values the call asked for are kept."""
+        ok, error, values, js = replies.decode(resp, arrays, call.returns)
         if error:
             error = {k: (self._scrub(v) if isinstance(v, str) else
-                         [self._scrub(x) for x in v if isinstance(x, str)]
-                         if isinstance(v, list) else v) for k, v in error.items()}
-        js = resp.get("json") if isinstance(resp.get("json"), dict) else {}
-        return core.Result(ok=bool(resp.get("ok")), error=error, values=values, json=js,
-                           output=self._scrub(output))
+                         [self._scrub(x) for x in v] if isinstance(v, list) else v)
+                     for k, v in error.items()}
+        return core.Result(ok=ok, error=error,
+                           values={k: core.Value(m, a) for k, (m, a) in values.items()},
+                           json=js, output=self._scrub(output))
 
     def _skip_reason(self, api):
         if self.import_error is not None:
@@ -203,14 +201,22 @@ class ModuleRun:
                 continue  # reported by _skip_reason
             batch = [(calls[i].steps, calls[i].returns, calls[i].inputs) for i in pending]
             done = 0
+            answers = self.worker.batch(batch, timeout)
             try:
-                for resp, arrays, output in self.worker.batch(batch, timeout):
+                for resp, arrays, output in answers:
                     if self.pending_output:
                         output, self.pending_output = self.pending_output + output, ""
-                    results[pending[done]] = self._result(resp, arrays, output)
+                    results[pending[done]] = self._result(calls[pending[done]], resp, arrays,
+                                                          output)
+                    del resp, arrays
                     done += 1
                 pending = []
             except WorkerFailure as exc:
+                if not hasattr(exc, "index"):  # a malformed answer, found here
+                    exc.index = done
+                    answers.close()
+                    self.worker.close()
+                    exc.output = ""
                 failed = pending[exc.index]
                 if exc.kind == "timeout":
                     self.strikes[api] = self.strikes.get(api, 0) + 1
@@ -299,6 +305,18 @@ class ModuleRun:
 # submissions
 # ---------------------------------------------------------------------------------------------
 
+def _load(path, opts):
+    """Load one submission; a submission that cannot be read is graded as empty (its
+    problem noted), never the end of the batch."""
+    try:
+        return submission_mod.load(path)
+    except Exception as exc:
+        _log(opts, f"INTERNAL ERROR loading {path}:\n{traceback.format_exc()}")
+        sub = submission_mod.Submission(source=Path(path), name=Path(path).name)
+        sub.problems.append(f"the submission could not be read ({type(exc).__name__})")
+        return sub
+
+
 def grade(submission_paths, opts):
     """Grade submissions; returns a list of SubmissionResult (in the order given)."""
     checks = core.select(opts.only)
@@ -314,10 +332,15 @@ def grade(submission_paths, opts):
     warm.start()
 
     subs, scratches = [], []
-    for p in submission_paths:
-        sub = submission_mod.load(p)
-        subs.append(sub)
-        scratches.append(submission_mod.make_scratch(sub))
+    try:
+        for p in submission_paths:
+            sub = _load(p, opts)
+            subs.append(sub)
+            scratches.append(submission_mod.make_scratch(sub))
+    except BaseException:
+        for s in scratches:
+            submission_mod.remove_scratch(s)
+        raise
 
     tasks = []
     for i, sub in enumerate(subs):
@@ -336,7 +359,13 @@ def grade(submission_paths, opts):
         with lock:
             if started[i] is None:
                 started[i] = time.monotonic()
-        res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
+        try:
+            res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
+        except Exception:  # a bug of the grader on this submission costs it alone
+            tb = traceback.format_exc()
+            _log(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
+            res = [CheckResult(c, 0.0, False, "FAILED: internal grader error; please report it "
+                               "to the course staff") for c in by_module[m]]
         with lock:
             outputs[task] = res
             finished_at[i] = time.monotonic()

@@ -4,25 +4,33 @@ A :class:`Worker` is one sandboxed Python process serving one student module (``
 ``transformer``...). The grader sends it programs (see ``worker_boot.py``) and reads plain arrays
 back; nothing it sends is ever unpickled, and all comparisons happen in the grader.
 
-Isolation, in layers (each used where the machine allows it):
-- a scratch folder holding only the student files and the given files; cwd there, a scrubbed
-  environment, ``python -I -B`` (no PYTHONPATH, no user site, no cwd on sys.path);
+Isolation (see ``isolation.py`` for the methods and levels): the worker's world is built by
+bubblewrap from what it needs (an allowlist), it runs under a fresh unprivileged uid without
+capabilities, and, in every method:
+- its scratch folder holds only the student files and the given files; a scrubbed
+  environment, ``python -I -B`` (no PYTHONPATH, no user site, no cwd on sys.path); its
+  configuration comes through the request pipe;
 - resource limits set by the bootstrap before student code runs: address space (RLIMIT_AS),
   CPU seconds, file size, number of processes, open files, no core files;
 - a per-call wall-clock limit enforced here;
-- as root: a private mount namespace hiding the reference solutions, the autograder and the
-  output folders, and a fresh unprivileged uid per worker (so it cannot write the results, and
-  every process it ever starts is found by uid);
-- a cgroup (v2 ``cgroup.kill``, v1 freezer/pids/memory) when one can be created;
-- otherwise the session id and a marker environment variable, and, in the CLI process, the
-  child-subreaper flag so that detached grandchildren are re-parented to the grader.
+- a cgroup with the memory and pids controllers (v2 when its group really has them, else v1)
+  when one can be made;
+- the session id, the marker environment variable, the fresh uid, and, in the CLI process,
+  the child-subreaper flag, to find every process it started.
 When a worker is closed (or a call fails) every process found by any of these is SIGKILLed, in a
-loop, until none is left. After every call, processes other than the worker itself are killed.
+loop, until none is left (with a PID namespace, killing bubblewrap ends them all). After every
+call, processes other than the worker itself are killed.
+
+Every answer is hostile: frames are size-checked (``MAX_HEADER``, the per-call byte budget
+``Limits.reply_bytes``), JSON nesting is bounded before parsing, arrays are plain numeric
+dtypes whose size matches their shape; anything else is a WorkerFailure of that call
+(``replies.py`` checks the contents).
 """
 import errno
 import json
 import os
 import random
+import re
 import secrets
 import select
 import shutil
@@ -40,7 +48,8 @@ import numpy as np
 
 MAGIC = b"SQLW"
 _HEAD = struct.Struct(">4sIQ")
-MAX_RESPONSE = 256 * 2 ** 20
+MAX_HEADER = 4 * 2 ** 20      # bytes of an answer's JSON header
+MAX_NESTING = 64              # brackets deep in an answer's JSON header
 BOOT_NAME = "_seqlab_worker.py"
 BOOT_SOURCE = Path(__file__).with_name("worker_boot.py")
 MARKER_ENV = "SEQLAB_SANDBOX_TOKEN"
@@ -66,6 +75,7 @@ class Limits:
     nproc: int = 64          # per worker uid (root) / extra tasks over the user's count
     nofile: int = 512
     output_chars: int = 4000  # captured output kept per call
+    reply_bytes: int = 64 * 2 ** 20  # array bytes one call may return
     hide: list = field(default_factory=list)
 
 
@@ -177,99 +187,159 @@ def _warn_once(message):
         print(f"autograder: note: {message}", file=sys.stderr)
 
 
-def interpreter_folders(with_torch):
-    """Folders a worker needs to see: the interpreter's prefixes and site-packages."""
-    import site
+def _course_root():
+    return os.path.realpath(Path(__file__).resolve().parent.parent)
+
+
+def _is_site_dir(path):
+    """True for a folder of this interpreter's sys.path that a worker may see: not the course
+    (an editable install or a PYTHONPATH entry), not the current folder."""
+    if not path or not os.path.isabs(path) or not os.path.isdir(path):
+        return False
+    real = os.path.realpath(path)
+    course = _course_root()
+    # the course, a folder inside it, or a folder that holds it (e.g. PYTHONPATH=/home/me)
+    return not (real == course or real.startswith(course + os.sep)
+                or course.startswith(real.rstrip(os.sep) + os.sep))
+
+
+def interpreter_folders():
+    """Folders a worker needs to see, read-only: the interpreter's prefixes, its standard
+    library and the folders of sys.path that hold packages (numpy, torch). Never the course."""
     import sysconfig
-    out = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+    out = {sys.prefix, sys.base_prefix, sys.exec_prefix,
            os.path.dirname(os.path.realpath(sys.executable)),
+           os.path.dirname(sys.executable),
            sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
            sysconfig.get_paths()["platlib"], os.path.dirname(os.path.dirname(np.__file__))}
-    try:
-        out.update(site.getsitepackages())
-    except AttributeError:
-        pass
-    return sorted({os.path.realpath(p) for p in out if p and os.path.isdir(p)})
-
-
-def interpreter_world_readable(with_torch):
-    """Can an unprivileged uid run this interpreter with numpy (and torch)?"""
-    import sysconfig
-    paths = [sys.executable, os.path.join(sysconfig.get_paths()["stdlib"], "os.py"),
-             np.__file__]
-    if with_torch:
-        try:
-            import importlib.util
-            spec = importlib.util.find_spec("torch")
-            if spec and spec.origin:
-                paths.append(spec.origin)
-        except Exception:
-            pass
-    return all(_world_accessible(p) for p in paths)
+    out.update(p for p in sys.path if _is_site_dir(p))
+    folders = sorted({os.path.realpath(p) for p in out if p and os.path.isdir(p)}, key=len)
+    course = _course_root()
+    keep = []
+    for f in folders:
+        if f == "/" or f == course or f.startswith(course + os.sep):
+            continue
+        if any(f == k or f.startswith(k.rstrip(os.sep) + os.sep) for k in keep):
+            continue
+        keep.append(f)
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
 # cgroups (best effort)
 # ---------------------------------------------------------------------------------------------
 
+def _own_cgroups():
+    """{controller or '' (v2): this process's cgroup path}, from /proc/self/cgroup."""
+    out = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        rel = parts[2].strip().lstrip("/")
+        for ctrl in parts[1].split(",") if parts[1] else [""]:
+            out[ctrl] = rel
+    return out
+
+
+def _write_checked(path, value):
+    """Write a cgroup setting and read it back: True when the kernel took it."""
+    try:
+        path.write_text(str(value))
+        return path.read_text().strip() == str(value) or \
+            path.read_text().strip().isdigit() and int(path.read_text()) >= int(value) * 0.99
+    except (OSError, ValueError):
+        return False
+
+
 class Cgroup:
-    """A cgroup for one worker: v2 (``cgroup.kill``) and/or v1 (freezer, pids, memory)."""
+    """A cgroup for one worker with the memory and pids controllers (both required): cgroup v2
+    when its group really has both controllers, else v1 (memory, pids, and freezer when there
+    is one), each created under this process's own group. ``ok`` is False when neither gives
+    both; ``why`` then says what was missing."""
 
     def __init__(self, name, mem_bytes, max_pids):
         self.v2 = None
         self.v1 = {}
+        self.why = ""
         self._create_v2(name, mem_bytes, max_pids)
         if self.v2 is None:
             self._create_v1(name, mem_bytes, max_pids)
 
+    @classmethod
+    def probe(cls):
+        """True when this process can make a cgroup with memory and pids limits."""
+        group = cls(f"seqlab-probe-{secrets.token_hex(6)}", 256 * 2 ** 20, 64)
+        ok = group.ok
+        group.remove()
+        return ok
+
     @property
     def ok(self):
-        return self.v2 is not None or "freezer" in self.v1 or "pids" in self.v1
+        return self.v2 is not None or ("memory" in self.v1 and "pids" in self.v1)
 
     def _create_v2(self, name, mem_bytes, max_pids):
-        roots = []
-        for line in Path("/proc/self/cgroup").read_text().splitlines() if \
-                os.path.exists("/proc/self/cgroup") else []:
-            if line.startswith("0::"):
-                rel = line[3:].strip().lstrip("/")
-                for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                    if os.path.exists(os.path.join(mount, "cgroup.controllers")):
-                        roots.append(Path(mount) / rel)
-        for base in roots:
-            path = base / name
+        rel = _own_cgroups().get("")
+        if rel is None:
+            return
+        for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            if not os.path.exists(os.path.join(mount, "cgroup.controllers")):
+                continue
+            path = Path(mount) / rel / name
             try:
                 path.mkdir()
             except OSError:
                 continue
-            if not (path / "cgroup.kill").exists():
+            try:
+                controllers = (path / "cgroup.controllers").read_text().split()
+            except OSError:
+                controllers = []
+            if {"memory", "pids"} <= set(controllers) and \
+                    _write_checked(path / "memory.max", mem_bytes) and \
+                    _write_checked(path / "pids.max", max_pids):
+                _write_checked(path / "memory.swap.max", 0)
+                self.v2 = path
+                return
+            self.why = f"cgroup v2 at {mount} lacks the memory or pids controller"
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+    def _create_v1(self, name, mem_bytes, max_pids):
+        own = _own_cgroups()
+        for ctrl, settings in (("memory", {"memory.limit_in_bytes": mem_bytes}),
+                               ("pids", {"pids.max": max_pids}), ("freezer", {})):
+            if ctrl not in own:
+                continue
+            path = Path("/sys/fs/cgroup") / ctrl / own[ctrl] / name
+            try:
+                path.mkdir()
+            except OSError:
+                continue
+            if all(_write_checked(path / f, v) for f, v in settings.items()):
+                self.v1[ctrl] = path
+            else:
                 try:
                     path.rmdir()
                 except OSError:
                     pass
-                continue
-            for fname, value in (("pids.max", max_pids), ("memory.max", mem_bytes),
-                                 ("memory.swap.max", 0)):
-                try:
-                    (path / fname).write_text(str(value))
-                except OSError:
-                    pass
-            self.v2 = path
-            return
+        if not self.ok:
+            self.why = (self.why + "; " if self.why else "") + \
+                "no cgroup v1 memory and pids controllers could be used"
 
-    def _create_v1(self, name, mem_bytes, max_pids):
-        for ctrl, settings in (("freezer", {}), ("pids", {"pids.max": max_pids}),
-                               ("memory", {"memory.limit_in_bytes": mem_bytes})):
-            path = Path("/sys/fs/cgroup") / ctrl / name
-            try:
-                path.mkdir()
-            except OSError:
-                continue
-            for fname, value in settings.items():
-                try:
-                    (path / fname).write_text(str(value))
-                except OSError:
-                    pass
-            self.v1[ctrl] = path
+    def enter_command(self):
+        """A command prefix that moves itself into this cgroup, then runs the rest: the
+        worker's first process is inside before it starts any other (nothing escapes)."""
+        procs = [str(p / "cgroup.procs") for p in ([self.v2] if self.v2 else [])
+                 + list(self.v1.values())]
+        script = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; '
+                  'n=$((n-1)); done; exec "$@"')
+        return ["/bin/sh", "-c", script, "sh", str(len(procs))] + procs
 
     def add(self, pid):
         for path in ([self.v2] if self.v2 else []) + list(self.v1.values()):
@@ -327,27 +397,63 @@ class Cgroup:
 # ---------------------------------------------------------------------------------------------
 
 class _OutputReader(threading.Thread):
-    """Drains the worker's stdout+stderr, keeping a bounded head of each call's output. The
-    worker ends the output of every call with a sentinel; ``take(n)`` waits (briefly) until the
-    n-th sentinel has been read, so that output is attributed to the call that printed it."""
+    """Drains the worker's stdout+stderr and cuts it into the output of each answer.
 
-    def __init__(self, stream, keep, sentinel):
+    After each answer the worker writes a marker ``\0\0<token>:<n>\0\0`` into its output
+    (``n``: the number of the answer, counted from 1). Segment ``n`` is every byte since the
+    previous marker; ``segment(n)`` waits for it. An answer whose marker could not be written
+    (the student closed or redirected fd 1) has no segment: its output goes to the next one.
+    So each call gets the output it printed, whatever the timing (regrades are identical).
+    At most ``keep`` bytes of a segment are kept (the count of the others is noted)."""
+
+    def __init__(self, stream, keep, token):
         super().__init__(daemon=True)
         self.stream = stream
         self.keep = keep
-        self.sentinel = b"\x00\x00" + sentinel + b"\x00\x00"
+        self.prefix = b"\x00\x00" + token + b":"
         self.cond = threading.Condition()
-        self.buf = bytearray()
-        self.dropped = 0
-        self.seen = 0
+        self.cur = bytearray()
+        self.cur_dropped = 0
+        self.done = {}      # answer number -> (bytes, dropped)
         self.closed = False
-        self.reliable = True
 
     def _append(self, data):
-        room = self.keep - len(self.buf)
+        room = self.keep - len(self.cur)
         if room > 0:
-            self.buf += data[:room]
-        self.dropped += max(0, len(data) - max(room, 0))
+            self.cur += data[:room]
+        self.cur_dropped += max(0, len(data) - max(room, 0))
+
+    def _cut(self, number):
+        self.done[number] = (bytes(self.cur), self.cur_dropped)
+        self.cur = bytearray()
+        self.cur_dropped = 0
+
+    def _feed(self, data):
+        """Consume ``data``; returns the unconsumed tail (a possible partial marker)."""
+        while True:
+            i = data.find(self.prefix)
+            if i < 0:
+                keep_back = len(self.prefix) + 24
+                if len(data) > keep_back:
+                    self._append(data[:-keep_back])
+                    return data[-keep_back:]
+                return data
+            j = data.find(b"\x00\x00", i + len(self.prefix))
+            if j < 0:
+                if len(data) - i > len(self.prefix) + 24:  # not a marker after all
+                    self._append(data[:i + 1])
+                    data = data[i + 1:]
+                    continue
+                self._append(data[:i])
+                return data[i:]
+            digits = data[i + len(self.prefix):j]
+            if digits.isdigit() and len(digits) < 20:
+                self._append(data[:i])
+                self._cut(int(digits))
+                data = data[j + 2:]
+            else:
+                self._append(data[:i + 1])
+                data = data[i + 1:]
 
     def run(self):
         tail = b""
@@ -357,19 +463,9 @@ class _OutputReader(threading.Thread):
                     self.stream.read(65536)
                 if not chunk:
                     break
-                data = tail + chunk
                 with self.cond:
-                    while True:
-                        i = data.find(self.sentinel)
-                        if i < 0:
-                            break
-                        self._append(data[:i])
-                        data = data[i + len(self.sentinel):]
-                        self.seen += 1
-                        self.cond.notify_all()
-                    keep_back = len(self.sentinel) - 1
-                    self._append(data[:-keep_back] if len(data) > keep_back else b"")
-                    tail = data[-keep_back:] if len(data) > keep_back else data
+                    tail = self._feed(tail + chunk)
+                    self.cond.notify_all()
         except (OSError, ValueError):
             pass
         with self.cond:
@@ -377,23 +473,36 @@ class _OutputReader(threading.Thread):
             self.closed = True
             self.cond.notify_all()
 
-    def take(self, until=None, wait=2.0):
-        """The output so far (after the ``until``-th sentinel has been read, if given)."""
+    def segment(self, number, deadline):
+        """The output of answer ``number`` (waits until its marker is read, the stream ends
+        or ``deadline``); None when it has no segment."""
         with self.cond:
-            if until is not None and self.reliable:
-                deadline = time.monotonic() + wait
-                while self.seen < until and not self.closed:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self.reliable = False  # fd 1 closed or redirected: stop waiting
-                        break
-                    self.cond.wait(remaining)
-            text = bytes(self.buf).decode("utf-8", errors="replace")
-            if self.dropped:
-                text += f"\n... [{self.dropped} more bytes of output dropped]"
-            self.buf = bytearray()
-            self.dropped = 0
-        return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+            while number not in self.done and not self.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.cond.wait(remaining)
+            if number not in self.done:
+                return None
+            data, dropped = self.done.pop(number)
+        return _printable(data, dropped)
+
+    def rest(self):
+        """Output not attributed to any answer yet (after a failure)."""
+        with self.cond:
+            data, dropped = bytes(self.cur), self.cur_dropped
+            self.cur, self.cur_dropped = bytearray(), 0
+            for k in sorted(self.done):
+                d, n = self.done.pop(k)
+                data, dropped = d + data, dropped + n
+        return _printable(data, dropped)
+
+
+def _printable(data, dropped):
+    text = data.decode("utf-8", errors="replace")
+    if dropped:
+        text += f"\n... [{dropped} more bytes of output dropped]"
+    return "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
 
 
 def _pick_uid():
@@ -405,16 +514,38 @@ def _pick_uid():
                 return uid
 
 
-class Worker:
-    """One sandboxed worker process for one student module of one submission."""
+_scratch_gids = {}
 
-    def __init__(self, scratch, module, use_torch, limits, label="", hide_extra=()):
+
+def _scratch_group(scratch):
+    """A fresh gid that alone may read ``scratch`` (mode 0750): workers of this submission run
+    with it, those of other submissions cannot read it (matters where there is no mount
+    namespace to hide other scratch folders)."""
+    key = os.path.realpath(scratch)
+    with _uid_lock:
+        gid = _scratch_gids.get(key)
+    if gid is None:
+        gid = _pick_uid()
+        os.chown(key, 0, gid)
+        os.chmod(key, 0o750)
+        with _uid_lock:
+            _scratch_gids[key] = gid
+    return gid
+
+
+class Worker:
+    """One sandboxed worker process for one student module of one submission.
+
+    ``isolation``: an ``isolation.Isolation`` (default: what this machine allows)."""
+
+    def __init__(self, scratch, module, use_torch, limits, label="", isolation=None):
+        from autograder import isolation as isolation_mod
         self.scratch = Path(scratch)
         self.module = module
         self.use_torch = use_torch
         self.limits = limits
         self.label = label
-        self.hide_extra = list(hide_extra)
+        self.isolation = isolation or isolation_mod.detect()
         self.proc = None
         self.cgroup = None
         self.uid = None
@@ -424,91 +555,114 @@ class Worker:
         self._resp_r = None
         self._reader = None
         self._next_id = 0
+        self._answers = 0
+        self._core = set()
         self.alive = False
-        # SEQLAB_SANDBOX_MODE=user: behave as for an unprivileged grader even as root (tests of
-        # the fallback: session id, marker variable and subreaper sweeps; no uid, no mounts)
-        self.root_mode = os.geteuid() == 0 and os.environ.get("SEQLAB_SANDBOX_MODE") != "user"
+
+    @property
+    def fresh_uid(self):
+        return self.isolation.method in ("bwrap", "uid+bwrap", "uid")
 
     # start / stop -----------------------------------------------------------------------
     def start(self):
+        from autograder import isolation as iso
         scratch = self.scratch
         boot = scratch / BOOT_NAME
         source = BOOT_SOURCE.read_bytes()
         if not boot.exists() or boot.read_bytes() != source:
             boot.write_bytes(source)
             os.chmod(boot, 0o644)
-        wdir = scratch / ".w" / self.token[:12]
-        home, tmp = wdir / "home", wdir / "tmp"
-        home.mkdir(parents=True)
-        tmp.mkdir()
+        method = self.isolation.method
         mem = self.limits.mem_torch if self.use_torch else self.limits.mem_numpy
-        config = {"scratch": str(scratch), "torch": self.use_torch,
+        inside = iso.INSIDE_SCRATCH if "bwrap" in method else str(scratch)
+        tmp = "/tmp" if "bwrap" in method else None
+        if tmp is None:  # no private /tmp: a folder of its own in the scratch folder
+            wdir = scratch / ".w" / self.token[:12]
+            wdir.mkdir(parents=True)
+            tmp = str(wdir)
+        gid = None
+        if self.fresh_uid:
+            self.uid = _pick_uid()
+            gid = _scratch_group(scratch)
+            if tmp != "/tmp":
+                os.chown(tmp, self.uid, gid)
+                os.chmod(tmp, 0o700)
+        config = {"scratch": inside, "torch": self.use_torch,
+                  "path": [p for p in sys.path if _is_site_dir(p)],
                   "limits": {"as": mem, "cpu": self.limits.cpu_seconds,
                              "fsize": self.limits.file_size, "nofile": self.limits.nofile,
-                             "core": 0}}
-        if self.root_mode:
-            self.uid = _pick_uid()
-            for p in (wdir, home, tmp):
-                os.chown(p, self.uid, self.uid)
-                os.chmod(p, 0o700)
-            keep_cap = not interpreter_world_readable(self.use_torch)
-            config.update(uid=self.uid, gid=self.uid,
-                          hide=[str(p) for p in list(self.limits.hide) + list(self.hide_extra)],
-                          keep=[str(scratch)] + interpreter_folders(self.use_torch),
-                          keep_read_cap=keep_cap)
-            if keep_cap:
-                _warn_once("the Python interpreter is not readable by an unprivileged user, so "
-                           "workers keep read access to files (CAP_DAC_READ_SEARCH); the "
-                           "course, /root, /home and the temporary folder are hidden from them. "
-                           "Install Python world-readable (as on Gradescope) for full isolation.")
+                             "core": 0},
+                  "marker": self.token[16:]}
+        if self.fresh_uid:
             config["limits"]["nproc"] = self.limits.nproc
         else:
             config["limits"]["nproc"] = _tasks_of_uid(os.getuid()) + self.limits.nproc
-            _warn_once("not running as root: workers run under your own uid (no private mount "
-                       "namespace, no separate user); run the grader as root (a container, "
-                       "Gradescope) for full isolation.")
-        req_r, req_w = os.pipe()
-        resp_r, resp_w = os.pipe()
-        config.update(req_fd=req_r, resp_fd=resp_w, sentinel=self.token[16:])
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp),
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp,
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg", MARKER_ENV: self.token,
+            "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+            MARKER_ENV: f"{os.getpid()}.{self.token}",  # the grader's pid: for tests
         }
         self.cgroup = None
         if os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0":  # "0": test the fallbacks
             self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + GiB, self.limits.nproc + 64)
             if not self.cgroup.ok:
+                self.cgroup.remove()
                 self.cgroup = None
-        cmd = [sys.executable, "-I", "-B", "-u", str(boot), json.dumps(config)]
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        args_r = args_w = None
+        fds = [req_r, resp_w]
+        if "bwrap" in method:
+            args_r, args_w = os.pipe()
+            fds.append(args_r)
+        program = [sys.executable, "-I", "-B", "-u", f"{inside}/{BOOT_NAME}", str(req_r),
+                   str(resp_w)]
+        uid = self.uid if self.fresh_uid else os.geteuid()
+        argv, bargs = iso.command(method, program, folders=interpreter_folders(),
+                                  hide=self.limits.hide, scratch=scratch, uid=uid,
+                                  gid=gid if gid is not None else os.getegid(),
+                                  args_fd=args_r)
+        if self.cgroup is not None:  # joins the cgroup before it starts anything
+            argv = self.cgroup.enter_command() + argv
         try:
+            if bargs is not None:
+                data = b"".join(os.fsencode(a) + b"\0" for a in bargs)
+                if len(data) > 60000:
+                    raise WorkerFailure("crash", "the sandbox arguments do not fit a pipe")
+                os.write(args_w, data)
+                os.close(args_w)
+                args_w = None
             with _workers_lock:  # spawn and register atomically (see tracked_pids)
                 self.proc = subprocess.Popen(
-                    cmd, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(req_r, resp_w),
+                    argv, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=tuple(fds),
                     start_new_session=True, close_fds=True)
                 _worker_pids.add(self.proc.pid)
         finally:
-            os.close(req_r)
-            os.close(resp_w)
-        if self.cgroup is not None:
-            self.cgroup.add(self.proc.pid)
+            for fd in fds + ([args_w] if args_w is not None else []):
+                os.close(fd)
         self._req_w, self._resp_r = req_w, resp_r
         os.set_blocking(req_w, False)
         self._reader = _OutputReader(self.proc.stdout, self.limits.output_chars,
                                      self.token[16:].encode())
-        self._answers = 0  # answers received = sentinels to expect
         self._reader.start()
         self.alive = True
+        deadline = time.monotonic() + self.limits.init_timeout
         try:
-            header, _ = self._receive(time.monotonic() + self.limits.init_timeout)
+            self._send(_pack({"kind": "config", "config": config}, {}), deadline)
+            header, _ = self._receive(deadline, MAX_HEADER)
+            if header.get("ready") is not True:
+                raise WorkerFailure("protocol", "the worker did not say it was ready")
         except WorkerFailure as exc:
             self.close()
             raise WorkerFailure(exc.kind, "the worker process did not start: " + exc.message,
-                                exc.output)
-        self.notes = header.get("notes", [])
+                                self._reader.rest())
+        notes = header.get("notes")
+        self.notes = [str(n)[:300] for n in notes[:10]] if isinstance(notes, list) else []
+        self._core = self.tracked_pids()  # the worker's own processes (sandbox and python)
         return self
 
     def close(self):
@@ -537,7 +691,7 @@ class Worker:
         register_worker_pid(self.proc.pid, add=False)
         if self.cgroup is not None:
             self.cgroup.remove()
-        if self.root_mode and self.uid is not None:
+        if self.fresh_uid and self.uid is not None and self.isolation.method == "uid":
             _cleanup_files_of(self.uid)
         self.proc = None
 
@@ -561,7 +715,7 @@ class Worker:
             uid = _proc_uid(pid)
             if uid is None:
                 continue
-            if self.root_mode and self.uid is not None and uid == self.uid:
+            if self.fresh_uid and self.uid is not None and uid == self.uid:
                 found.add(pid)
                 continue
             if uid != my_uid:
@@ -596,7 +750,7 @@ class Worker:
                     pass
             pids = self.tracked_pids(quick=keep_worker)
             if keep_worker:
-                pids.discard(worker_pid)
+                pids -= self._core | {worker_pid}
             zombies = {p for p in pids if _is_zombie(p)}
             for pid in zombies:
                 _reap(pid)  # adopted orphans (subreaper) that died
@@ -612,34 +766,34 @@ class Worker:
             time.sleep(0.005 if attempt < 20 else 0.05)
 
     # protocol ---------------------------------------------------------------------------
-    def call(self, header, arrays, timeout):
+    def call(self, header, arrays, timeout, budget=None):
         """Send one request that has one answer (``import``); return (answer header,
         {name: array}, captured output). Raises WorkerFailure (and kills the worker) on
-        timeout, death or a bad frame."""
+        timeout, death, a bad frame or an answer over ``budget`` bytes."""
         if not self.alive:
             raise WorkerFailure("crash", "the worker is not running")
         self._next_id += 1
         header = dict(header, id=self._next_id)
         deadline = time.monotonic() + timeout
-        self._reader.take()
         try:
             self._send(_pack(header, arrays), deadline)
-            resp, out_arrays = self._receive(deadline)
+            resp, out_arrays = self._receive(deadline, budget or self.limits.reply_bytes)
             if resp.get("id") != self._next_id:
                 raise WorkerFailure("protocol", "the worker answered another request")
         except WorkerFailure as exc:
             self.close()  # kills everything; the output reader then reaches the end
-            exc.output = self._finish_output()
+            exc.output = self._reader.rest()
             raise
-        self._answers += 1
-        return resp, out_arrays, self._finish_output(self._answers)
+        return resp, out_arrays, self._output_of(resp, deadline)
 
-    def batch(self, calls, timeout):
+    def batch(self, calls, timeout, budget=None):
         """Run calls [(steps, returns, inputs)] in one request; yield (answer header, arrays,
-        output) per call as it completes, each within ``timeout`` seconds of the previous one.
+        output) per call as it completes, each within ``timeout`` seconds of the previous one
+        and within ``budget`` bytes (default ``limits.reply_bytes``).
 
-        On a timeout, a death or a bad frame, the worker (and all it started) is killed and
-        WorkerFailure is raised with ``index`` = the call that did not complete."""
+        On a timeout, a death, a bad frame or an answer over budget, the worker (and all it
+        started) is killed and WorkerFailure is raised with ``index`` = the call that did not
+        complete."""
         if not self.alive:
             raise WorkerFailure("crash", "the worker is not running")
         self._next_id += 1
@@ -650,27 +804,31 @@ class Worker:
             for k, v in inputs.items():
                 arrays[f"{i}:{k}"] = v
         header = {"kind": "batch", "id": self._next_id, "calls": specs}
-        self._reader.take()
         index = 0
         try:
             deadline = time.monotonic() + timeout
             self._send(_pack(header, arrays), deadline)
             for index in range(len(calls)):
-                resp, out_arrays = self._receive(deadline)
+                resp, out_arrays = self._receive(deadline, budget or self.limits.reply_bytes)
                 if resp.get("id") != self._next_id or resp.get("index") != index:
                     raise WorkerFailure("protocol", "the worker sent an answer out of order")
-                self._answers += 1
-                yield resp, out_arrays, self._finish_output(self._answers)
+                yield resp, out_arrays, self._output_of(resp, deadline)
                 deadline = time.monotonic() + timeout
         except WorkerFailure as exc:
             exc.index = index
             self.close()
-            exc.output = self._finish_output()
+            exc.output = self._reader.rest()
             raise
         self.kill_all(keep_worker=True)  # anything the calls left running in the background
 
-    def _finish_output(self, until=None):
-        return self._reader.take(until) if self._reader is not None else ""
+    def _output_of(self, resp, deadline):
+        """The output printed by the call that gave answer ``resp`` (the next answer number);
+        empty when the worker could not mark its end (then it goes with a later call)."""
+        self._answers += 1
+        if resp.get("marked") is not True:
+            return ""
+        text = self._reader.segment(self._answers, max(deadline, time.monotonic() + 1.0))
+        return text or ""
 
     def _send(self, data, deadline):
         view = memoryview(data)
@@ -710,18 +868,25 @@ class Worker:
             got += len(b)
         return b"".join(chunks)
 
-    def _receive(self, deadline):
+    def _receive(self, deadline, budget):
+        """Read one answer frame: (header dict, {key: array}). Everything about it is checked:
+        any malformed part, or more than ``budget`` bytes of array data, is a
+        WorkerFailure("protocol") of this call."""
         magic, hlen, dlen = _HEAD.unpack(self._read(_HEAD.size, deadline))
-        if magic != MAGIC or hlen > 16 * 2 ** 20 or dlen > MAX_RESPONSE:
+        if magic != MAGIC or hlen > MAX_HEADER:
             raise WorkerFailure("protocol", "the worker sent a malformed answer")
-        try:
-            header = json.loads(self._read(hlen, deadline).decode("utf-8"))
-            if not isinstance(header, dict):
-                raise ValueError("header is not an object")
-        except (ValueError, UnicodeDecodeError):
-            raise WorkerFailure("protocol", "the worker sent a malformed answer")
+        if dlen > budget:
+            raise WorkerFailure("protocol", f"the answer holds {dlen} bytes of values, more "
+                                f"than a call may return ({budget} bytes)")
+        raw = self._read(hlen, deadline)
         data = self._read(dlen, deadline)
-        return header, _unpack_arrays(header.pop("arrays", []), data)
+        try:
+            header = decode_header(raw)
+            arrays = _unpack_arrays(header.pop("arrays", []), data)
+        except Exception as exc:  # RecursionError, MemoryError...: all the worker's fault
+            raise WorkerFailure("protocol", f"the worker sent a malformed answer "
+                                f"({type(exc).__name__})")
+        return header, arrays
 
     def _death_message(self):
         if self.proc is None:
@@ -806,6 +971,23 @@ def _pack(header, arrays):
     header = dict(header, arrays=table)
     head = json.dumps(header).encode("utf-8")
     return _HEAD.pack(MAGIC, len(head), offset) + head + b"".join(blobs)
+
+
+def decode_header(raw):
+    """The JSON header of an answer frame -> dict. Raises ValueError when it is not UTF-8 JSON
+    of an object, or nests brackets deeper than MAX_NESTING (checked before parsing, so that
+    the parser cannot recurse without bound)."""
+    text = raw.decode("utf-8")
+    brackets = re.sub(r'[^\[\]{}]', "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text))
+    depth = 0
+    for ch in brackets:
+        depth += 1 if ch in "[{" else -1
+        if depth > MAX_NESTING:
+            raise ValueError("the header nests too deep")
+    header = json.loads(text)
+    if not isinstance(header, dict):
+        raise ValueError("the header is not an object")
+    return header
 
 
 def _unpack_arrays(table, data):

@@ -6,6 +6,10 @@ under a ``seqlab/`` folder, or anywhere in an assignment folder (the shallowest 
 of the package come from the grader's own copy of the release (see ``paths.given_files``).
 Symbolic links, files larger than ``MAX_FILE`` and zip entries that are not regular files are
 ignored; a file that *is* a reference solution file (same inode) is refused.
+
+Folders and zips are walked iteratively within limits (``MAX_DEPTH`` folders deep,
+``MAX_ENTRIES`` entries in all, shared by nested zips through a ``Budget``), so that no
+submission can exhaust the grader's stack or time.
 """
 import os
 import shutil
@@ -19,6 +23,7 @@ from autograder import paths
 
 MAX_FILE = 2 * 2 ** 20
 MAX_ENTRIES = 20000
+MAX_DEPTH = 32
 SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git", "node_modules"}
 
 
@@ -87,21 +92,88 @@ def load(path):
     return sub
 
 
-def _load_folder(sub, root):
-    names = {}
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel = Path(dirpath).relative_to(root).parts
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_PARTS and not d.startswith("."))
-        for fname in filenames:
-            count += 1
-            if count > MAX_ENTRIES:
-                sub.problems.append("the submission has too many files; the rest were ignored")
+class Budget:
+    """The walking limits of one submission: ``entries`` left (files and folders, across
+    nested zips), ``MAX_DEPTH``. ``take(parts)`` -> True when the entry may be used; the first
+    refusal of each kind is noted in ``problems``."""
+
+    def __init__(self, problems, entries=MAX_ENTRIES, depth=MAX_DEPTH):
+        self.problems = problems
+        self.entries = entries
+        self.depth = depth
+        self._noted = set()
+
+    def _note(self, kind, message):
+        if kind not in self._noted:
+            self._noted.add(kind)
+            self.problems.append(message)
+
+    def take(self, parts):
+        if self.entries <= 0:
+            self._note("entries", "the submission has too many files; the rest were ignored")
+            return False
+        self.entries -= 1
+        if len(parts) > self.depth:
+            self._note("depth", f"folders nested deeper than {self.depth} levels were ignored")
+            return False
+        return True
+
+
+def walk_folder(root, budget):
+    """Regular files under ``root`` (iteratively, symbolic links not followed, hidden and
+    tool folders skipped), within ``budget``: {path parts: Path}."""
+    found = {}
+    stack = [((), Path(root))]
+    while stack:
+        rel, folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            parts = rel + (entry.name,)
+            if not budget.take(parts):
+                if budget.entries <= 0:
+                    return found
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in SKIP_PARTS and not entry.name.startswith("."):
+                        subdirs.append((parts, Path(entry.path)))
+                else:
+                    found[parts] = Path(entry.path)
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
+    return found
+
+
+def zip_entries(zf, budget):
+    """Usable entries of an open zip within ``budget`` (shared with nested zips): regular
+    files only, names made relative: {path parts: ZipInfo}."""
+    infos = {}
+    for info in zf.infolist():
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        parts = tuple(p for p in parts if p not in ("", ".", "..", "/"))
+        if not budget.take(parts or ("",)):
+            if budget.entries <= 0:
                 break
-            if fname.endswith(".py") and fname[:-3] in paths.STUDENT_MODULES:
-                names[rel + (fname,)] = Path(dirpath) / fname
-        if count > MAX_ENTRIES:
-            break
+            continue
+        if info.is_dir() or not parts:
+            continue
+        mode = (info.external_attr >> 16) & 0o170000
+        if mode and mode != stat.S_IFREG:
+            continue  # symlinks and other special entries
+        infos[parts] = info
+    return infos
+
+
+def _load_folder(sub, root):
+    files = walk_folder(root, Budget(sub.problems))
+    names = {parts: p for parts, p in files.items()
+             if parts[-1].endswith(".py") and parts[-1][:-3] in paths.STUDENT_MODULES}
     _load_folder_files(sub, names)
 
 
@@ -142,20 +214,7 @@ def _load_zip(sub, path):
         sub.problems.append(f"cannot read the zip: {exc}")
         return
     with zf:
-        infos = {}
-        for i, info in enumerate(zf.infolist()):
-            if i >= MAX_ENTRIES:
-                sub.problems.append("the zip has too many entries; the rest were ignored")
-                break
-            if info.is_dir():
-                continue
-            mode = (info.external_attr >> 16) & 0o170000
-            if mode and mode != stat.S_IFREG:
-                continue  # symlinks and other special entries
-            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-            parts = tuple(p for p in parts if p not in ("", ".", "..", "/"))
-            if parts:
-                infos[parts] = info
+        infos = zip_entries(zf, Budget(sub.problems))
         for mod, parts in _candidates(infos).items():
             info = infos[parts]
             if info.file_size > MAX_FILE:

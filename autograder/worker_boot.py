@@ -1,18 +1,21 @@
 """Worker bootstrap: runs student code in a sandboxed process (never imported by the grader).
 
-This file is *copied* into the scratch folder of a submission and started as
-``python -I -B _seqlab_worker.py CONFIG_JSON``. It is self-contained (standard library and
-numpy; torch only for workers that need it) because the worker must not be able to import
-anything from the autograder package.
+This file is *copied* into the scratch folder of a submission and started, inside the sandbox
+that ``isolation.py`` builds, as ``python -I -B _seqlab_worker.py REQUEST_FD ANSWER_FD``. Its
+configuration comes as the first frame of the request pipe, not on its command line. It is
+self-contained (standard library and numpy; torch only for workers that need it) because the
+worker must not be able to import anything from the autograder package. It starts with no
+privilege at all: the sandbox (namespaces, uid) is set up before this interpreter runs.
 
 Before any student code runs it (as trusted code):
-1. when started as root: enters a private mount namespace and mounts empty tmpfs folders over
-   the paths the grader asks to hide (solutions, autograder, output folders), then drops to an
-   unprivileged uid (keeping only CAP_DAC_READ_SEARCH when the interpreter is not readable by
-   that uid);
-2. sets resource limits (address space, CPU time, file size, processes, open files, no core);
-3. imports numpy (and torch) so that the student module finds them already loaded;
-4. sends a ``ready`` frame.
+1. reads its configuration; sets resource limits (address space, CPU time, file size,
+   processes, open files, no core);
+2. imports numpy (and torch) so that the student module finds them already loaded;
+3. sends a ``ready`` frame.
+
+After each answer it writes a marker ``\\0\\0<token>:<n>\\0\\0`` into its output (``n``: the
+answer's number), so that the grader gives each call the output it printed; the answer says
+whether the marker was written (``marked``).
 
 Then it serves requests read from the request pipe. A request is a small program of steps
 (``call`` a student function, make a ``tensor``, build a torch ``module`` and load weights, take
@@ -44,85 +47,6 @@ _os_read = os.read
 # ---------------------------------------------------------------------------------------------
 # sandbox set-up (trusted code, before the student module is imported)
 # ---------------------------------------------------------------------------------------------
-
-def _libc():
-    import ctypes
-    return ctypes, ctypes.CDLL(None, use_errno=True)
-
-
-def _inside(path, folder):
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _hide_paths(paths, keep):
-    """Private mount namespace; an empty tmpfs over each path of ``paths``, except that the
-    folders of ``keep`` inside it (the scratch folder, the interpreter) are bind-mounted back
-    (through file descriptors opened before the tmpfs covers them). Root only."""
-    ctypes, libc = _libc()
-    CLONE_NEWNS = 0x00020000
-    MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 2, 4, 8, 4096, 16384
-    MS_PRIVATE = 1 << 18
-    if libc.unshare(CLONE_NEWNS) != 0:
-        return "unshare failed (errno %d)" % ctypes.get_errno()
-    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return "making / private failed (errno %d)" % ctypes.get_errno()
-    failed = []
-    # outermost first, so that a kept folder of an outer path is re-exposed once
-    for path in sorted(set(paths), key=len):
-        if not os.path.isdir(path):
-            continue
-        inner = sorted({k for k in keep if _inside(k, path) and os.path.isdir(k)}, key=len)
-        # a kept folder inside another kept folder comes back with it
-        inner = [k for k in inner if not any(o != k and _inside(k, o) for o in inner)]
-        fds = []
-        try:
-            for k in inner:
-                fds.append((k, os.open(k, os.O_RDONLY | os.O_DIRECTORY)))
-            opts = b"size=64k,mode=755" if inner else b"size=4k,mode=000"
-            if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                          opts) != 0:
-                failed.append(path)
-                continue
-            for k, fd in fds:
-                os.makedirs(k, exist_ok=True)
-                src = ("/proc/self/fd/%d" % fd).encode()
-                if libc.mount(src, os.fsencode(k), None, MS_BIND | MS_REC, None) != 0:
-                    failed.append(k)
-        finally:
-            for _, fd in fds:
-                os.close(fd)
-    return ("could not hide or re-expose: %s" % ", ".join(failed)) if failed else None
-
-
-def _drop_privileges(uid, gid, keep_read_cap):
-    """setuid to an unprivileged uid; optionally keep CAP_DAC_READ_SEARCH (read-only access to
-    files, used when the interpreter itself is not readable by that uid)."""
-    ctypes, libc = _libc()
-    PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 8, 38, 4
-    if keep_read_cap:
-        libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if keep_read_cap:
-        class Header(ctypes.Structure):
-            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-        class Data(ctypes.Structure):
-            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                        ("inheritable", ctypes.c_uint32)]
-        CAP_DAC_READ_SEARCH = 2
-        header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-        data = (Data * 2)()
-        data[0].effective = data[0].permitted = 1 << CAP_DAC_READ_SEARCH
-        if libc.capset(ctypes.byref(header), data) != 0:
-            raise OSError(ctypes.get_errno(), "capset failed")
-        libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # other processes of this uid cannot ptrace us
-    if os.getuid() == 0 or os.geteuid() == 0:
-        raise OSError("privileges were not dropped")
-
 
 def _set_limits(limits):
     import resource
@@ -570,39 +494,57 @@ def _run_call(interp, np, torch, call, env, scratch, ident):
             response["values"][nm] = vmeta
     response["json"] = meta["json"]
     response["seconds"] = time.perf_counter() - t0
-    try:
-        return _pack(response, out_arrays)
-    except BaseException as exc:
-        return _pack(dict(ident, ok=False, values={}, json={},
-                          error={"type": type(exc).__name__, "step": "encode",
-                                 "message": "could not encode the results: %s" % exc,
-                                 "where": []}), {})
+    return response, out_arrays
 
 
-def _end_of_output(config):
+def _end_of_output(config, number):
     """Flush what the call printed and mark its end in the output stream, so that the grader
-    attributes every byte to the right call."""
+    attributes every byte to the right call. True when the marker was written."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
             stream.flush()
         except BaseException:
             pass
     try:
-        _os_write(1, b"\x00\x00" + config["sentinel"].encode() + b"\x00\x00")
+        data = b"\x00\x00" + config["marker"].encode() + b":%d\x00\x00" % number
+        view = memoryview(data)
+        while view:
+            view = view[_os_write(1, view):]
+        return True
     except BaseException:
-        pass
+        return False
+
+
+class _Answers:
+    """Numbers the answers and marks the end of each one's output."""
+
+    def __init__(self, config, fd):
+        self.config = config
+        self.fd = fd
+        self.count = 0
+
+    def send(self, response, arrays=None):
+        """Mark the end of the call's output, then send its answer (``marked`` added)."""
+        self.count += 1
+        response = dict(response, marked=_end_of_output(self.config, self.count))
+        try:
+            frame = _pack(response, arrays or {})
+        except BaseException as exc:
+            frame = _pack({"id": response.get("id"), "index": response.get("index"),
+                           "marked": response["marked"], "ok": False, "values": {},
+                           "json": {}, "error": {"type": type(exc).__name__, "step": "encode",
+                                                 "message": "could not encode the results: %s"
+                                                 % exc, "where": []}}, {})
+        _write_all(self.fd, frame)
 
 
 def main():
-    config = json.loads(sys.argv[1])
+    req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
+    import numpy as np  # trusted import
+    header, _ = _unpack(req_fd, np)
+    config = header["config"]
     scratch = config["scratch"]
-    req_fd, resp_fd = config["req_fd"], config["resp_fd"]
     notes = []
-    if os.geteuid() == 0 and config.get("hide"):
-        note = _hide_paths(config["hide"], config.get("keep", []))
-        if note:
-            notes.append(note)
-    import numpy as np  # trusted import, before privileges are dropped
     torch = None
     if config.get("torch"):
         import torch
@@ -618,16 +560,16 @@ def main():
             __import__(mod)
         except ImportError:
             pass
-    if os.geteuid() == 0 and config.get("uid") is not None:
-        _drop_privileges(config["uid"], config["gid"], config.get("keep_read_cap", False))
     _set_limits(config.get("limits", {}))
     os.chdir(scratch)
-    sys.path[:] = [scratch] + [p for p in sys.path if p and not p.startswith(scratch)]
+    extra = [p for p in config.get("path", []) if p not in sys.path]
+    sys.path[:] = [scratch] + [p for p in sys.path if p and not p.startswith(scratch)] + extra
     sys.argv = ["seqlab-worker"]
     sys.stdin = open(os.devnull)
 
     interp = Interpreter(np, torch)
     _write_all(resp_fd, _pack({"ready": True, "pid": os.getpid(), "notes": notes}, {}))
+    answers = _Answers(config, resp_fd)
 
     while True:
         try:
@@ -647,17 +589,15 @@ def main():
                 response["ok"] = False
                 response["error"] = _format_error(exc, scratch)
                 response["error"]["step"] = "import"
-            _end_of_output(config)
-            _write_all(resp_fd, _pack(response, {}))
+            answers.send(response)
             continue
         # a batch of calls: one answer frame per call, as soon as it is done
         for index, call in enumerate(header.get("calls", [])):
             prefix = "%d:" % index
             env = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            frame = _run_call(interp, np, torch, call, env, scratch,
-                              {"id": header.get("id"), "index": index})
-            _end_of_output(config)
-            _write_all(resp_fd, frame)
+            response, out_arrays = _run_call(interp, np, torch, call, env, scratch,
+                                             {"id": header.get("id"), "index": index})
+            answers.send(response, out_arrays)
     os._exit(0)
 
 
