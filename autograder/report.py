@@ -1,11 +1,13 @@
 """Results in Gradescope's ``results.json`` schema, and the readable summary.
 
 The JSON holds no timings and no temporary paths, so grading the same submission twice gives
-identical files.
+identical files, and no hidden expected values (``core.redact``): it is what the student reads.
 """
 import json
 import os
 import tempfile
+
+from autograder.checks.core import redact
 
 
 def _clean(text, limit=4000):
@@ -40,7 +42,7 @@ def results_json(sub_result, visibility="visible", isolation=None):
             "score": _r(r.score),
             "max_score": _r(c.points),
             "status": "passed" if r.passed else "failed",
-            "output": _clean(r.output),
+            "output": _clean(redact(r.output)),
             "tags": list(c.all_tags),
             "visibility": c.visibility if c.visibility else visibility,
         })
@@ -91,32 +93,79 @@ def error_json(message):
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 
-def summary(sub_result, verbose=False):
-    """Readable summary: per API name, points and what failed and why."""
+def note_dependencies(results):
+    """Where a failed check also ran student functions (its other tags) that fail their own
+    checks, say so first in its feedback ("depends on X, which fails its own checks: fix X
+    first"), so that the student looks where the bug is. ``results``: the CheckResults of one
+    submission; changed in place."""
+    failing = {r.check.api for r in results if not r.passed}
+    for r in results:
+        if r.passed:
+            continue
+        deps = [t for t in r.check.all_tags[1:] if t in failing and t != r.check.api]
+        if not deps:
+            continue
+        one = len(deps) == 1
+        note = (f"depends on {', '.join(deps)}, which {'fails its' if one else 'fail their'} "
+                f"own checks: fix {'it' if one else 'them'} first. ")
+        if r.output.startswith("FAILED: "):
+            r.output = "FAILED: " + note + r.output[len("FAILED: "):]
+        else:
+            r.output = "FAILED: " + note + r.output
+
+
+def _reason(output):
+    """(first line without "FAILED: ", the "Hint: " line or "") of a check's feedback."""
+    lines = output.splitlines()
+    first = lines[0] if lines else ""
+    first = first[len("FAILED: "):] if first.startswith("FAILED: ") else first
+    hint = next((line for line in lines if line.startswith("Hint: ")), "")
+    return first, hint
+
+
+def summary(sub_result, verbose=False, quiet=False):
+    """Readable summary: the total, a total per notebook, then per API name the points and
+    what failed and why (each hint once). CaptioningRNN's checks are shown under the notebook
+    of their cell type. Without ``verbose``: at most three failed checks per API name and no
+    expected values (as the student sees them); ``quiet``: the total line only."""
+    from autograder.checks.core import NOTEBOOKS, notebook_of
     sub = sub_result.submission
-    out = [f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
-           f"{_r(sub_result.max_score):g} points"]
+    head = (f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
+            f"{_r(sub_result.max_score):g} points")
+    if quiet:
+        return head
+    out = [head]
     for p in sub.problems:
         out.append(f"   note: {clean_line(p)}")
-    groups = {}
+    books = {}
     for r in sub_result.results:
-        groups.setdefault(r.check.api, []).append(r)
-    width = max((len(a) for a in groups), default=10)
-    for api, rs in groups.items():
-        got = sum(r.score for r in rs)
-        total = sum(r.check.points for r in rs)
-        failed = [r for r in rs if not r.passed]
-        mark = "ok " if not failed else "BAD"
-        out.append(f"  [{mark}] {api:<{width}}  {got:5.2f} / {total:5.2f}"
-                   + (f"   ({len(failed)} of {len(rs)} checks failed)" if failed else ""))
-        for r in failed[: (len(failed) if verbose else 3)]:
-            first = r.output.splitlines()
-            reason = first[0][len("FAILED: "):] if first and first[0].startswith("FAILED: ") \
-                else (first[0] if first else "")
-            hint = next((l for l in first if l.startswith("Hint: ")), "")
-            out.append(f"        - {r.check.title}: {clean_line(reason)}")
-            if hint:
-                out.append(f"          {clean_line(hint)}")
-        if len(failed) > 3 and not verbose:
-            out.append(f"        ... and {len(failed) - 3} more")
+        books.setdefault(notebook_of(r.check), {}).setdefault(r.check.api, []).append(r)
+    width = max((len(a) for g in books.values() for a in g), default=10)
+    for book in sorted(books):
+        groups = books[book]
+        rs_all = [r for rs in groups.values() for r in rs]
+        out.append(f" notebook {NOTEBOOKS.get(book, book or '?')}: "
+                   f"{_r(sum(r.score for r in rs_all)):g} / "
+                   f"{_r(sum(r.check.points for r in rs_all)):g}")
+        for api, rs in groups.items():
+            got = sum(r.score for r in rs)
+            total = sum(r.check.points for r in rs)
+            failed = [r for r in rs if not r.passed]
+            mark = "ok " if not failed else "BAD"
+            part = ""
+            if api == "CaptioningRNN":
+                part = {"01": " (cell_type='rnn' and vocabulary checks)",
+                        "02": " (cell_type='lstm')", "03": " (cell_type='attention')"}.get(book, "")
+            out.append(f"  [{mark}] {api:<{width}}  {got:5.2f} / {total:5.2f}"
+                       + (f"   ({len(failed)} of {len(rs)} checks failed)" if failed else "")
+                       + part)
+            hints = set()
+            for r in failed[: (len(failed) if verbose else 3)]:
+                reason, hint = _reason(r.output if verbose else redact(r.output))
+                out.append(f"        - {r.check.title}: {clean_line(reason)}")
+                if hint and hint not in hints:
+                    hints.add(hint)
+                    out.append(f"          {clean_line(hint)}")
+            if len(failed) > 3 and not verbose:
+                out.append(f"        ... and {len(failed) - 3} more (--verbose lists them)")
     return "\n".join(out)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 from autograder import isolation as isolation_mod
-from autograder import paths
+from autograder import paths, report
 from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
@@ -30,7 +30,8 @@ MODULE_ORDER = ["transformer", "captioning", "attention_layers", "lstm_layers", 
 
 @dataclass
 class Options:
-    only: list = field(default_factory=list)
+    only: list = field(default_factory=list)       # API names, modules, notebooks
+    notebooks: list = field(default_factory=list)  # "01".."04"
     jobs: int = 2
     timeout: float = 10.0
     limits: Limits = None
@@ -319,7 +320,7 @@ def _load(path, opts):
 
 def grade(submission_paths, opts):
     """Grade submissions; returns a list of SubmissionResult (in the order given)."""
-    checks = core.select(opts.only)
+    checks = core.select(opts.only, opts.notebooks)
     by_module = {}
     for c in checks:
         by_module.setdefault(c.module, []).append(c)
@@ -388,6 +389,7 @@ def grade(submission_paths, opts):
         for m in modules:
             results.extend(outputs.get((i, m), []))
         results.sort(key=lambda r: order[r.check.id])
+        report.note_dependencies(results)
         secs = (finished_at.get(i, 0) - started[i]) if started[i] else 0.0
         out.append(SubmissionResult(sub, results, seconds=secs))
     return out

@@ -168,6 +168,19 @@ def _sample_program(w2i, dims, cell, params, features, max_length):
 # checks
 # ---------------------------------------------------------------------------------------------
 
+# The student's functions that CaptioningRNN's checks run (their tags): a failure of one of
+# them is named in the feedback of the captioning check ("fix it first").
+_COMMON = ("word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
+           "temporal_affine_backward", "temporal_softmax_loss")
+USES = {
+    ("loss", "rnn"): ("rnn_forward", "rnn_backward") + _COMMON,
+    ("loss", "lstm"): ("lstm_forward", "lstm_backward") + _COMMON,
+    ("loss", "attention"): ("attention_lstm_forward", "attention_lstm_backward") + _COMMON,
+    ("sample", "rnn"): ("rnn_step_forward",),
+    ("sample", "lstm"): ("lstm_step_forward",),
+    ("sample", "attention"): ("dot_product_attention_forward", "attention_lstm_step_forward"),
+}
+
 DIMS = dict(N=3, T=5, D=6, W=4, H=5)
 SMALL = dict(N=2, T=3, D=3, W=3, H=3)
 
@@ -227,7 +240,7 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
         return f"loss and every gradient match{ctx}"
 
     return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate))
+                 evaluate=_run(evaluate), tags=USES["loss", cell])
 
 
 def _check_numeric(cell, seed, points=1.0):
@@ -264,7 +277,8 @@ def _check_numeric(cell, seed, points=1.0):
 
     return Check(api=API, title=f"gradients vs numeric gradients of your loss "
                                 f"(cell_type={cell!r})",
-                 points=points, module=MODULE, calls=calls, evaluate=_run(evaluate))
+                 points=points, module=MODULE, calls=calls, evaluate=_run(evaluate),
+                 tags=USES["loss", cell])
 
 
 def _end_config(seed, w2i, dims, cell, N, max_length):
@@ -358,7 +372,7 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
         return f"captions match{ctx}"
 
     return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate))
+                 evaluate=_run(evaluate), tags=USES["sample", cell])
 
 
 def _check_params(cell, points=0.5):

@@ -195,15 +195,68 @@ def all_checks():
         return list(_checks)
 
 
-def select(only=None):
-    """The checks of the API names in ``only`` (their group: ``check.api``), all if empty.
-    (A check's other tags name the API names it also exercises, e.g. the forward function a
-    backward check needs for its cache; they do not select it.)"""
+# The notebook each check belongs to: by student module, and for CaptioningRNN (used by
+# notebooks 01-03) by the cell type its title names (no cell type: notebook 01).
+NOTEBOOKS = {"01": "01_rnn_captioning", "02": "02_lstm_captioning",
+             "03": "03_attention_captioning", "04": "04_transformer"}
+_MODULE_NOTEBOOK = {"rnn_layers": "01", "lstm_layers": "02", "attention_layers": "03",
+                    "transformer": "04"}
+_CELL_TYPE_NOTEBOOK = {"rnn": "01", "lstm": "02", "attention": "03"}
+_CELL_TYPE = re.compile(r"cell_type='(\w+)'")
+
+
+def notebook_of(check):
+    """"01".."04": the notebook whose graded cells hold ``check``."""
+    if check.module == "captioning":
+        m = _CELL_TYPE.search(check.title)
+        return _CELL_TYPE_NOTEBOOK.get(m.group(1), "01") if m else "01"
+    return _MODULE_NOTEBOOK.get(check.module, "")
+
+
+def notebook_key(name):
+    """"01" for "1", "01", "nb01" or "01_rnn_captioning"; None if ``name`` names no notebook."""
+    text = str(name).strip().lower().removeprefix("nb")
+    for key, full in NOTEBOOKS.items():
+        if text in (key, key.lstrip("0"), full):
+            return key
+    return None
+
+
+def resolve_selection(names):
+    """API names, student module names ("rnn_layers" or "rnn_layers.py") and notebooks
+    ("01", "02_lstm_captioning") -> (set of API names, set of notebook keys). Raises
+    ValueError naming the unknown entries and what is known."""
+    apis, notebooks, unknown = set(), set(), []
+    modules = {c.module for c in all_checks()}
+    for name in names:
+        module = str(name).removesuffix(".py")
+        if name in api_names():
+            apis.add(name)
+        elif module in modules:
+            apis.update(c.api for c in all_checks() if c.module == module)
+        elif notebook_key(name):
+            notebooks.add(notebook_key(name))
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"unknown API name, module or notebook: {', '.join(map(str, unknown))}"
+                         f"; known modules: {', '.join(sorted(modules))}; notebooks: "
+                         f"{', '.join(NOTEBOOKS)}; API names: {', '.join(api_names())}")
+    return apis, notebooks
+
+
+def select(only=None, notebooks=None):
+    """The checks selected by ``only`` (API names, module names or notebooks; see
+    :func:`resolve_selection`) and ``notebooks``; every check if both are empty. A check is
+    selected by its group (``check.api``) or its notebook. (A check's other tags name the API
+    names it also exercises, e.g. the forward function a backward check needs for its cache;
+    they do not select it.)"""
     checks = all_checks()
-    if not only:
+    names = list(only or []) + list(notebooks or [])
+    if not names:
         return checks
-    wanted = set(only)
-    return [c for c in checks if c.api in wanted]
+    apis, books = resolve_selection(names)
+    return [c for c in checks if c.api in apis or notebook_of(c) in books]
 
 
 def api_names():
