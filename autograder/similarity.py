@@ -25,6 +25,7 @@ The hash is a fixed polynomial hash (copydetect's uses Python's ``hash()``, whic
 every process): the same submissions give the same scores and the same report on every run.
 """
 import json
+import multiprocessing
 import os
 import stat
 import sys
@@ -82,7 +83,8 @@ def kgram_hashes(text, k):
     hash is a polynomial over the code points followed by splitmix64's finalizer, so it is the
     same in every process (unlike Python's ``hash``) and well spread for winnowing.
     """
-    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4").astype(np.uint64)
+    data = text.encode("utf-32-le", errors="surrogatepass")
+    codes = np.frombuffer(data, dtype="<u4").astype(np.uint64)
     n = codes.shape[0] - k + 1
     if n <= 0:
         return np.empty(0, dtype=np.int64)
@@ -400,26 +402,71 @@ def _progress(total, desc, quiet):
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def fingerprint_all(inputs, settings, quiet=True):
+_WORK = {}  # what the tasks read: set before a pool forks, so every worker inherits it
+
+
+def _run(task, items, jobs, desc, quiet):
+    """[task(x) for x in items] with a progress bar, on ``jobs`` forked worker processes when
+    there are several jobs, enough items and the platform can fork (else in this process).
+    Tasks read their inputs from ``_WORK``; they compute, they never run student code."""
+    out = []
+    with _progress(len(items), desc, quiet) as bar:
+        if jobs > 1 and len(items) >= 8 * jobs \
+                and "fork" in multiprocessing.get_all_start_methods():
+            chunk = max(1, len(items) // (jobs * 16))
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for result in pool.imap(task, items, chunksize=chunk):
+                    out.append(result)
+                    bar.update()
+            return out
+        for x in items:
+            out.append(task(x))
+            bar.update()
+    return out
+
+
+def _fingerprint_task(i):
+    doc = _WORK["docs"][i]
+    boiler = _WORK["boilerplate"].get(doc.label) if _WORK["is_student"][i] else None
+    return fingerprint(doc.code, _WORK["settings"], boiler)
+
+
+def fingerprint_all(inputs, settings, jobs=1, quiet=True):
     """Fingerprint every document of ``inputs`` in place: release boilerplate is dropped from
     the students' modules, then fingerprints common to much of the class (see ``Settings``)."""
     stubs = paths.stub_files()
-    boiler = {m: Boilerplate.of(_decode(stubs[m]), settings.noise) if m in stubs else None
-              for m in paths.STUDENT_MODULES}
-    docs = [d for s in inputs.students.values() for d in s.values()]
+    students = [d for s in inputs.students.values() for d in s.values()]
     corpus = [d for ds in inputs.corpus.values() for d in ds]
-    with _progress(len(docs) + len(corpus), "fingerprints", quiet) as bar:
-        for d in docs:
-            d.fp = fingerprint(d.code, settings, boiler[d.label])
-            bar.update()
-        for d in corpus:
-            d.fp = fingerprint(d.code, settings)
-            bar.update()
+    _WORK.update(docs=students + corpus,
+                 is_student=[True] * len(students) + [False] * len(corpus), settings=settings,
+                 boilerplate={m: Boilerplate.of(_decode(stubs[m]), settings.noise)
+                              for m in paths.STUDENT_MODULES if m in stubs})
+    try:
+        fps = _run(_fingerprint_task, list(range(len(_WORK["docs"]))), jobs, "fingerprints",
+                   quiet)
+    finally:
+        _WORK.clear()
+    for doc, fp in zip(students + corpus, fps):
+        doc.fp = fp
     for mod in paths.STUDENT_MODULES:
         of_mod = [s[mod] for s in inputs.students.values() if mod in s]
         common = common_hashes(of_mod, settings)
         for d in of_mod:
             d.fp = d.fp.drop(common)
+
+
+def _compare_task(task):
+    """(student, module, other, corpus source or None) -> Match fields without the Documents:
+    (score_a, score_b, overlap, slices_a, slices_b, index of the other file)."""
+    a, mod, b, source = task
+    doc = _WORK["students"][a][mod]
+    others = _WORK["corpus"][b] if source else [_WORK["students"][b][mod]]
+    best = None
+    for k, other in enumerate(others):
+        x = compare(doc, other)
+        if best is None or x.score_a > best[0]:
+            best = (x.score_a, x.score_b, x.overlap, x.slices_a, x.slices_b, k)
+    return best
 
 
 def _finish(pair, settings):
@@ -430,34 +477,32 @@ def _finish(pair, settings):
     return pair
 
 
-def compare_all(inputs, settings, quiet=True):
+def compare_all(inputs, settings, jobs=1, quiet=True):
     """Every pair of submissions and every (submission, corpus source) -> [Pair], ranked:
     flagged first, then by score (highest first), then by names."""
     names = sorted(inputs.students)
-    sources = sorted(inputs.corpus)
-    total = len(names) * (len(names) - 1) // 2 + len(names) * len(sources)
-    pairs = []
-    with _progress(total, "pairs", quiet) as bar:
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                mods = [m for m in paths.STUDENT_MODULES
-                        if m in inputs.students[a] and m in inputs.students[b]]
-                matches = {m: compare(inputs.students[a][m], inputs.students[b][m])
-                           for m in mods}
-                pairs.append(_finish(Pair(a, b, "class", matches), settings))
-                bar.update()
-            for src in sources:
-                matches = {}
-                for m, doc in inputs.students[a].items():
-                    best = None
-                    for ref in inputs.corpus[src]:
-                        x = compare(doc, ref)
-                        if best is None or x.score_a > best.score_a:
-                            best = x
-                    if best is not None:
-                        matches[m] = best
-                pairs.append(_finish(Pair(a, src, "corpus", matches), settings))
-                bar.update()
+    pairs, tasks = [], []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            pairs.append(Pair(a, b, "class", {}))
+            tasks += [(a, m, b, False) for m in paths.STUDENT_MODULES
+                      if m in inputs.students[a] and m in inputs.students[b]]
+        for src in sorted(inputs.corpus):
+            pairs.append(Pair(a, src, "corpus", {}))
+            tasks += [(a, m, src, True) for m in paths.STUDENT_MODULES
+                      if m in inputs.students[a]]
+    _WORK.update(students=inputs.students, corpus=inputs.corpus)
+    try:
+        results = _run(_compare_task, tasks, jobs, "comparisons", quiet)
+    finally:
+        _WORK.clear()
+    by_key = {(p.a, p.b): p for p in pairs}
+    for (a, mod, b, source), (sa, sb, overlap, slices_a, slices_b, k) in zip(tasks, results):
+        other = inputs.corpus[b][k] if source else inputs.students[b][mod]
+        by_key[(a, b)].matches[mod] = Match(inputs.students[a][mod], other, sa, sb, overlap,
+                                            slices_a, slices_b)
+    for p in pairs:
+        _finish(p, settings)
     pairs.sort(key=lambda p: (not p.flagged, -round(p.score, 6), p.kind, p.a, p.b))
     return pairs
 
@@ -512,6 +557,8 @@ def _parser():
     p.add_argument("--common", type=float, default=COMMON, metavar="FRACTION",
                    help=f"ignore code shared by more than this fraction of the class "
                         f"(default {COMMON}; 1 keeps everything)")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes working at a time (default: number of CPUs, at most 4)")
     p.add_argument("--top", type=int, default=20,
                    help="pairs printed on stdout (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -543,8 +590,9 @@ def main(argv=None):
     if len(inputs.students) + (1 if inputs.corpus else 0) < 2:
         print("error: give at least two submissions, or one and --corpus", file=sys.stderr)
         return 2
-    fingerprint_all(inputs, settings, quiet=args.quiet)
-    pairs = compare_all(inputs, settings, quiet=args.quiet)
+    jobs = max(1, args.jobs)
+    fingerprint_all(inputs, settings, jobs=jobs, quiet=args.quiet)
+    pairs = compare_all(inputs, settings, jobs=jobs, quiet=args.quiet)
     from autograder import similarity_report
     similarity_report.write(args.out, pairs, inputs, settings)
     if args.json_out:

@@ -14,7 +14,8 @@ from html import escape
 from autograder import paths
 from autograder.similarity import module_score
 
-MAX_ROWS = 200    # pairs listed (all flagged pairs are listed even past this)
+MAX_ROWS = 200    # pairs listed in the ranked table (the JSON output has every pair)
+MAX_DETAILS = 50  # of these, the first pairs shown side by side
 CONTEXT = 8       # unmatched lines shown around each matched region
 
 CSS = """
@@ -65,11 +66,8 @@ def _distribution(pairs):
 
 
 def _listed(pairs):
-    out = []
-    for rank, p in enumerate(pairs, 1):
-        if p.flagged or (rank <= MAX_ROWS and p.score > 0):
-            out.append((rank, p))
-    return out
+    """[(rank, pair)] of the table: the first MAX_ROWS pairs with any match."""
+    return [(rank, p) for rank, p in enumerate(pairs[:MAX_ROWS], 1) if p.score > 0]
 
 
 def _table(listed, settings):
@@ -85,7 +83,7 @@ def _table(listed, settings):
             s = module_score(x, p.kind)
             cls = "num hot" if m in p.flagged else "num"
             label = _pct(s)
-            if x.overlap:
+            if x.overlap and rank <= MAX_DETAILS:
                 label = f"<a href='#p{rank}-{m}'>{label}</a>"
             cells.append(f"<td class='{cls}'>{label}</td>")
         flag = "flagged" if p.flagged else ""
@@ -97,7 +95,8 @@ def _table(listed, settings):
             "the higher of the two shares, against the corpus the student's share (best "
             f"corpus file). Flagged: score at least {_pct(settings.threshold)} and at least "
             f"{settings.min_match} matching characters after normalisation. Pairs with no "
-            f"match, and pairs ranked below {MAX_ROWS}, are only in the JSON output."
+            f"match, and pairs ranked below {MAX_ROWS}, are only in the JSON output (--json); "
+            f"the first {MAX_DETAILS} are shown side by side below."
             "</p><table><tr><th>#</th><th>submission</th><th>compared with</th><th>kind</th>"
             f"<th>score</th>{head}<th>flagged</th></tr>{''.join(rows)}</table>")
 
@@ -105,7 +104,7 @@ def _table(listed, settings):
 def _details(listed):
     out = ["<h2>Matched regions</h2><p class='note'>Marked: code found in both files (names "
            "and strings may differ: they are normalised before matching).</p>"]
-    for rank, p in listed:
+    for rank, p in listed[:MAX_DETAILS]:
         for m, x in p.matches.items():
             if not x.overlap:
                 continue

@@ -210,15 +210,16 @@ def test_kgram_hash_matches_an_independent_implementation():
 
 def test_same_bytes_on_every_run_whatever_the_hash_seed(class_args, tmp_path):
     """copydetect hashes with Python's hash(), which changes with PYTHONHASHSEED; ours does not:
-    two runs with different seeds write byte-identical JSON and HTML."""
+    two runs with different seeds, one in a single process and one with two worker processes,
+    write byte-identical JSON and HTML."""
     outputs = []
-    for seed in ("1", "2"):
+    for seed, jobs in (("1", "1"), ("2", "2")):
         out = tmp_path / seed
         env = dict(os.environ, PYTHONHASHSEED=seed)
         proc = subprocess.run(
             [sys.executable, "-m", "autograder", "similarity", *class_args, "--corpus",
              str(CORPUS / "known"), "--out", str(out / "r.html"), "--json",
-             str(out / "r.json"), "--quiet"],
+             str(out / "r.json"), "--quiet", "--jobs", jobs],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert "FLAGGED alice ~ dave" in proc.stdout
