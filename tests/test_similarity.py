@@ -153,6 +153,48 @@ def test_the_sharing_pair_and_the_copier_are_flagged_and_no_honest_pair(class_ru
     assert {(p["a"], p["b"]) for p in data["pairs"][:2]} == FLAGGED
 
 
+def test_compare_gives_copydetects_numbers(class_args):
+    """similarity.compare (arrays) against copydetect's own compare_files (a list per hash) on
+    every pair of the class and the corpus: same scores, overlap and matched regions."""
+    from copydetect.detector import compare_files
+    settings = similarity.Settings()
+    inputs = similarity.read_inputs(class_args, str(CORPUS / "known"))
+    similarity.fingerprint_all(inputs, settings)
+    docs = [s["rnn_layers"] for _, s in sorted(inputs.students.items())]
+    docs += inputs.corpus["cs231n_public"]
+    checked = 0
+    for i, a in enumerate(docs):
+        for b in docs[i + 1:]:
+            ours = similarity.compare(a, b)
+            overlap, (sa, sb), (slices_a, slices_b) = compare_files(a.fp, b.fp)
+            assert ours.overlap == overlap
+            assert (ours.score_a, ours.score_b) == pytest.approx((sa, sb), abs=1e-12)
+            if overlap:
+                np.testing.assert_array_equal(ours.slices_a, slices_a)
+                np.testing.assert_array_equal(ours.slices_b, slices_b)
+                checked += 1
+    assert checked >= 15
+
+
+def test_corpus_notebooks_are_read_and_links_are_not(tmp_path, class_args):
+    """A corpus source that is a notebook (the code cells count) flags the copier; a symbolic
+    link in the corpus is not followed."""
+    code = (CORPUS / "known" / "cs231n_public" / "rnn_layers.py").read_text()
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# RNN"]},
+                    {"cell_type": "code", "source": code.splitlines(keepends=True)}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "repo" / "notebooks").mkdir(parents=True)
+    (tmp_path / "repo" / "notebooks" / "RNN_Captioning.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "linked").symlink_to(CORPUS / "known" / "cs231n_public")
+    erin = class_args[-1]  # the submitted/ tree of dave and erin
+    inputs = similarity.read_inputs([erin], str(tmp_path))
+    assert sorted(inputs.corpus) == ["repo"]
+    similarity.fingerprint_all(inputs, similarity.Settings())
+    pairs = {(p.a, p.b): p for p in similarity.compare_all(inputs, similarity.Settings())}
+    assert pairs[("erin", "repo")].flagged == ["rnn_layers"]
+    assert not pairs[("dave", "repo")].flagged
+
+
 def test_the_release_text_is_not_counted():
     """A submission that is the untouched release, and two students who filled in the same
     single line, share all the docstrings: only the student-written line may count."""
