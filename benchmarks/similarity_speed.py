@@ -3,7 +3,7 @@
     python benchmarks/similarity_speed.py [--students 200] [--seed 0] [--keep DIR]
 
 Builds ``--students`` submissions: the six honest and copied students of the test class
-(``tests/corpus/similarity/``, one module each), and for the rest the reference solution's five
+(``tests/corpus/similarity/``: ``rnn_layers``, and ``lstm_layers`` for three), and for the rest the reference solution's five
 student modules with perturbations (comments dropped, local names renamed, lines of solution
 code deleted, swapped with their neighbour, or followed by a new line); the corpus is the test
 class's. Times the whole command (process start, reading, fingerprints, every pair, the HTML and
@@ -79,7 +79,8 @@ def _test_class(folder):
     for name in tests.STUDENTS:
         pkg = folder / name / "seqlab"
         pkg.mkdir(parents=True)
-        (pkg / "rnn_layers.py").write_text(tests.student_module(name), encoding="utf-8")
+        for mod in tests.modules_of(name):
+            (pkg / f"{mod}.py").write_text(tests.student_module(name, mod), encoding="utf-8")
         paths.append(pkg.parent)
     return paths
 

@@ -1,11 +1,12 @@
 """``python -m autograder similarity``: the class of tests/corpus/similarity/ is scored as expected.
 
-The class (``tests/corpus/similarity/class/<student>/rnn_layers.py``: function bodies only, put
+The class (``tests/corpus/similarity/class/<student>/<module>.py``: function bodies only, put
 into the release's stub here as a student fills it in):
-- alice, bob, carol, frank: independently written correct implementations in different styles
+- alice, bob, carol, frank: independently written correct ``rnn_layers`` in different styles
   (loops over step functions, einsum with dict caches, np.dot with a while loop, vectorised);
   frank writes the canonical one-liners exactly as alice does;
-- dave: alice's module with renamed variables and reordered statements (the sharing pair);
+- dave: alice's ``rnn_layers`` with renamed variables and reordered statements (the sharing
+  pair), and his own ``lstm_layers``; alice and bob wrote theirs too (three honest LSTMs);
 - erin: a lightly edited copy of ``known/cs231n_public/rnn_layers.py`` (the ``--corpus``).
 Submissions arrive as a folder (alice, bob, frank), a zip (carol) and an nbgrader ``submitted/``
 tree (dave, erin).
@@ -47,6 +48,11 @@ def fill_stub(stub, bodies):
     return out
 
 
+def modules_of(name):
+    """The student modules the test class gives ``name``."""
+    return sorted(p.stem for p in (CORPUS / "class" / name).glob("*.py"))
+
+
 def student_module(name, module="rnn_layers"):
     stub = (paths.release_dir() / f"{module}.py").read_text(encoding="utf-8")
     return fill_stub(stub, (CORPUS / "class" / name / f"{module}.py").read_text())
@@ -60,15 +66,18 @@ def class_args(tmp_path_factory):
     for name in ("alice", "bob", "frank"):
         pkg = base / name / "seqlab"
         pkg.mkdir(parents=True)
-        (pkg / "rnn_layers.py").write_text(student_module(name))
+        for mod in modules_of(name):
+            (pkg / f"{mod}.py").write_text(student_module(name, mod))
         args.append(str(base / name))
     with zipfile.ZipFile(base / "carol.zip", "w") as zf:
-        zf.writestr("sequence_models/seqlab/rnn_layers.py", student_module("carol"))
+        for mod in modules_of("carol"):
+            zf.writestr(f"sequence_models/seqlab/{mod}.py", student_module("carol", mod))
     args.append(str(base / "carol.zip"))
     for name in ("dave", "erin"):
         pkg = base / "course" / "submitted" / name / paths.ASSIGNMENT / "seqlab"
         pkg.mkdir(parents=True)
-        (pkg / "rnn_layers.py").write_text(student_module(name))
+        for mod in modules_of(name):
+            (pkg / f"{mod}.py").write_text(student_module(name, mod))
     args.append(str(base / "course" / "submitted"))
     return args
 
@@ -88,6 +97,18 @@ def _load(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _lstm_outputs(m, rng):
+    N, T, D, H = 3, 4, 5, 6
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh = rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H))
+    b = rng.standard_normal(4 * H)
+    h, c, cache = m.lstm_step_forward(x[:, 0], h0, rng.standard_normal((N, H)), Wx, Wh, b)
+    out = [h, c, *m.lstm_step_backward(rng.standard_normal((N, H)),
+                                       rng.standard_normal((N, H)), cache)]
+    h, cache = m.lstm_forward(x, h0, Wx, Wh, b)
+    return out + [h, *m.lstm_backward(rng.standard_normal((N, T, H)), cache)]
 
 
 def _outputs(m, rng):
@@ -115,17 +136,23 @@ def test_the_class_is_correct_code(tmp_path):
     """Every implementation of the class (and the corpus file) agrees with the reference
     solution on every function, so the honest students are honest *correct* work. These are
     the test's own files, imported here; the similarity command never imports anything."""
-    from seqlab import rnn_layers as ref
-    expected = _outputs(ref, np.random.default_rng(0))
-    files = {name: student_module(name) for name in STUDENTS}
-    files["cs231n_public"] = (CORPUS / "known" / "cs231n_public" / "rnn_layers.py").read_text()
-    for name, code in files.items():
-        path = tmp_path / f"{name}_rnn_layers.py"
+    from seqlab import lstm_layers, rnn_layers
+    runs = {"rnn_layers": (rnn_layers, _outputs), "lstm_layers": (lstm_layers, _lstm_outputs)}
+    files = [(name, mod, student_module(name, mod)) for name in STUDENTS
+             for mod in modules_of(name)]
+    files.append(("cs231n_public", "rnn_layers",
+                  (CORPUS / "known" / "cs231n_public" / "rnn_layers.py").read_text()))
+    assert len(files) == 10
+    for name, mod, code in files:
+        ref, run = runs[mod]
+        expected = run(ref, np.random.default_rng(0))
+        path = tmp_path / f"{name}_{mod}.py"
         path.write_text(code)
-        got = _outputs(_load(path, f"similarity_class_{name}"), np.random.default_rng(0))
+        got = run(_load(path, f"similarity_class_{name}_{mod}"), np.random.default_rng(0))
+        assert len(got) == len(expected)
         for i, (g, e) in enumerate(zip(got, expected)):
             np.testing.assert_allclose(g, e, rtol=1e-7, atol=1e-9,
-                                       err_msg=f"{name}: output {i} differs")
+                                       err_msg=f"{name} {mod}: output {i} differs")
 
 
 def test_the_sharing_pair_and_the_copier_are_flagged_and_no_honest_pair(class_run, report):
@@ -136,15 +163,21 @@ def test_the_sharing_pair_and_the_copier_are_flagged_and_no_honest_pair(class_ru
     pairs = {(p["a"], p["b"]): p for p in data["pairs"]}
     assert len(pairs) == 15 + 6  # every pair of six students, and each against the corpus
     for (a, b), p in sorted(pairs.items()):
-        m = p["modules"]["rnn_layers"]
-        report(f"similarity {a} ~ {b}: {m['score']:.3f} (a {m['score_a']:.3f}, "
-               f"b {m['score_b']:.3f}, {m['matched_chars']} chars)"
-               + ("  FLAGGED" if p["flagged"] else ""))
+        for mod, m in p["modules"].items():
+            report(f"similarity {a} ~ {b} {mod}: {m['score']:.3f} (a {m['score_a']:.3f}, "
+                   f"b {m['score_b']:.3f}, {m['matched_chars']} chars)"
+                   + ("  FLAGGED" if mod in p["flagged"] else ""))
     assert {k for k, p in pairs.items() if p["flagged"]} == FLAGGED
     for key in FLAGGED:
         assert pairs[key]["flagged"] == ["rnn_layers"]
-        assert pairs[key]["score"] >= 0.7
-    honest = [p["score"] for k, p in pairs.items() if k not in FLAGGED]
+        assert pairs[key]["modules"]["rnn_layers"]["score"] >= 0.7
+    # per module: dave shared alice's rnn_layers, not his LSTM; the three LSTMs are honest
+    assert sorted(pairs[("alice", "dave")]["modules"]) == ["lstm_layers", "rnn_layers"]
+    lstm = [p["modules"]["lstm_layers"]["score"] for k, p in pairs.items()
+            if p["kind"] == "class" and "lstm_layers" in p["modules"]]
+    assert len(lstm) == 3 and max(lstm) < 0.35
+    honest = [m["score"] for k, p in pairs.items() for mod, m in p["modules"].items()
+              if not (k in FLAGGED and mod == "rnn_layers")]
     assert max(honest) < 0.35  # a clear gap below the 0.5 threshold
     # frank wrote the canonical one-liners exactly as alice: they do match, and do not flag
     canon = pairs[("alice", "frank")]["modules"]["rnn_layers"]
@@ -160,7 +193,7 @@ def test_compare_gives_copydetects_numbers(class_args):
     settings = similarity.Settings()
     inputs = similarity.read_inputs(class_args, str(CORPUS / "known"))
     similarity.fingerprint_all(inputs, settings)
-    docs = [s["rnn_layers"] for _, s in sorted(inputs.students.items())]
+    docs = [d for _, s in sorted(inputs.students.items()) for _, d in sorted(s.items())]
     docs += inputs.corpus["cs231n_public"]
     checked = 0
     for i, a in enumerate(docs):
