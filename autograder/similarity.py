@@ -19,7 +19,8 @@ How two files are compared (winnowing, as MOSS does; the building blocks are ``c
    ``--common F``, code that more than a fraction F of the class shares is dropped too (MOSS's
    ``-m``; off by default: it would also hide a solution most of the class copied).
 4. The score of a file in a comparison is the fraction of its remaining fingerprinted code that
-   lies in regions matched in the other file (``copydetect.detector.compare_files``).
+   lies in regions matched in the other file: what ``copydetect.detector.compare_files``
+   computes, here on sorted arrays (``compare``; the tests check that the two agree).
 
 The hash is a fixed polynomial hash (copydetect's uses Python's ``hash()``, which changes with
 every process): the same submissions give the same scores and the same report on every run.

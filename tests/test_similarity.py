@@ -260,6 +260,32 @@ def test_renamed_variables_and_strings_do_not_hide_a_copy():
     assert similarity.compare(da, dc).score_a == 0.0
 
 
+def test_common_code_is_dropped_only_when_asked():
+    """--common F: fingerprints in more than a fraction F of the class count as boilerplate."""
+    shared = "def f(a, b):\n    total = a * b + (a - b) ** 2\n    return [total, total * 2, a]\n"
+    own = ["def g(n):\n    while n > 1:\n        n = n // 2 if n % 2 == 0 else 3 * n + 1\n",
+           "def h(s):\n    return {c: s.count(c) for c in set(s) if c.isalpha()}\n",
+           "def k(xs):\n    try:\n        return max(xs) - min(xs)\n    except ValueError:\n"
+           "        return None\n"]
+    codes = [shared + own[0], shared + own[1], shared + own[2], own[1]]
+
+    def scores(settings):
+        inputs = similarity.Inputs()
+        for i, code in enumerate(codes):
+            inputs.students[f"s{i}"] = {"rnn_layers": similarity.Document(
+                f"s{i}", "rnn_layers", "rnn_layers.py", code)}
+        similarity.fingerprint_all(inputs, settings)
+        return {(p.a, p.b): p.score for p in similarity.compare_all(inputs, settings)}
+
+    kept = scores(similarity.Settings(window=1))
+    assert kept[("s0", "s1")] > 0.3 and kept[("s0", "s2")] > 0.3
+    dropped = scores(similarity.Settings(window=1, common=0.5, min_common=4))
+    assert dropped[("s0", "s1")] == 0.0 and dropped[("s0", "s2")] == 0.0
+    assert dropped[("s1", "s3")] == pytest.approx(kept[("s1", "s3")]) == 1.0  # in 2 of 4
+    too_few = scores(similarity.Settings(window=1, common=0.5, min_common=5))
+    assert too_few == kept
+
+
 def _naive_hash(text, k):
     """An independent pure-Python version of similarity.kgram_hashes."""
     mask = 2 ** 64 - 1
