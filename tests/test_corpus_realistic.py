@@ -35,6 +35,11 @@ EXPECTED = {
                          "CaptioningRNN": 19.0 - 0.5},
     # the six sample checks (1.5 + 1.0 per cell type) and the shuffled-vocabulary one (1.0)
     "sample_shifted": {"CaptioningRNN": 19.0 - 3 * 2.5 - 1.0},
+    # every check of scaled_dot_product_attention but "N=1, Tq=Tk=1" (0.5: with one key the
+    # scale does not matter); nothing elsewhere: dependents run with library substitutes
+    "sdpa_no_sqrt": {"scaled_dot_product_attention": 0.5},
+    # the same, although its MultiHeadAttention hands the substitute to its attention
+    "sdpa_no_sqrt_captures_substitute": {"scaled_dot_product_attention": 0.5},
 }
 FULL = {s.name for s in CORPUS if s.name not in EXPECTED and s.expected != "all 0"}
 
@@ -88,5 +93,5 @@ def test_expected_score(graded, sub):
     if sub.hint:
         failed = [t for t in data["tests"] if t["status"] == "failed"
                   and t["tags"][0] == sub.hint_api]
-        assert failed and all(sub.hint in t["output"] for t in failed), \
+        assert failed and any(sub.hint in t["output"] for t in failed), \
             f"{sub.name}: hint {sub.hint!r} missing: {failed[0]['output'][:300] if failed else ''}"

@@ -17,7 +17,8 @@ import math
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, LOOSE, Call, Check, Failed, compare,
+from autograder.checks.core import (F32, F64, LOOSE, SATURATION_HINT, Call, Check, Failed,
+                                    compare,
                                     import_torch, matches, register, require_array,
                                     require_right, seeded)
 from autograder.checks.numpy_specs import _run
@@ -112,6 +113,36 @@ def t_(a, dtype=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# one bug, one place: what each API name's checks run instead of the student's dependencies
+# ---------------------------------------------------------------------------------------------
+
+# The checks of an API name run with these student functions and classes replaced by PyTorch
+# library calls (worker_boot._library_substitutes), so that a bug costs the points of the
+# function it is in, not those of every function built on it.
+_LAYERS = ("MultiHeadAttention", "FeedForward", "scaled_dot_product_attention")
+_MODELS = _LAYERS + ("DecoderLayer", "causal_mask", "padding_mask")
+SUBSTITUTED = {
+    "MultiHeadAttention": ("scaled_dot_product_attention",),
+    "EncoderLayer": _LAYERS,
+    "DecoderLayer": _LAYERS,
+    "Transformer": _MODELS + ("EncoderLayer",),
+    "CaptioningTransformer": _MODELS,
+}
+# Dependencies no library call replaces: the student's own code runs, and a failure of it is
+# named in the dependent's feedback ("depends on X, which fails its own checks: fix it first").
+NOT_SUBSTITUTED = {
+    "Transformer": ("positional_encoding",),
+    "CaptioningTransformer": ("positional_encoding",),
+}
+
+
+def substitute_step(api):
+    """The first step of every call of ``api``'s checks (None if nothing is substituted)."""
+    names = SUBSTITUTED.get(api)
+    return {"op": "substitute", "module": MODULE, "names": list(names)} if names else None
+
+
+# ---------------------------------------------------------------------------------------------
 # the generic torch check
 # ---------------------------------------------------------------------------------------------
 
@@ -127,10 +158,13 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
     implementation is responsible for are compared); ``hints``:
     [(variant(d) -> dict, message)]; ``extra(d, result, expected)``: more assertions."""
 
+    first = substitute_step(api)
+
     def calls():
         d = data()
         arrays = {k: v for k, v in d.items() if isinstance(v, np.ndarray)}
-        return Call(steps=steps(d), returns=list(returns), inputs=arrays)
+        return Call(steps=([first] if first else []) + steps(d), returns=list(returns),
+                    inputs=arrays)
 
     def evaluate(results, check):
         d = check.memo("data", data)
@@ -168,7 +202,7 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
         return "matches" + d.get("_ctx", "")
 
     return Check(api=api, title=title, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=tags)
+                 evaluate=_run(evaluate), tags=tuple(tags) + NOT_SUBSTITUTED.get(api, ()))
 
 
 def _unchanged_check(api, data, steps, names, expect, outs, points=0.5):
@@ -345,6 +379,20 @@ def _sdpa_data(seed, qshape, kshape, vshape, mask=None, scale=1.0, ctx=""):
     return data
 
 
+def _sdpa_large_data(seed, dtype):
+    """Scores ~ 1e3 (exp overflows in float64 past 710) whose gaps between keys are ~ 1, so
+    that the softmax is not one-hot and a missing 1/sqrt(d) still shows."""
+    def data():
+        rng = seeded(seed)
+        common = rng.standard_normal(8)
+        q = rng.standard_normal((2, 4, 8)) * 3 + common * 30
+        k = common * 12 + rng.standard_normal((2, 5, 8)) * 0.05
+        d = {"q": q, "k": k, "v": rng.standard_normal((2, 5, 3)),
+             "_ctx": f" (scores ~ 1e3, {dtype})"}
+        return {n: (a.astype(dtype) if isinstance(a, np.ndarray) else a) for n, a in d.items()}
+    return data
+
+
 def _sdpa_steps(d, grad=False):
     steps = [tensor("q", grad=grad), tensor("k", grad=grad), tensor("v", grad=grad)]
     args = ["$t.q", "$t.k", "$t.v"]
@@ -392,8 +440,6 @@ def _sdpa_checks():
         ("a query row with no allowed key gives zeros, never NaN", 1.0,
          _sdpa_data(1004, (2, 3, 4), (2, 5, 4), (2, 5, 4), mask=pad_mask(2, 3, 5, True),
                     ctx=" (a fully masked row)")),
-        ("numerically stable for large scores", 0.5,
-         _sdpa_data(1005, (2, 4, 8), (2, 4, 8), (2, 4, 3), scale=40.0, ctx=" (scores ~ 1e3)")),
         ("N=1, Tq=Tk=1", 0.5, _sdpa_data(1006, (1, 1, 3), (1, 1, 3), (1, 1, 2))),
     ]
 
@@ -419,6 +465,12 @@ def _sdpa_checks():
     for title, pts, data in cases:
         out.append(torch_check(api, title, pts, data, _sdpa_steps, ["out", "weights"],
                                _sdpa_expect, both, _sdpa_variants(), extra, nan_hint=NAN_HINT))
+    for dtype, tol in (("float64", F64), ("float32", F32)):
+        out.append(torch_check(
+            api, f"saturation: scores ~ 1e3 with gaps ~ 1, {dtype} (N=2, Tq=4, Tk=5, d=8)",
+            0.25, _sdpa_large_data(1005, dtype), _sdpa_steps, ["out", "weights"],
+            _sdpa_expect, [("out", tol, dtype), ("weights", tol, dtype)], _sdpa_variants(),
+            nan_hint=SATURATION_HINT))
 
     # against torch's own implementation
     def torch_expect(d):

@@ -47,13 +47,15 @@ DEPENDS = {
     "attention_lstm_backward": _CAPTION,
     "CaptioningRNN": set(),
     "positional_encoding": set(_TR),
-    "causal_mask": set(_TR),
-    "padding_mask": set(_TR),
-    "scaled_dot_product_attention": {"MultiHeadAttention", "EncoderLayer", "DecoderLayer"} | _TR,
-    "MultiHeadAttention": {"EncoderLayer", "DecoderLayer"} | _TR,
-    "FeedForward": {"EncoderLayer", "DecoderLayer"} | _TR,
-    "EncoderLayer": {"Transformer"},
-    "DecoderLayer": set(_TR),
+    # the Transformer's dependents run with library substitutes of these (one bug, one place;
+    # autograder/checks/transformer.py SUBSTITUTED): a bug in them costs their own points only
+    "causal_mask": set(),
+    "padding_mask": set(),
+    "scaled_dot_product_attention": set(),
+    "MultiHeadAttention": set(),
+    "FeedForward": set(),
+    "EncoderLayer": set(),
+    "DecoderLayer": set(),
     "Transformer": set(),
     "CaptioningTransformer": set(),
 }

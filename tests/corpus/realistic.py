@@ -241,10 +241,16 @@ SHIFTED_SAMPLE = [  # CS231n-style: <START> written into column 0, every word on
 
 # --- transformer -------------------------------------------------------------------------------
 
-def _sdpa(scale):
+def _sdpa(scale, captured=False):
+    use = """    if _CAPTURED:
+        return _CAPTURED[0](q, k, v, mask, dropout_p)
+""" if captured else ""
     return f"""
+_CAPTURED = []
+
+
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
-    d_k = q.size(-1)
+{use}    d_k = q.size(-1)
     scores = torch.matmul(q, k.transpose(-2, -1)){scale}
     if mask is not None:
         scores = scores.masked_fill(mask == 0, -1e9 if scores.dtype == torch.float64 else -1e4)
@@ -255,6 +261,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     return torch.matmul(weights, v), weights
 """
 
+
+CAPTURE = [("    def forward(self, query, key, value, mask=None, return_weights=False):\n",
+            "    def forward(self, query, key, value, mask=None, return_weights=False):\n"
+            "        _CAPTURED[:] = [scaled_dot_product_attention]\n")]
 
 CAUSAL_ONLY = [  # CS231n's CaptioningTransformer: a causal mask, no padding mask
     ("        mask = padding_mask(captions_in, self.null_idx) & causal_mask(T, "
@@ -303,6 +313,14 @@ CORPUS = [
     S("sample_shifted", patches={"captioning": SHIFTED_SAMPLE}, twin="all_correct",
       hint="<START>", hint_api="CaptioningRNN"),
     # the Transformer: a missing / sqrt(d) costs scaled_dot_product_attention's points only
+    S("sdpa_no_sqrt", replace={"transformer": {"scaled_dot_product_attention": _sdpa("")}},
+      twin="ok_sdpa_annotated", hint="1/sqrt(d)", hint_api="scaled_dot_product_attention"),
+    # hostile: MultiHeadAttention keeps the substitute it was given and the student's
+    # scaled_dot_product_attention calls it once it has one; it gains nothing, because a
+    # function's own checks run before those of its dependents, and never with substitutes
+    S("sdpa_no_sqrt_captures_substitute", patches={"transformer": CAPTURE}, replace={
+        "transformer": {"scaled_dot_product_attention": _sdpa("", captured=True)}},
+      twin="ok_sdpa_annotated"),
     S("ok_sdpa_annotated", replace={"transformer": {"scaled_dot_product_attention": _sdpa(
         " / math.sqrt(d_k)")}}),
     S("ok_captioning_transformer_causal_only", patches={"transformer": CAUSAL_ONLY}),
