@@ -2,9 +2,14 @@
 
 The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
 
-- ``setup.sh``        installs the pinned numpy and the CPU build of the pinned torch;
+- ``setup.sh``        makes ``/autograder/venv`` from a Python >= the course's minimum (it
+  installs one from the image's packages where none fits) with the pinned numpy and the CPU
+  build of the pinned torch;
 - ``run_autograder``  grades ``/autograder/submission`` with the same checks as
-  ``python -m autograder grade`` and writes ``/autograder/results/results.json``;
+  ``python -m autograder grade`` and writes ``/autograder/results/results.json``, then rewrites
+  it for Gradescope (:mod:`autograder.gradescope_results`: one test per graded function, in
+  notebook order, Markdown feedback, the instructor's visibility policy);
+- ``gradescope_config.json``  that policy and the order of the notebooks' graded cells;
 - ``autograder/``     this package (the hidden checks);
 - ``solutions/sequence_models/seqlab/``   the reference (never visible to student code: the
   workers run under a fresh uid, which ``run_autograder`` keeps out of the course folder);
@@ -13,35 +18,79 @@ The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
 - ``requirements.txt``.
 
 ``run_autograder`` reads ``SEQLAB_AUTOGRADER_ROOT`` (default ``/autograder``), ``SEQLAB_PYTHON``
-(default ``python3``) and ``SEQLAB_GRADE_ARGS`` (extra arguments, e.g. ``--only ...``), so that
-a test can run it in a temporary folder. It always leaves a valid results.json.
+(default ``/autograder/venv/bin/python``) and ``SEQLAB_GRADE_ARGS`` (extra arguments, e.g.
+``--only ...``), so that a test can run it in a temporary folder. It always leaves a valid
+results.json. What to choose in Gradescope's settings: docs/gradescope.md.
 """
 import argparse
 import io
+import json
 import re
 import sys
 import zipfile
 from pathlib import Path
 
 from autograder import paths
+from autograder.gradescope_results import CONFIG_NAME, HINTS, VISIBILITIES, make_config
 
-SETUP_SH = """#!/usr/bin/env bash
-# Gradescope setup: Python 3 with the pinned numpy and the CPU build of the pinned torch.
+SETUP_SH = r"""#!/usr/bin/env bash
+# Gradescope setup: a virtual environment of its own, from a Python >= {min_python} that it checks,
+# with the pinned numpy and the CPU build of the pinned torch.
+#
+# Tested on Debian 12 (bookworm) with nothing but Debian's own python3 (3.11), in a chroot with
+# Gradescope's default limits: see tools/gradescope_chroot.sh in the course repository. On
+# Gradescope's default base image (Ubuntu 22.04, Python 3.10) it installs Ubuntu's python3.11.
+# Choose either image in Gradescope's autograder settings; Debian 12 needs no extra package but
+# python3-venv, which this script installs when it is missing.
 set -euo pipefail
-if ! command -v python3 >/dev/null; then
-    apt-get update && apt-get install -y python3 python3-pip
+export DEBIAN_FRONTEND=noninteractive
+VENV="${{SEQLAB_VENV:-/autograder/venv}}"
+MIN_PYTHON="{min_python}"
+
+fits() {{  # fits PYTHON: exit status 0 when it runs and is at least MIN_PYTHON
+    "$1" -c "import sys; sys.exit(sys.version_info[:2] < tuple(map(int, '$MIN_PYTHON'.split('.'))))" \
+        2>/dev/null
+}}
+find_python() {{
+    for name in python3.13 python3.12 python3.11 python3; do
+        if command -v "$name" >/dev/null 2>&1 && fits "$(command -v "$name")"; then
+            command -v "$name"
+            return 0
+        fi
+    done
+    return 1
+}}
+
+PYTHON="$(find_python || true)"
+if [ -z "$PYTHON" ]; then
+    echo "setup.sh: no Python >= $MIN_PYTHON on this image; installing python$MIN_PYTHON"
+    apt-get update -qq
+    apt-get install -y -qq "python$MIN_PYTHON" "python$MIN_PYTHON-venv"
+    PYTHON="$(find_python)" || {{ echo "setup.sh: no Python >= $MIN_PYTHON" >&2; exit 1; }}
 fi
-python3 -m pip install --no-cache-dir "numpy=={numpy}"
-CPU_INDEX=https://download.pytorch.org/whl/cpu
-python3 -m pip install --no-cache-dir "torch=={torch}" --index-url "$CPU_INDEX" \\
-    || python3 -m pip install --no-cache-dir "torch=={torch}"
+VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+echo "setup.sh: using $PYTHON (Python $VERSION)"
+# Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package.
+if ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq "python$VERSION-venv"
+fi
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -q)
+"${{PIP[@]}}" "numpy=={numpy}"
+"${{PIP[@]}}" "torch=={torch}" --index-url https://download.pytorch.org/whl/cpu \
+    || "${{PIP[@]}}" "torch=={torch}"
+# The graded code runs as an unprivileged user: it must be able to read the environment.
+chmod -R a+rX "$VENV"
+"$VENV/bin/python" -c "import numpy, torch; print('setup.sh: numpy', numpy.__version__, '| torch', torch.__version__)"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope entry point: grade /autograder/submission with the seqlab hidden checks.
 set -u
 ROOT="${SEQLAB_AUTOGRADER_ROOT:-/autograder}"
-PY="${SEQLAB_PYTHON:-python3}"
+PY="${SEQLAB_PYTHON:-$ROOT/venv/bin/python}"
 RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
@@ -57,6 +106,12 @@ cd "$ROOT/source"
 "$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 \
     --allow-isolation reduced ${SEQLAB_GRADE_ARGS:-}
 status=$?
+# One test per graded function, in notebook order, Markdown feedback, the instructor's visibility
+# policy (gradescope_config.json). If this step fails, results.json keeps one test per check.
+if [ -s "$RESULTS" ] && [ -f "$ROOT/source/gradescope_config.json" ]; then
+    "$PY" -m autograder.gradescope_results "$RESULTS" --config "$ROOT/source/gradescope_config.json" \
+        || echo "run_autograder: results.json left with one test per check" >&2
+fi
 if [ ! -s "$RESULTS" ]; then
     cat > "$RESULTS" <<EOF
 {"score": 0.0, "output": "The autograder could not grade this submission (status $status). Please contact the course staff.", "tests": []}
@@ -93,15 +148,40 @@ def _write(zf, name, data, mode=0o644):
     zf.writestr(info, data)
 
 
-def build(out_zip):
-    """Write the bundle; returns the list of archive names."""
+def min_python():
+    """The course's minimum Python ("3.11"), from pyproject.toml's requires-python."""
+    text = (paths.course_root() / "pyproject.toml").read_text()
+    match = re.search(r'requires-python\s*=\s*">=\s*(3\.\d+)"', text)
+    return match.group(1) if match else "3.11"
+
+
+def setup_script():
+    """The text of setup.sh, with the pins of requirements.txt and the minimum Python."""
     pins = _pins()
+    return SETUP_SH.format(numpy=pins.get("numpy", "2.4.6"), torch=pins.get("torch", "2.13.0"),
+                           min_python=min_python())
+
+
+def config(visibility="visible", hints="with_feedback"):
+    """gradescope_config.json: the visibility policy and the notebooks' graded cells in order."""
+    source = paths.course_root() / "solutions" / paths.ASSIGNMENT
+    return make_config(sorted(source.glob("[0-9][0-9]_*.ipynb")), visibility, hints)
+
+
+def build(out_zip, visibility="visible", hints="with_feedback"):
+    """Write the bundle; returns the list of archive names.
+
+    ``visibility``: of every test on Gradescope (visible, after_due_date, after_published,
+    hidden); ``hints``: ``with_feedback`` or ``after_due_date`` (held back in a separate
+    0-point test per function).
+    """
     root = paths.course_root()
+    policy = config(visibility, hints)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        _write(zf, "setup.sh", SETUP_SH.format(numpy=pins.get("numpy", "2.4.6"),
-                                               torch=pins.get("torch", "2.13.0")), 0o755)
+        _write(zf, "setup.sh", setup_script(), 0o755)
         _write(zf, "run_autograder", RUN_AUTOGRADER, 0o755)
+        _write(zf, CONFIG_NAME, json.dumps(policy, indent=1) + "\n")
         _write(zf, "requirements.txt", (root / "requirements.txt").read_bytes())
         _add_tree(zf, paths.autograder_dir(), "autograder")
         _add_tree(zf, paths.reference_dir(), f"solutions/{paths.ASSIGNMENT}/seqlab")
@@ -118,10 +198,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder gradescope",
                                      description="Build a Gradescope autograder bundle.")
     parser.add_argument("out", help="the zip to write")
+    parser.add_argument("--visibility", choices=VISIBILITIES, default="visible",
+                        help="visibility of every test on Gradescope (default: visible)")
+    parser.add_argument("--hints", choices=HINTS, default="with_feedback",
+                        help="after_due_date: hold the hints back in a separate 0-point test "
+                             "per function, shown after the due date (default: with_feedback)")
     args = parser.parse_args(argv)
-    names = build(args.out)
+    names = build(args.out, args.visibility, args.hints)
+    from autograder.checks.core import all_checks
+    total = sum(c.points for c in all_checks())
     print(f"wrote {args.out}: {len(names)} files (setup.sh, run_autograder, autograder/, "
           f"the reference and the release)")
+    print(f"In Gradescope: a Programming Assignment worth {total:g} points; students upload "
+          f"the five module files or their sequence_models folder (see docs/gradescope.md).")
     return 0
 
 

@@ -11,6 +11,7 @@ Folders and zips are walked iteratively within limits (``MAX_DEPTH`` folders dee
 ``MAX_ENTRIES`` entries in all, shared by nested zips through a ``Budget``), so that no
 submission can exhaust the grader's stack or time.
 """
+import io
 import os
 import shutil
 import stat
@@ -89,6 +90,8 @@ def load(path):
         _load_folder_files(sub, {(path.name,): path})
     else:
         sub.problems.append(f"{path.name}: not a folder, a zip or a student module file")
+    if not sub.files:
+        _load_inner_zip(sub, path)
     return sub
 
 
@@ -259,3 +262,69 @@ def make_scratch(sub, base=None):
 
 def remove_scratch(scratch):
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- a zip inside the upload
+
+MAX_INNER_ZIP = 50 * 2 ** 20
+
+
+def _inner_zips(path):
+    """(display path, bytes) of the zips one level inside a submission (a folder or a zip),
+    shallowest first; symbolic links, hidden and tool folders, and zips larger than
+    ``MAX_INNER_ZIP`` are left out, and at most ``MAX_ENTRIES`` entries are looked at."""
+    found = []
+    if path.is_dir():
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_PARTS and not d.startswith("."))
+            for fname in sorted(filenames):
+                count += 1
+                if count > MAX_ENTRIES:
+                    break
+                full = Path(dirpath) / fname
+                if fname.lower().endswith(".zip") and not fname.startswith("."):
+                    st = os.lstat(full)
+                    if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_INNER_ZIP:
+                        found.append((full.relative_to(path).parts, full.read_bytes))
+            if count > MAX_ENTRIES:
+                break
+    elif path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist()[:MAX_ENTRIES]:
+                parts = tuple(p for p in info.filename.replace("\\", "/").split("/")
+                              if p not in ("", ".", ".."))
+                if not parts or info.is_dir() or not parts[-1].lower().endswith(".zip") \
+                        or _skip(parts) or info.file_size > MAX_INNER_ZIP:
+                    continue
+                found.append((parts, lambda info=info: _read_entry(path, info)))
+    found.sort(key=lambda item: (len(item[0]), item[0]))
+    for parts, read in found:
+        try:
+            data = read()
+        except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
+            continue
+        if data is not None and len(data) <= MAX_INNER_ZIP:
+            yield "/".join(parts), data
+
+
+def _read_entry(path, info):
+    with zipfile.ZipFile(path) as zf, zf.open(info) as f:
+        return f.read(MAX_INNER_ZIP + 1)
+
+
+def _load_inner_zip(sub, path):
+    """One nesting level: a submission without any student module that holds a zip (a zip
+    uploaded inside the upload) takes its modules from the shallowest inner zip that has some,
+    read by :func:`_load_zip` with the same limits as any zip. Zips inside it are not opened."""
+    for display, data in _inner_zips(path):
+        buffer = io.BytesIO(data)
+        if not zipfile.is_zipfile(buffer):
+            continue
+        inner = Submission(source=path, name=sub.name)
+        _load_zip(inner, buffer)
+        if inner.files:
+            sub.files.update(inner.files)
+            sub.found_at.update({m: f"{display}/{p}" for m, p in inner.found_at.items()})
+            sub.problems.extend(f"{display}: {p}" for p in inner.problems)
+            return
