@@ -7,6 +7,8 @@ Commands
   gradescope OUT.zip   build a Gradescope autograder bundle
   similarity SUBMISSION... [--corpus FOLDER] [--out REPORT.html]
                        code similarity across the class and against known solutions
+  nbgrader-prepare A   grade an nbgrader course's submissions of assignment A in parallel
+                       and cache the results for `nbgrader autograde A`
 """
 import sys
 
@@ -29,6 +31,9 @@ def main(argv=None):
     if command == "gradescope":
         from autograder import gradescope
         return gradescope.main(rest)
+    if command == "nbgrader-prepare":
+        from autograder import nbgrader_prepare
+        return nbgrader_prepare.main(rest)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

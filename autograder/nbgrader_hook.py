@@ -6,12 +6,12 @@ A hidden test cell ends with::
     from autograder.nbgrader_hook import grade; grade("rnn_step_forward")
     ### END HIDDEN TESTS
 
-(nbgrader_config.py puts the course root on the kernel's PYTHONPATH.) The name is an API name
+(The kernel needs the course root on its PYTHONPATH.) The name is an API name
 or, for the captioner that notebooks 01-03 each extend, ``CaptioningRNN`` (the RNN captioner and
 the checks that name no cell type), ``CaptioningRNN_lstm`` or ``CaptioningRNN_attention`` (the
 checks of that cell type): see :func:`cell_name`.
 
-The kernel's cwd is ``<course root>/autograded/<student>/sequence_models/``; ``grade`` grades the
+The kernel's cwd is the assignment folder (``solutions/sequence_models/``); ``grade`` grades the
 student module files of ``./seqlab/`` with the same hidden checks as
 ``python -m autograder grade``, in a fresh grader process (so nothing the notebook did to this
 kernel -- patched numpy, a fake module -- takes part in the comparisons) that runs the student
@@ -20,11 +20,12 @@ values) and gives the cell the CLI's score of ``api_name``: full points when eve
 passes, the points earned as the cell's value (nbgrader's partial credit) when some pass, an
 AssertionError (zero) when none does. The hidden line sits alone in its graded cell, after the
 notebook's public checks of the same function (a 0-point cell), so that a failing public check
-cannot zero the function's score: the hidden checks alone decide it, as in the CLI. Under
-``nbgrader autograde`` the course's nbgrader_config.py then replaces the cell's outputs with
-``cell_outputs`` of a grading run made before the student's kernel started (``grade_all``), so
-a kernel that replaces ``grade`` changes nothing; there the grading kernel has
-SEQLAB_GRADED_OUTSIDE_KERNEL=1 and ``grade`` only says so, instead of grading a second time.
+cannot zero the function's score: the hidden checks alone decide it, as in the CLI.
+
+``grade`` runs when the instructor runs the source notebooks (``solutions/``); students never
+see the hidden line. ``nbgrader autograde`` runs no notebook: its preprocessor
+(``autograder.nbgrader_preprocessors.IsolatedResults``) gives each graded cell
+``cell_outputs`` of the isolated grader's results, the outputs ``grade`` would leave.
 
 The first call for an API name grades every API name of its student module at once and keeps
 the results in this module for the next calls (same files, same kernel), so a notebook costs
@@ -132,12 +133,6 @@ def grade(api_name, folder=None, timeout=10):
     base = PARTS.get(api_name, api_name)
     if base not in MODULE_OF:
         raise ValueError("grade: unknown API name %r" % (api_name,))
-    if os.environ.get("SEQLAB_GRADED_OUTSIDE_KERNEL") == "1":
-        # under the course's `nbgrader autograde`: this cell's outputs are replaced with the
-        # results of the isolated run made before the kernel started; grading again here would
-        # only cost time
-        print("%s: graded outside this kernel (see nbgrader_config.py)" % api_name)
-        return None
     folder = Path(folder) if folder is not None else Path.cwd() / "seqlab"
     module = MODULE_OF[base]
     key = (module, str(folder.resolve()), _fingerprint(folder))
@@ -150,12 +145,6 @@ def grade(api_name, folder=None, timeout=10):
     if v["error"]:
         raise AssertionError(v["error"])
     return None if v["earned"] == v["total"] else float(v["earned"])
-
-
-def grade_all(folder, timeout=10):
-    """results.json data of every API name for the student modules in ``folder`` (one run of
-    the isolated grader); used by nbgrader_config.py before any student code runs."""
-    return _run_grader(Path(folder), sorted(MODULE_OF), timeout)
 
 
 def verdict(api_name, data):

@@ -1,32 +1,31 @@
-"""nbgrader end to end, as a JupyterHub course runs it (issue 8), on a temporary copy of the course.
+"""nbgrader end to end on a temporary copy of the course: no student code runs under autograde.
 
 One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked), then:
 
 1. ``nbgrader generate_assignment sequence_models`` must reproduce the committed release
    (assignments/sequence_models/, every file byte for byte: the notebooks from nbgrader, the .py
    stubs from the config's post-convert hook) and fill the gradebook.
-2. Three students are submitted: ``reference`` (the release with the reference modules, and an
-   answer written in every inline question), ``untouched`` (the release as fetched) and ``buggy``
+2. Students are submitted: ``reference`` (the release with the reference modules, and an
+   answer written in every inline question), ``untouched`` (the release as fetched), ``buggy``
    (the reference modules with one typical mistake per notebook, each touching exactly one check
-   cell: ``BUGS``). Each is autograded by its own ``nbgrader autograde --student`` (wall time
-   reported), then ``nbgrader generate_feedback`` and ``nbgrader export``.
+   cell: ``BUGS``), ``cheater`` (a cell that replaces ``grade`` in its kernel), ``mallory`` (a
+   cell that, run with the instructor's rights, would write the gradebook, edit
+   ``autograder/``, print the reference solution and the hidden checks, and start a detached
+   process) and ``nocheck`` (the reference with the cached results of one check removed).
+   ``python -m autograder nbgrader-prepare`` grades them all in parallel, then one
+   ``nbgrader autograde sequence_models`` records every student (mallory between the others),
+   then ``generate_feedback`` and ``export``. Wall times are reported.
 3. Scores: the reference gets every autograded point (its answered questions wait for a manual
-   grade, unscored), the untouched release zero, the buggy one loses points in the bugs' cells
-   only. Cell by cell, nbgrader's score equals the score of ``python -m autograder grade
-   --out-dir`` run on the same autograded folders, partial credit included (tests mapped to
-   check cells by ``CELL_OF``).
-4. A fourth student, ``cheater`` (the untouched release plus a cell that replaces ``grade`` in
-   its kernel), still scores zero: the graded cells' outputs come from the isolated grader's run
-   before any kernel started (nbgrader_config.py).
-5. The feedback HTML of each notebook exists and shows of the hidden tests only the one hidden
-   line and the hook's summary: no line of the checks' source, no detail line of a failed check.
-
-Everything runs in grading mode (SEQLAB_GRADING=1, set by nbgrader_config.py): the training
-cells run a short version. The notebooks are those of solutions/sequence_models/ (a new one joins
-by itself; give it an entry in BUGS to have the buggy student exercise it too).
+   grade), the untouched release, the cheater and mallory zero, the buggy one loses points in
+   the bugs' cells only; cell by cell nbgrader's score equals ``python -m autograder grade``'s.
+   nocheck's cell without a result scores 0 and the log says why.
+4. The course tree is unchanged by prepare + autograde + feedback (per-file hashes), no process
+   was started, and no line of the solutions or the hidden checks reaches any feedback page.
+   The last test runs mallory's cell as a kernel would, to prove that the attack is real.
 """
 import csv
 import fnmatch
+import hashlib
 import html
 import json
 import os
@@ -79,6 +78,27 @@ CHEATER = "cheater"
 CHEAT = ('import autograder.nbgrader_hook as _hook\n'
          '_hook.grade = lambda *args, **kwargs: None   # "every hidden check passed"\n'
          'print(20.0)')
+# Mallory's cell, as a kernel with the instructor's rights (cwd autograded/mallory/<assignment>/)
+# would run it. No kernel runs it: the test asserts that none of it happened.
+MALLORY = "mallory"
+MALLORY_MARK = "mallory-was-here"
+ATTACK = f'''import glob, os, sqlite3, subprocess
+course = os.path.abspath("../../..")
+db = sqlite3.connect(os.path.join(course, "gradebook.db"))
+db.execute("UPDATE grade SET manual_score = 0, extra_credit = 50")   # every student's cells
+db.commit()
+with open(os.path.join(course, "autograder", "checks", "core.py"), "a") as f:
+    f.write("\\n# {MALLORY_MARK}\\n")
+for path in sorted(glob.glob(os.path.join(course, "solutions", "**", "*.py"), recursive=True)
+                   + glob.glob(os.path.join(course, "autograder", "checks", "*.py"))):
+    print(open(path).read())
+mark = os.path.join(course, "{MALLORY_MARK}")
+subprocess.Popen(["sh", "-c", "sleep 2; echo > " + mark], start_new_session=True)
+'''
+# The reference whose cached results lose the checks of one cell (NOCHECK): that cell scores 0.
+NOCHECK = "nocheck"
+NOCHECK_CELL = "check_rnn_step_forward"
+ALL_STUDENTS = STUDENTS + (CHEATER, MALLORY, NOCHECK)
 ANSWER = "The gradient flows back through every step, so the weights add up their contributions."
 
 
@@ -163,19 +183,23 @@ def _patch_once(text, old, new, where):
 def _make_student(course, student, notebooks):
     sub = course / "submitted" / student / ASSIGNMENT
     shutil.copytree(course / "assignments" / ASSIGNMENT, sub)
-    if student in ("untouched", CHEATER):
-        if student == CHEATER:
+    if student in ("untouched", CHEATER, MALLORY):
+        if student in (CHEATER, MALLORY):
             nbformat = _nbformat()
             first = sub / notebooks[0]
             nb = nbformat.read(str(first), as_version=4)
             k = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-            nb.cells.insert(k + 1, nbformat.v4.new_code_cell(CHEAT))
+            nb.cells.insert(k + 1, nbformat.v4.new_code_cell(CHEAT if student == CHEATER
+                                                            else ATTACK))
             nbformat.write(nb, str(first))
         return
     for mod in STUDENT_MODULES:
         src = course / "solutions" / ASSIGNMENT / "seqlab" / f"{mod}.py"
         if src.exists():
             shutil.copy(src, sub / "seqlab" / f"{mod}.py")
+    if student == NOCHECK:   # other bytes than the reference's: a cache entry of its own
+        with open(sub / "seqlab" / "rnn_layers.py", "a") as f:
+            f.write("\n# resubmitted\n")
     if student == "reference":
         nbformat = _nbformat()
         for name in notebooks:
@@ -216,6 +240,48 @@ def _html_text(path):
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
+# The course's own files: what autograde must leave as it is.
+WORKING = {"submitted", "autograded", "feedback", "gradebook.db", "gradebook.db-journal",
+           "nbgrader_results", "cli", "grades.csv", "datasets"}
+
+
+def _tree_hashes(course):
+    """{relative path: sha256} of every file of the course folder but nbgrader's working folders,
+    the result cache, the CLI's output, the data (a link) and __pycache__."""
+    out = {}
+    for p in sorted(course.rglob("*")):
+        rel = p.relative_to(course)
+        if rel.parts[0] in WORKING or "__pycache__" in rel.parts:
+            continue
+        if p.is_file() or p.is_symlink():
+            out[rel.as_posix()] = hashlib.sha256(
+                p.read_bytes() if p.is_file() else os.readlink(p).encode()).hexdigest()
+    return out
+
+
+DROP_CHECKS = """
+import sys
+from autograder import nbgrader_cache, nbgrader_prepare
+from autograder.nbgrader_hook import cell_name
+seqlab, cell = sys.argv[1:]
+sub = nbgrader_prepare.load_modules(seqlab)
+cache = nbgrader_cache.ResultCache()
+key = nbgrader_cache.submission_key(sub.files)
+data = cache.get(key)
+assert data is not None, "nbgrader-prepare left no result for " + seqlab
+kept = [t for t in data["tests"] if "check_" + cell_name(t) != cell]
+assert len(kept) < len(data["tests"]), "no test of " + cell
+cache.put(key, dict(data, tests=kept))
+"""
+
+
+def _drop_cached_checks(course, student, cell):
+    """Remove every check of ``cell`` from the cached results of ``student``'s modules (with
+    the course's own autograder package, whose identity keys the cache)."""
+    _run(course, ["-c", DROP_CHECKS, f"submitted/{student}/{ASSIGNMENT}/seqlab", cell],
+         "dropping cached checks")
+
+
 # --------------------------------------------------------------------------- the course run
 
 @pytest.fixture(scope="module")
@@ -238,43 +304,51 @@ def course(tmp_path_factory, report):
          ["-c", "from seqlab.data import load_captioning_data; load_captioning_data()"],
          "building the captioning data")
 
-    walls = {}
-    for student in STUDENTS + (CHEATER,):
+    for student in ALL_STUDENTS:
         _make_student(course, student, notebooks)
-        _, walls[student] = _nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}",
-                                      "--force")
+    before = _tree_hashes(course)
+    _, t_prepare = _run(course, ["-m", "autograder", "nbgrader-prepare", ASSIGNMENT, "--jobs", "2",
+                                 "--quiet"], "python -m autograder nbgrader-prepare")
+    _drop_cached_checks(course, NOCHECK, NOCHECK_CELL)
+    log, t_autograde = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
     _, t_feedback = _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
     _nbgrader(course, "export", "--to=grades.csv")
+    after = _tree_hashes(course)
     _, t_cli = _run(course, ["-m", "autograder", "grade", "--quiet", "--out-dir", "cli",
                              *[f"autograded/{s}" for s in STUDENTS]], "python -m autograder grade")
 
-    for student in STUDENTS + (CHEATER,):
-        report(f"[nbgrader] autograde of {student!r} ({len(notebooks)} notebooks): "
-               f"{walls[student]:.1f} s wall")
+    n = len(ALL_STUDENTS)
+    report(f"[nbgrader] {n} students, {len(notebooks)} notebooks each: nbgrader-prepare "
+           f"--jobs 2 {t_prepare:.1f} s, nbgrader autograde {t_autograde:.1f} s "
+           f"({t_autograde / n:.1f} s per student)")
     report(f"[nbgrader] generate_assignment {t_generate:.1f} s, generate_feedback "
-           f"(4 students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
-    return course, notebooks
+           f"({n} students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
+    course_run = {"log": log.stdout + log.stderr, "before": before, "after": after}
+    return course, notebooks, course_run
 
 
 @pytest.fixture(scope="module")
 def cells(course):
     """{notebook: {grade_id: (points, kind)}} from the release."""
-    path, notebooks = course
+    path, notebooks, _ = course
     return {nb: _graded_cells(path / "assignments" / ASSIGNMENT / nb) for nb in notebooks}
 
 
 @pytest.fixture(scope="module")
 def grades(course):
-    """{student: {grade_id: (auto_score, manual_score, max_score, needs_manual_grade)}}."""
+    """{student: {grade_id: (auto_score, manual_score, max_score, needs_manual_grade)}}, and
+    under "extra_credit" the extra credits set on any cell."""
     from nbgrader.api import Gradebook
-    path, _ = course
-    out = {}
+    path, _, _ = course
+    out = {"extra_credit": []}
     with Gradebook(f"sqlite:///{path / 'gradebook.db'}", "seqlab") as gb:
-        for student in STUDENTS:
+        for student in ALL_STUDENTS:
             sub = gb.find_submission(ASSIGNMENT, student)
             out[student] = {g.name: (g.auto_score, g.manual_score, g.max_score,
                                      g.needs_manual_grade)
                             for nb in sub.notebooks for g in nb.grades}
+            out["extra_credit"] += [(student, g.name, g.extra_credit) for nb in sub.notebooks
+                                    for g in nb.grades if g.extra_credit is not None]
     return out
 
 
@@ -285,7 +359,7 @@ def _bug_cells(notebooks):
 # --------------------------------------------------------------------------- tests
 
 def test_generate_assignment_reproduces_the_release(course):
-    path, _ = course
+    path, _, _ = course
     generated = _release_files(path / "assignments" / ASSIGNMENT)
     committed = _release_files(RELEASE_DIR)
     assert sorted(generated) == sorted(committed), (
@@ -303,7 +377,7 @@ def test_generate_assignment_reproduces_the_release(course):
 def test_autograde_keeps_the_student_modules(course):
     """exclude_overwriting: the buggy student's modules are graded, not the instructor's; the
     given modules are the instructor's."""
-    path, notebooks = course
+    path, notebooks, _ = course
     graded = path / "autograded" / "buggy" / ASSIGNMENT / "seqlab"
     submitted = path / "submitted" / "buggy" / ASSIGNMENT / "seqlab"
     for mod in STUDENT_MODULES:
@@ -328,7 +402,7 @@ def _cli_cell_scores(path, student):
 
 
 def test_export_scores(course, cells, report):
-    path, notebooks = course
+    path, notebooks, _ = course
     auto = sum(p for nb in cells.values() for p, kind in nb.values() if kind == "check")
     total = sum(p for nb in cells.values() for p, _ in nb.values())
     cli = _cli_cell_scores(path, "buggy")
@@ -353,7 +427,7 @@ def test_export_scores(course, cells, report):
 def test_cells_agree_with_the_autograder_cli(course, cells, grades):
     """Cell by cell, nbgrader's score is the CLI's score of the same checks (partial credit
     included); only the bugs' cells lose points, and the untouched release scores zero."""
-    path, notebooks = course
+    path, notebooks, _ = course
     expected_failures = {"reference": set(), "untouched": None, "buggy": _bug_cells(notebooks)}
     check_ids = {gid for nb in cells.values() for gid, (_, kind) in nb.items() if kind == "check"}
     for student in STUDENTS:
@@ -434,7 +508,7 @@ def test_a_kernel_cannot_change_its_scores(course, cells):
     """The cheater replaced ``grade`` in its kernel: with the graded cells' outputs taken from
     the isolated grader's run before the kernel started, its score is the untouched release's,
     zero, and its graded cells show the real summary."""
-    path, notebooks = course
+    path, notebooks, _ = course
     with open(path / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     assert float(rows[CHEATER]["score"]) == 0.0, rows[CHEATER]
@@ -460,7 +534,7 @@ def test_inline_questions_are_left_to_the_grader(cells, grades):
 
 
 def test_feedback_shows_no_hidden_test_detail(course, cells):
-    path, notebooks = course
+    path, notebooks, _ = course
     # the checks' source: every substantial line of autograder/checks/*.py that the student
     # does not see anyway
     check_lines = {line.strip() for f in (ROOT / "autograder" / "checks").glob("*.py")
@@ -510,23 +584,138 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
     assert any(int(a) < int(b) for a, b in shown), "no failed hidden check is summarised"
 
 
+def _export_rows(path):
+    with open(path / "grades.csv", newline="") as f:
+        return {r["student_id"]: r for r in csv.DictReader(f)}
+
+
+def test_no_student_code_ran(course, cells, grades):
+    """Mallory's cell never ran: she scores 0; the students graded before her (buggy, cheater)
+    and after her (nocheck, reference, untouched) keep their scores (test_export_scores,
+    test_cells_agree_with_the_autograder_cli) and no cell has a manual score or extra credit;
+    the course's files are unchanged (per-file hashes before prepare, after feedback); no
+    process was left behind; her cell has no output in the autograded notebook."""
+    path, notebooks, run = course
+    assert sorted(ALL_STUDENTS).index(MALLORY) not in (0, len(ALL_STUDENTS) - 1)
+    rows = _export_rows(path)
+    assert float(rows[MALLORY]["score"]) == 0.0, rows[MALLORY]
+    checks = {g for nb in cells.values() for g, (_, kind) in nb.items() if kind == "check"}
+    for student in ALL_STUDENTS:
+        manual = {g: v[1] for g, v in grades[student].items() if v[1] is not None}
+        assert not manual, f"{student}: manual scores {manual}"
+        assert all(grades[student][g][0] is not None for g in checks), student
+    assert grades["extra_credit"] == []
+    before, after = run["before"], run["after"]
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert before and not changed, f"autograde changed the course: {changed}"
+    assert not (path / MALLORY_MARK).exists(), "a process started by a submission ran"
+    nb = _nbformat().read(str(path / "autograded" / MALLORY / ASSIGNMENT / notebooks[0]),
+                          as_version=4)
+    attack = [c for c in nb.cells if c.source == ATTACK]
+    assert len(attack) == 1 and attack[0].outputs == [], "mallory's cell is not as submitted"
+
+
+def test_a_cell_without_result_scores_zero(course, cells, grades):
+    """nocheck's cached results lack the checks of NOCHECK_CELL: that cell scores 0 (not the
+    full points nbgrader gives a graded cell without output), every other check cell keeps
+    the reference's full points, and the autograde log has an ERROR line naming the cell."""
+    path, _, run = course
+    checks = {g: p for nb in cells.values() for g, (p, kind) in nb.items() if kind == "check"}
+    got = {g: grades[NOCHECK][g][0] for g in checks}
+    assert got[NOCHECK_CELL] == 0.0
+    assert all(got[g] == checks[g] for g in checks if g != NOCHECK_CELL), got
+    errors = [l for l in run["log"].splitlines() if "ERROR" in l and NOCHECK_CELL in l]
+    assert errors and all(NOCHECK in l for l in errors), run["log"][-3000:]
+    assert not any("ERROR" in l for l in run["log"].splitlines() if NOCHECK not in l), (
+        "ERROR lines for other students: " + run["log"][-3000:])
+
+
+def _significant(line):
+    return len(re.sub(r"\s", "", line)) >= 20
+
+
+def test_no_solution_or_check_line_in_any_feedback(course):
+    """No line of the reference solutions (modules and notebooks) or of the hidden checks with
+    20 or more non-blank characters appears in any student's feedback, except the lines the
+    student sees anyway (the release, their own submitted modules) and the check cells' one
+    hidden line (``grade("<api>")``, which nbgrader's feedback shows)."""
+    path, notebooks, _ = course
+    nbformat = _nbformat()
+    secret = set()
+    sources = list((path / "solutions").rglob("*.py"))
+    sources += list((path / "autograder" / "checks").glob("*.py"))
+    for f in sources:
+        secret |= {l.strip() for l in f.read_text().splitlines() if _significant(l)}
+    for f in (path / "solutions" / ASSIGNMENT).glob("*.ipynb"):
+        for cell in nbformat.read(str(f), as_version=4).cells:
+            secret |= {l.strip() for l in cell.source.splitlines() if _significant(l)}
+    release = "\n".join(p.read_text() for p in (path / "assignments" / ASSIGNMENT).rglob("*")
+                        if p.suffix in (".py", ".ipynb"))
+    release += "\n".join(c.source for name in notebooks for c in nbformat.read(
+        str(path / "assignments" / ASSIGNMENT / name), as_version=4).cells)
+    secret = {l for l in secret if l not in release and not HOOK_LINE.fullmatch(l)}
+    assert len(secret) > 100, "too few secret lines: the test would not see a leak"
+    pages = 0
+    for student in ALL_STUDENTS:
+        own = "\n".join(p.read_text() for p in
+                        (path / "submitted" / student / ASSIGNMENT / "seqlab").glob("*.py"))
+        for page in (path / "feedback" / student / ASSIGNMENT).glob("*.html"):
+            pages += 1
+            text = _html_text(page)
+            leaked = sorted(l for l in secret if l in text and l not in own)
+            assert not leaked, f"{student} {page.name}: secret lines in the feedback: {leaked[:5]}"
+    assert pages == len(ALL_STUDENTS) * len(notebooks)
+
+
+def test_prepare_regrades_only_a_changed_submission(course):
+    """After a resubmission (other bytes in one module of one student) nbgrader-prepare grades
+    that student only; the others come from the cache."""
+    path, _, _ = course
+    with open(path / "submitted" / "untouched" / ASSIGNMENT / "seqlab" / "lstm_layers.py",
+              "a") as f:
+        f.write("\n# resubmitted\n")
+    proc, _ = _run(path, ["-m", "autograder", "nbgrader-prepare", ASSIGNMENT, "--quiet"],
+                   "nbgrader-prepare again")
+    n = len(ALL_STUDENTS)
+    assert f"{n} submission(s) of {ASSIGNMENT}: 1 graded, {n - 1} already" in proc.stdout, (
+        proc.stdout)
+
+
+def test_the_attack_cell_works_when_run(course):
+    """Mallory's cell, run as a kernel with the instructor's rights would run it (last: it
+    damages the course): it does write the gradebook, edit autograder/, print the reference
+    solution and start a process. So test_no_student_code_ran can fail."""
+    path, _, _ = course
+    core_before = (path / "autograder" / "checks" / "core.py").read_bytes()
+    proc, _ = _run(path / "autograded" / MALLORY / ASSIGNMENT, ["-c", ATTACK], "the attack")
+    assert (path / "autograder" / "checks" / "core.py").read_bytes() != core_before
+    assert "### BEGIN SOLUTION" in proc.stdout
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{path / 'gradebook.db'}", "seqlab") as gb:
+        sub = gb.find_submission(ASSIGNMENT, "reference")
+        assert all(g.extra_credit == 50 for nb in sub.notebooks for g in nb.grades)
+    for _ in range(300):
+        if (path / MALLORY_MARK).exists():
+            break
+        time.sleep(0.1)
+    assert (path / MALLORY_MARK).exists(), "the detached process did not run"
+
+
 # --------------------------------------------------------------------------- the config's hooks
 
-MINI_CELLS = [("setup", "from mod import f", None), ("t1", "assert f() == 1", 1),
-              ("t2", "assert f() + 1 == 2", 1),
-              ("env", 'import os, autograder.nbgrader_hook\n'   # the grading kernel's environment
-                      'assert os.environ["SEQLAB_GRADING"] == "1"\n'
-                      'assert "autograded" not in autograder.nbgrader_hook.__file__', 1)]
+MINI_CELLS = [("setup", "from mod import f\nopen('ran', 'w').close()", None),
+              ("public_f", "assert f() == 1", 0), ("t1", "assert f() == 1", 1)]
 
 
-def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
+def test_config_fails_closed(tmp_path):
     """On a one-notebook course that uses the project's nbgrader_config.py:
-    * generate_assignment without autograder/release.py (the stubbing hook cannot run) exits 1
-      and leaves no release, rather than a release with the module's solution;
-    * the grading kernel runs with SEQLAB_GRADING=1 and imports the course's autograder, not
-      a folder of that name in the submission;
-    * a kernel killed by os._exit on a rerun does not leave the previous run's scores: the
-      cells score nothing and wait for a manual grade (the autograde pre-convert hook)."""
+    * without the course's autograder package the config cannot load: generate_assignment
+      exits 1 and writes no release (nbgrader would otherwise ignore the config and copy the
+      module's solution);
+    * generate_assignment with it stubs the module's solution region;
+    * autograde runs no cell (the setup cell would create a file) and a graded cell with points
+      that is no autograder check cell scores 0, not nbgrader's full points for a cell without
+      output, with an ERROR line in the log; the 0-point cell gets a note, and 0."""
     pytest.importorskip("nbgrader")
     nbformat = _nbformat()
     from nbgrader.api import Gradebook
@@ -546,7 +735,7 @@ def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
     for gid, code, points in MINI_CELLS:
         meta = {"grade": points is not None, "grade_id": gid, "locked": True,
                 "schema_version": 3, "solution": False}
-        if points:
+        if points is not None:
             meta["points"] = points
         nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"nbgrader": meta}))
     nbformat.write(nb, str(src / "ps1.ipynb"))
@@ -554,8 +743,9 @@ def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "ps1",
                            "--force", "--log-level=ERROR"], cwd=course, env=_env(course),
                           capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
-    assert proc.returncode != 0 and "could not stub" in proc.stderr, proc.stderr[-2000:]
-    assert not (course / "assignments" / "ps1").exists()
+    assert proc.returncode != 0 and "cannot load the course's autograder" in proc.stderr, (
+        proc.stderr[-2000:])
+    assert not (course / "assignments").exists()
 
     shutil.copytree(ROOT / "autograder", course / "autograder", ignore=COPY_IGNORE)
     _nbgrader(course, "generate_assignment", "ps1", "--force")
@@ -565,23 +755,16 @@ def test_config_hooks_fail_closed_and_forget_stale_grades(tmp_path):
     sub = course / "submitted" / "kim" / "ps1"
     sub.mkdir(parents=True)
     shutil.copy(course / "assignments" / "ps1" / "ps1.ipynb", sub / "ps1.ipynb")
-
-    def scores():
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "mini") as gb:
-            s = gb.find_submission("ps1", "kim")
-            return s.score, {g.name: (g.auto_score, g.needs_manual_grade)
-                             for n in s.notebooks for g in n.grades}
-
     (sub / "mod.py").write_text("def f():\n    return 1\n")
-    (sub / "autograder").mkdir()   # a submitted `autograder` must not shadow the real one
-    (sub / "autograder" / "__init__.py").write_text("")
-    (sub / "autograder" / "nbgrader_hook.py").write_text("def grade(name):\n    pass\n")
-    _nbgrader(course, "autograde", "ps1", "--force")
-    assert scores() == (3.0, {"t1": (1.0, False), "t2": (1.0, False), "env": (1.0, False)})
-
-    (sub / "mod.py").write_text("import os\n\ndef f():\n    os._exit(3)\n")
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "ps1", "--force",
-                           "--log-level=ERROR"], cwd=course, env=_env(course),
-                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
-    assert proc.returncode != 0 and "error processing assignment" in proc.stderr
-    assert scores() == (0.0, {"t1": (None, True), "t2": (None, True), "env": (None, True)})
+    proc, _ = _nbgrader(course, "autograde", "ps1", "--force")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "mini") as gb:
+        s = gb.find_submission("ps1", "kim")
+        got = {g.name: (g.auto_score, g.needs_manual_grade) for n in s.notebooks for g in n.grades}
+    assert got == {"public_f": (0.0, False), "t1": (0.0, False)}, got
+    assert re.search(r"ERROR.*kim/ps1/ps1: graded cell 't1' is not an autograder check",
+                     proc.stderr), proc.stderr[-2000:]
+    assert not list(course.rglob("ran")), "a cell of the submitted notebook was executed"
+    graded = nbformat.read(str(course / "autograded" / "kim" / "ps1" / "ps1.ipynb"), as_version=4)
+    outputs = {_meta(c).get("grade_id"): c.outputs for c in graded.cells}
+    assert outputs["setup"] == [] and outputs["public_f"][0]["text"].startswith("Public checks")
+    assert outputs["t1"][0]["output_type"] == "error"

@@ -1,0 +1,104 @@
+"""The isolated grader's results of nbgrader submissions, cached on disk.
+
+``nbgrader autograde`` runs no student code: the graded cells take their outputs from the
+isolated grader's results (``results.json`` data, as ``python -m autograder grade --json``
+writes them) for the student's five modules. ``python -m autograder nbgrader-prepare`` computes
+those results for a whole class in parallel and stores them here; autograde then only reads.
+
+One file per result, ``<course root>/nbgrader_results/<key>.json`` (gitignored). The key is a
+SHA-256 of
+
+* the grader's identity (:func:`grader_identity`): every file of ``autograder/``, the reference
+  package ``solutions/<assignment>/seqlab/``, and the Python, numpy and torch versions, so a
+  changed check, reference or library grades everything again;
+* the bytes of the five student modules as the grader reads them (``autograder.submission``:
+  no symbolic link, no link to the reference), a missing module counted as missing,
+
+so a resubmission (other bytes) is graded again and an unchanged one is not. The folder lies in
+the course root, which the grader's workers never see (``runner.default_hidden_paths``): student
+code cannot write it.
+"""
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from autograder import paths
+from autograder import report
+
+CACHE_DIR_NAME = "nbgrader_results"
+_SKIPPED = ("__pycache__", ".pyc", ".pyo")
+_identity = {}
+
+
+def cache_dir(course_root=None):
+    """The cache folder of a course: ``<course root>/nbgrader_results`` (a Path)."""
+    return Path(course_root or paths.course_root()) / CACHE_DIR_NAME
+
+
+def _hash_tree(h, folder, suffixes=None):
+    for path in sorted(Path(folder).rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_file() or any(s in rel for s in _SKIPPED):
+            continue
+        if suffixes and path.suffix not in suffixes:
+            continue
+        h.update(f"\0{rel}\0".encode())
+        h.update(path.read_bytes())
+
+
+def _version(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def grader_identity():
+    """Hex SHA-256 naming this grader: the files of ``autograder/``, the reference modules and
+    the Python, numpy and torch versions. Computed once per process."""
+    if "id" not in _identity:
+        h = hashlib.sha256()
+        _hash_tree(h, paths.autograder_dir())
+        _hash_tree(h, paths.reference_dir(), suffixes={".py"})
+        versions = (f"python {platform.python_implementation()} {sys.version}; "
+                    f"numpy {_version('numpy')}; torch {_version('torch')}")
+        h.update(versions.encode())
+        _identity["id"] = h.hexdigest()
+    return _identity["id"]
+
+
+def submission_key(files):
+    """The cache key (hex SHA-256) of a submission for this grader: ``files`` maps each student
+    module found (``"rnn_layers"`` ...) to its bytes, as ``autograder.submission.load`` reads
+    them; a module not in ``files`` counts as missing."""
+    h = hashlib.sha256(grader_identity().encode())
+    for module in paths.STUDENT_MODULES:
+        h.update(f"\0{module}\0".encode())
+        h.update(files[module] if module in files else b"\0<missing>\0")
+    return h.hexdigest()
+
+
+class ResultCache:
+    """``results.json`` data of graded submissions, by :func:`submission_key`."""
+
+    def __init__(self, folder=None):
+        self.folder = Path(folder) if folder else cache_dir()
+
+    def path(self, key):
+        return self.folder / f"{key}.json"
+
+    def get(self, key):
+        """The cached data (a dict) or None when there is none or it cannot be read."""
+        try:
+            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
+
+    def put(self, key, data):
+        """Store ``data`` atomically (a reader never sees half a file)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        report.write_json(data, self.path(key))

@@ -1,0 +1,151 @@
+"""``python -m autograder nbgrader-prepare ASSIGNMENT [--student ID ...] [--jobs N]``
+
+Grades every submission of an nbgrader course (``submitted/<student>/<ASSIGNMENT>/seqlab/``)
+with the isolated grader, many in parallel, and caches the results (``nbgrader_cache``) so that
+``nbgrader autograde ASSIGNMENT`` then only records them. Run it from anywhere: the course is
+the folder that holds this ``autograder`` package (or ``SEQLAB_COURSE_ROOT``).
+
+Only submissions whose modules (or the grader) changed since the last run are graded: after a
+resubmission, ``nbgrader collect`` and this command grade that student only. A progress bar with
+an ETA goes to stderr; results are stored after each batch, so an interrupted run keeps what it
+finished.
+
+Exit status 0 when every submission has a result (whatever the scores), 1 when the grader
+failed, 2 for bad arguments.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder import nbgrader_cache, paths, report
+from autograder import submission as submission_mod
+
+
+def load_modules(seqlab_dir):
+    """The student modules of ``seqlab_dir`` as the grader reads them (an
+    ``autograder.submission.Submission``: ``files`` {module: bytes}, ``problems``). A folder
+    that does not exist gives a submission with every module missing."""
+    seqlab_dir = Path(seqlab_dir)
+    if not seqlab_dir.is_dir() or seqlab_dir.is_symlink():
+        sub = submission_mod.Submission(source=seqlab_dir, name=seqlab_dir.name)
+        sub.problems.append("the submission has no seqlab/ folder")
+        return sub
+    return submission_mod.load(seqlab_dir)
+
+
+def grade(subs, jobs=2, timeout=10.0):
+    """Grade loaded submissions (``load_modules``) in isolated workers, ``jobs`` at a time.
+
+    Exactly the bytes in each ``sub.files`` are graded (copied to a fresh folder first).
+    Returns one ``results.json`` dict per submission, in order; the loader's problems (a
+    symbolic link ignored ...) are added to its ``output``."""
+    from autograder import runner, sandbox
+    sandbox.enable_subreaper()
+    with tempfile.TemporaryDirectory(prefix="seqlab-prepare-") as tmp:
+        folders = []
+        for i, sub in enumerate(subs):
+            folder = Path(tmp) / f"s{i:05d}"
+            folder.mkdir()
+            for module, data in sub.files.items():
+                (folder / f"{module}.py").write_bytes(data)
+            folders.append(folder)
+        opts = runner.Options(jobs=jobs, timeout=timeout)
+        opts.limits.hide = runner.default_hidden_paths(extra=[tmp])
+        results = runner.grade(folders, opts)
+    out = []
+    for sub, res in zip(subs, results):
+        data = report.results_json(res)
+        if sub.problems:
+            data["output"] = "\n".join(sub.problems + [data["output"]])
+        out.append(data)
+    return out
+
+
+def submitted_folders(course_root, assignment, students=()):
+    """{student id: seqlab folder} of ``submitted/<student>/<assignment>/`` (sorted by id)."""
+    base = Path(course_root) / "submitted"
+    found = sorted(p.parent.name for p in base.glob(f"*/{assignment}") if p.is_dir())
+    wanted = [s for s in found if not students or s in students]
+    return {s: base / s / assignment / "seqlab" for s in wanted}
+
+
+def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=None,
+            progress=True):
+    """Grade and cache the submissions of ``assignment`` that the cache lacks.
+
+    Returns {"submissions": n, "graded": k, "cached": n - k, "seconds": wall time}."""
+    t0 = time.monotonic()
+    cache = nbgrader_cache.ResultCache(nbgrader_cache.cache_dir(course_root))
+    todo = {}   # key -> loaded submission (identical submissions are graded once)
+    folders = submitted_folders(course_root, assignment, students)
+    for student, folder in folders.items():
+        sub = load_modules(folder)
+        key = nbgrader_cache.submission_key(sub.files)
+        if cache.get(key) is None:
+            todo.setdefault(key, sub)
+    keys = list(todo)
+    batch = batch or max(4, 4 * jobs)
+    bar = _progress(len(keys), progress)
+    try:
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            for key, data in zip(chunk, grade([todo[k] for k in chunk], jobs, timeout)):
+                cache.put(key, data)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return {"submissions": len(folders), "graded": len(keys),
+            "cached": len(folders) - len(keys), "seconds": time.monotonic() - t0}
+
+
+def _progress(total, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, unit="submission", desc="grading", disable=not enabled or None,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m autograder nbgrader-prepare",
+                                description="Grade an nbgrader course's submissions in "
+                                            "parallel and cache the results for autograde.")
+    p.add_argument("assignment", help="the assignment (folder name under submitted/<student>/)")
+    p.add_argument("--student", action="append", default=[], metavar="ID",
+                   help="only this student (repeatable)")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="workers at a time (default: number of CPUs, at most 4)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call into student code")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    root = paths.course_root()
+    if not (root / "submitted").is_dir():
+        print(f"error: no submitted/ folder in the course {root}", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    known = submitted_folders(root, args.assignment)
+    unknown = [s for s in args.student if s not in known]
+    if not known or unknown:
+        what = f"student(s) {', '.join(unknown)}" if known else "any student"
+        print(f"error: no submission of {args.assignment!r} for {what} under submitted/",
+              file=sys.stderr)
+        return 2
+    try:
+        done = prepare(root, args.assignment, args.student, args.jobs, args.timeout,
+                       progress=not args.quiet)
+    except Exception as exc:
+        import traceback
+        traceback.print_exc()
+        print(f"error: the grader failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
+    print(f"{done['submissions']} submission(s) of {args.assignment}: {done['graded']} graded, "
+          f"{done['cached']} already in {nbgrader_cache.CACHE_DIR_NAME}/ "
+          f"({done['seconds']:.1f} s); now run: nbgrader autograde {args.assignment} --force")
+    return 0

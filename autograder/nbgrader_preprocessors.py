@@ -1,0 +1,216 @@
+"""The course's nbgrader steps: no student kernel ever runs under ``nbgrader autograde``.
+
+nbgrader_config.py plugs these into nbgrader:
+
+``stub_release``
+    post-convert hook of ``generate_assignment``: stubs the solution regions of the ``.py``
+    files that nbgrader copied verbatim into the release (``autograder.release.stub_source``,
+    as ``python -m autograder release`` does). Fails closed: on any error it deletes the
+    release and exits 1 (nbgrader itself only logs a failing hook).
+``IsolatedResults``
+    the last sanitize preprocessor of ``autograde``: every graded code cell receives its
+    outputs from the isolated grader's results for the student's modules as submitted
+    (``nbgrader_cache``; prepared for the whole class by ``python -m autograder
+    nbgrader-prepare``, else graded here). nbgrader's ``SaveAutoGrades`` then scores the cells
+    from those outputs: the points earned, with partial credit, as in the CLI.
+``ReportGraderOverrides``
+    after ``SaveAutoGrades``: lists in the log any ``manual_score`` or ``extra_credit`` that a
+    grader set on an autograded cell (nbgrader's documented override; kept as it is).
+``AUTOGRADE_PREPROCESSORS``
+    nbgrader's default autograde list without ``Execute``, plus ``ReportGraderOverrides``.
+
+Fail closed: nbgrader gives a graded code cell with no output full points
+(``nbgrader.utils.determine_grade``), so every graded code cell gets an output here. A cell
+whose result is missing (no result for its checks, an unknown graded cell, the grader failed)
+gets an error output, so 0 points, and an ERROR line in the autograde log.
+"""
+import shutil
+import sys
+from pathlib import Path
+
+from nbformat import from_dict
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
+from traitlets import Bool, Float, Int
+
+from autograder import nbgrader_cache, nbgrader_hook, paths
+
+STUDENT_PATHS = [f"seqlab/{m}.py" for m in paths.STUDENT_MODULES]
+"""The student modules, relative to the assignment folder (``Autograde.exclude_overwriting``:
+autograde keeps the student's and restores every other file from the source)."""
+
+PUBLIC_NOTE = ("Public checks: they run in your notebook (0 points); the hidden checks in the "
+               "next cell grade this function.\n")
+
+
+# --------------------------------------------------------------------------- generate_assignment
+
+def stub_release(assignment=None, **_):
+    """post_convert_hook of ``generate_assignment``: stub the solution regions of every ``.py``
+    file of ``assignments/<assignment>/`` and remove what a release never holds. On any error
+    the release is deleted and the process exits 1, never leaving solutions in it."""
+    from autograder import release
+    base = paths.course_root() / "assignments"
+    folders = ([base / assignment] if assignment not in (None, "*", ".")
+               else [p for p in base.iterdir() if p.is_dir()])
+    try:
+        for folder in folders:
+            for path in sorted(folder.rglob("*"), reverse=True):
+                rel = path.relative_to(folder)
+                if release._ignored(rel):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                elif path.is_file() and path.suffix == ".py":
+                    text = path.read_text(encoding="utf-8")
+                    stubbed = release.stub_source(text, str(rel))
+                    if stubbed != text:
+                        path.write_text(stubbed, encoding="utf-8")
+                    if release.BEGIN in stubbed or release.END in stubbed:
+                        raise release.ReleaseError(f"{rel}: a solution marker is left")
+    except BaseException as exc:   # fail closed: no release rather than one with solutions
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"[seqlab] ERROR: could not stub the solution regions of the release "
+              f"({type(exc).__name__}: {exc}); removed {', '.join(map(str, folders))}",
+              file=sys.stderr)
+        raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------- autograde
+
+def _graded_code_cells(nb):
+    """The cells nbgrader scores from their outputs: graded code cells that are not answers."""
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            yield cell, meta
+
+
+def _error(message):
+    return [{"output_type": "error", "ename": "AssertionError", "evalue": message,
+             "traceback": ["AssertionError: " + message]}]
+
+
+class IsolatedResults(NbGraderPreprocessor):
+    """Write every graded code cell's outputs from the isolated grader's results.
+
+    ``check_<name>`` cells (``name`` an API name of ``nbgrader_hook.MODULE_OF`` or a part of
+    ``nbgrader_hook.PARTS``) get ``nbgrader_hook.cell_outputs``: the summary (which checks
+    failed, their hint; never hidden values), then the points earned or an error. 0-point cells
+    get a note. Any other graded code cell, and a check cell without a result, gets an error
+    (0 points) and an ERROR line in the log.
+
+    Runs in the sanitize phase, where ``resources['metadata']['path']`` is the submitted folder:
+    the modules are read there as submitted (symbolic links ignored), not from nbgrader's copy.
+    """
+
+    grade_missing = Bool(True, help="grade a submission whose results are not cached (else its "
+                                    "cells score 0)").tag(config=True)
+    jobs = Int(2, help="workers when grading a submission here").tag(config=True)
+    timeout = Float(10.0, help="seconds per call into student code").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        where = f"{info['student']}/{info['assignment']}/{info['notebook']}"
+        known = set(nbgrader_hook.MODULE_OF) | set(nbgrader_hook.PARTS)
+        results = None   # (data, why), read when the first check cell needs it
+        for cell, meta in _graded_code_cells(nb):
+            gid = meta.get("grade_id", "")
+            name = gid[len("check_"):] if gid.startswith("check_") else None
+            if name in known:
+                if results is None:
+                    results = self._results(Path(resources["metadata"]["path"]) / "seqlab",
+                                            where)
+                outputs = self._check_outputs(name, gid, where, *results)
+            elif float(meta.get("points", 0) or 0) == 0:
+                outputs = [{"output_type": "stream", "name": "stdout", "text": PUBLIC_NOTE}]
+            else:
+                outputs = _error(f"{gid}: this graded cell has no autograder check")
+                self.log.error("%s: graded cell %r is not an autograder check cell; it scores "
+                               "0 (give it a check or 0 points)", where, gid)
+            cell.outputs = [from_dict(o) for o in outputs]
+            cell.execution_count = None
+        return nb, resources
+
+    def _check_outputs(self, name, gid, where, data, why):
+        """The outputs of the check cell ``gid`` (of ``name``) from results ``data``, or an
+        error naming ``why`` there are none; logs an ERROR for a cell without result."""
+        if data is None:
+            self.log.error("%s: cell %s scores 0: %s", where, gid, why)
+            return _error(f"{name}: no result of the autograder ({why}); please tell the "
+                          "course staff")
+        if not any(nbgrader_hook.cell_name(t) == name for t in data["tests"]):
+            self.log.error("%s: cell %s scores 0: the grader's results hold no check of %s",
+                           where, gid, name)
+        return nbgrader_hook.cell_outputs(name, data)
+
+    def _results(self, seqlab_dir, where):
+        """(results.json data, None) for the modules of ``seqlab_dir``, or (None, reason)."""
+        from autograder import nbgrader_prepare
+        cache = nbgrader_cache.ResultCache()
+        try:
+            sub = nbgrader_prepare.load_modules(seqlab_dir)
+            key = nbgrader_cache.submission_key(sub.files)
+            data = cache.get(key)
+            if data is None and self.grade_missing:
+                self.log.info("%s: not prepared (python -m autograder nbgrader-prepare); "
+                              "grading the submission now", where)
+                data = nbgrader_prepare.grade([sub], self.jobs, self.timeout)[0]
+                cache.put(key, data)
+        except Exception as exc:   # fail closed: the check cells score 0, the log says why
+            return None, f"the isolated grader failed: {type(exc).__name__}: {exc}"
+        if data is None:
+            return None, ("no cached result for these modules; run python -m autograder "
+                          "nbgrader-prepare first")
+        return data, None
+
+
+class ReportGraderOverrides(NbGraderPreprocessor):
+    """Log (WARNING) every autograded cell of the notebook on which a grader set
+    ``manual_score`` or ``extra_credit``: nbgrader's override of the automatic score, which
+    only graders can write (no student code runs with the instructor's rights). Changes
+    nothing."""
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        ids = {meta.get("grade_id") for _, meta in _graded_code_cells(nb)}
+        with Gradebook(info["db_url"]) as gb:
+            try:
+                notebook = gb.find_submission_notebook(info["notebook"], info["assignment"],
+                                                       info["student"])
+            except MissingEntry:
+                return nb, resources
+            for grade in notebook.grades:
+                if grade.name in ids and (grade.manual_score is not None or grade.extra_credit):
+                    self.log.warning(
+                        "%s/%s/%s: cell %s has a grader's override: manual_score %s, "
+                        "extra_credit %s (the autograder's score is %s)", info["student"],
+                        info["assignment"], info["notebook"], grade.name, grade.manual_score,
+                        grade.extra_credit, grade.auto_score)
+        return nb, resources
+
+
+def _default(trait):
+    return Autograde.class_traits()[trait].default()
+
+
+def autograde_preprocessors():
+    """nbgrader's default ``Autograde.autograde_preprocessors`` without ``Execute`` (no student
+    kernel), with ``ReportGraderOverrides`` after ``SaveAutoGrades``."""
+    default = _default("autograde_preprocessors")
+    if Execute not in default or SaveAutoGrades not in default:
+        raise RuntimeError(f"unexpected nbgrader autograde preprocessors: {default}")
+    out = []
+    for p in default:
+        if p is not Execute:
+            out.append(p)
+        if p is SaveAutoGrades:
+            out.append(ReportGraderOverrides)
+    return out
+
+
+def sanitize_preprocessors():
+    """nbgrader's default ``Autograde.sanitize_preprocessors`` with ``IsolatedResults`` last
+    (after ``ClearOutput`` removed the submitted outputs and ``OverwriteCells`` restored the
+    locked cells)."""
+    return list(_default("sanitize_preprocessors")) + [IsolatedResults]
