@@ -11,7 +11,8 @@ an ETA goes to stderr; results are stored after each batch, so an interrupted ru
 finished.
 
 Exit status 0 when every submission has a result (whatever the scores), 1 when the grader
-failed, 2 for bad arguments.
+failed, 2 for bad arguments or a machine that isolates student code less than
+``--allow-isolation`` accepts (default full, as ``python -m autograder grade``).
 """
 import argparse
 import os
@@ -36,13 +37,17 @@ def load_modules(seqlab_dir):
     return submission_mod.load(seqlab_dir)
 
 
-def grade(subs, jobs=2, timeout=10.0):
+def grade(subs, jobs=2, timeout=10.0, allow_isolation="full"):
     """Grade loaded submissions (``load_modules``) in isolated workers, ``jobs`` at a time.
 
     Exactly the bytes in each ``sub.files`` are graded (copied to a fresh folder first).
     Returns one ``results.json`` dict per submission, in order; the loader's problems (a
-    symbolic link ignored ...) are added to its ``output``."""
-    from autograder import runner, sandbox
+    symbolic link ignored ...) are added to its ``output``. Raises
+    ``isolation.IsolationTooLow`` when this machine isolates student code less than
+    ``allow_isolation`` (full | reduced | none), as ``python -m autograder grade`` does."""
+    from autograder import isolation, runner, sandbox
+    level = isolation.detect()
+    isolation.require(level, allow_isolation)
     sandbox.enable_subreaper()
     with tempfile.TemporaryDirectory(prefix="seqlab-prepare-") as tmp:
         folders = []
@@ -52,12 +57,12 @@ def grade(subs, jobs=2, timeout=10.0):
             for module, data in sub.files.items():
                 (folder / f"{module}.py").write_bytes(data)
             folders.append(folder)
-        opts = runner.Options(jobs=jobs, timeout=timeout)
+        opts = runner.Options(jobs=jobs, timeout=timeout, isolation=level)
         opts.limits.hide = runner.default_hidden_paths(extra=[tmp])
         results = runner.grade(folders, opts)
     out = []
     for sub, res in zip(subs, results):
-        data = report.results_json(res)
+        data = report.results_json(res, isolation=level)
         if sub.problems:
             data["output"] = "\n".join(sub.problems + [data["output"]])
         out.append(data)
@@ -73,7 +78,7 @@ def submitted_folders(course_root, assignment, students=()):
 
 
 def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=None,
-            progress=True):
+            progress=True, allow_isolation="full"):
     """Grade and cache the submissions of ``assignment`` that the cache lacks.
 
     Returns {"submissions": n, "graded": k, "cached": n - k, "seconds": wall time}."""
@@ -92,7 +97,8 @@ def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=No
     try:
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
-            for key, data in zip(chunk, grade([todo[k] for k in chunk], jobs, timeout)):
+            for key, data in zip(chunk, grade([todo[k] for k in chunk], jobs, timeout,
+                                                   allow_isolation)):
                 cache.put(key, data)
             bar.update(len(chunk))
     finally:
@@ -117,11 +123,15 @@ def _parser():
     p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
                    help="workers at a time (default: number of CPUs, at most 4)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call into student code")
+    p.add_argument("--allow-isolation", default="full", choices=["full", "reduced", "none"],
+                   help="grade even when this machine isolates student code only at this "
+                        "level (default full: refuse anything less; see autograder/README.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv=None):
+    from autograder import isolation
     args = _parser().parse_args(argv)
     root = paths.course_root()
     if not (root / "submitted").is_dir():
@@ -139,7 +149,10 @@ def main(argv=None):
         return 2
     try:
         done = prepare(root, args.assignment, args.student, args.jobs, args.timeout,
-                       progress=not args.quiet)
+                       progress=not args.quiet, allow_isolation=args.allow_isolation)
+    except isolation.IsolationTooLow as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         import traceback
         traceback.print_exc()

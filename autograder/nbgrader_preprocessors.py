@@ -32,7 +32,7 @@ from nbformat import from_dict
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
-from traitlets import Bool, Float, Int
+from traitlets import Bool, Enum, Float, Int
 
 from autograder import nbgrader_cache, nbgrader_hook, paths
 
@@ -108,6 +108,9 @@ class IsolatedResults(NbGraderPreprocessor):
                                     "cells score 0)").tag(config=True)
     jobs = Int(2, help="workers when grading a submission here").tag(config=True)
     timeout = Float(10.0, help="seconds per call into student code").tag(config=True)
+    allow_isolation = Enum(["full", "reduced", "none"], "full",
+                           help="lowest isolation level accepted when grading here (as "
+                                "nbgrader-prepare's --allow-isolation)").tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -155,7 +158,8 @@ class IsolatedResults(NbGraderPreprocessor):
             if data is None and self.grade_missing:
                 self.log.info("%s: not prepared (python -m autograder nbgrader-prepare); "
                               "grading the submission now", where)
-                data = nbgrader_prepare.grade([sub], self.jobs, self.timeout)[0]
+                data = nbgrader_prepare.grade([sub], self.jobs, self.timeout,
+                                              self.allow_isolation)[0]
                 cache.put(key, data)
         except Exception as exc:   # fail closed: the check cells score 0, the log says why
             return None, f"the isolated grader failed: {type(exc).__name__}: {exc}"
