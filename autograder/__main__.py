@@ -9,6 +9,7 @@ Commands
                        code similarity across the class and against known solutions
   nbgrader-prepare A   grade an nbgrader course's submissions of assignment A in parallel
                        and cache the results for `nbgrader autograde A`
+  data FOLDER          build the students' shared, world-readable copy of the data
 """
 import sys
 
@@ -31,6 +32,9 @@ def main(argv=None):
     if command == "gradescope":
         from autograder import gradescope
         return gradescope.main(rest)
+    if command == "data":
+        from autograder import shared_data
+        return shared_data.main(rest)
     if command == "nbgrader-prepare":
         from autograder import nbgrader_prepare
         return nbgrader_prepare.main(rest)

@@ -197,6 +197,37 @@ def test_env_var_overrides_the_data_location(tiny_dirs, monkeypatch, tmp_path):
         sd.load_captioning_data(data_dir=tmp_path)
 
 
+def test_a_read_only_shared_folder_without_data_builds_a_private_copy(tmp_path, monkeypatch):
+    """A hub student whose shared SEQLAB_DATA_DIR holds no data and is read-only builds the data
+    in their own cache folder instead of failing with PermissionError there; with an explicit
+    data_dir nothing changes."""
+    import shutil
+    shared = tmp_path / "shared"
+    shutil.copytree(ROOT / "datasets", shared,
+                    ignore=shutil.ignore_patterns("cache", "__pycache__"))
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(shared))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    built = []
+
+    def build(out_dir, verbose=True):
+        built.append(Path(out_dir))
+        raise RuntimeError("stop")
+    monkeypatch.setattr(sd, "build_captioning_data", build)
+    monkeypatch.setattr(sd, "_can_build_in", lambda d: d != shared / "cache"
+                        and shared not in Path(d).parents)
+    with pytest.raises(RuntimeError, match="stop"):
+        sd.load_captioning_data()
+    key = sd.captioning_data_dir().name
+    assert key.startswith("shapes-") and built == [tmp_path / "xdg" / "seqlab" / key]
+    with pytest.raises(RuntimeError, match="stop"):       # an explicit folder: built there
+        sd.load_captioning_data(data_dir=tmp_path / "mine")
+    assert built[-1] == tmp_path / "mine"
+    monkeypatch.setattr(sd, "_can_build_in", lambda d: True)   # writable: built in place
+    with pytest.raises(RuntimeError, match="stop"):
+        sd.load_captioning_data()
+    assert built[-1] == shared / "cache" / key
+
+
 @pytest.mark.parametrize("where", ["assignments/sequence_models/seqlab",
                                    "autograded/alice/sequence_models/seqlab",
                                    "solutions/sequence_models/seqlab"])

@@ -37,6 +37,9 @@ under ``datasets/cache/``; later calls read it in a second or two. Where the dat
 * otherwise ``datasets/cache/shapes-<key>/``, where ``datasets/`` is found by searching upward
   from this package for a folder ``datasets/`` holding ``seqlab_datasets.json``. The key
   changes whenever the generator, the encoder or its weights change.
+* when that default folder (or the ``SEQLAB_DATA_DIR`` one) has no data yet and you cannot
+  write there (a shared folder on a hub), your own copy in ``seqlab/shapes-<key>/`` of your
+  cache folder (``$XDG_CACHE_HOME``, by default ``.cache`` in your home), built on first use.
 
 The features come from a small CNN trained once on the training images (its code and the
 docstring that explains how the grid vectors carry their position: ``datasets/encoder.py``).
@@ -123,6 +126,23 @@ def _has_data(d):
     return (d / "manifest.json").is_file() or any(d.glob("*captions.h5"))
 
 
+def _can_build_in(d):
+    """True when this user may create the data in folder ``d``: it, or the first of its
+    parents that exists, is writable."""
+    d = Path(d)
+    while not d.exists() and d.parent != d:
+        d = d.parent
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def private_data_dir():
+    """This user's own copy of the shapes data: ``seqlab/shapes-<key>/`` in the user's cache
+    folder (``$XDG_CACHE_HOME``, by default ``.cache`` in the home folder), for when the shared
+    folder holds no data and is read-only."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "seqlab" / f"shapes-{_cache_key(find_datasets_dir())}"
+
+
 def build_captioning_data(out_dir, verbose=True):
     """Generate the shapes data into out_dir (what the first ``load_captioning_data`` does)."""
     datasets_dir = find_datasets_dir()
@@ -204,6 +224,12 @@ def load_captioning_data(max_train=None, data_dir=None):
     Returns the dict described in the module docstring.
     """
     d = captioning_data_dir(data_dir)
+    if not _has_data(d) and data_dir is None and not _can_build_in(d):
+        private = private_data_dir()
+        print(f"{d} holds no data yet and you cannot write there; using your own copy in "
+              f"{private}. (Instructors: build the shared copy with `python -m autograder "
+              f"data FOLDER`.)", flush=True)
+        d = private
     if not _has_data(d):
         if d.exists() and any(d.iterdir()):
             raise FileNotFoundError(f"{d} holds no captioning data (no manifest.json or "
