@@ -80,6 +80,18 @@ def _json_names(submissions):
     return names
 
 
+def _peak_memory_mib():
+    """This process's peak resident memory (VmHWM) in MiB, or '?'."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return "?"
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     from autograder import report, runner, sandbox
@@ -167,6 +179,6 @@ def main(argv=None):
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # e.g. piped into `head`
     if not args.quiet:
-        print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s",
-              file=sys.stderr)
+        print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s; "
+              f"grader peak memory {_peak_memory_mib()} MiB", file=sys.stderr)
     return 0

@@ -7,8 +7,11 @@ writes its own valid JSON, and leaves no process, scratch folder or cgroup behin
 import glob
 import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from hostile import HOSTILE, SELECTED  # noqa: E402
+from hostile import ESCAPE_API, ESCAPES, HOSTILE, SELECTED, escape_source, file_handle  # noqa
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
 IS_ROOT = os.geteuid() == 0
@@ -57,6 +60,71 @@ def _scan(grader_pid):
     return found
 
 
+class TreeMemory(threading.Thread):
+    """Samples, every 0.2 s, the summed PSS of a process and all its descendants (workers
+    included); ``peak_mib`` after ``stop()``."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kib = 0
+        self.halt = threading.Event()
+
+    def _tree(self):
+        children = {}
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open(f"/proc/{p}/stat", "rb") as f:
+                    data = f.read()
+                ppid = int(data[data.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(p))
+        out, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo.extend(children.get(p, []))
+        return out
+
+    def run(self):
+        while not self.halt.wait(0.2):
+            total = 0
+            for p in self._tree():
+                try:
+                    with open(f"/proc/{p}/smaps_rollup") as f:
+                        for line in f:
+                            if line.startswith("Pss:"):
+                                total += int(line.split()[1])
+                                break
+                except (OSError, ValueError):
+                    continue
+            self.peak_kib = max(self.peak_kib, total)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        return self.peak_kib // 1024
+
+
+def _run_grader(cmd, env=None, timeout=300):
+    """Run the CLI; returns (returncode, stdout, stderr, grader pid, tree's peak PSS MiB)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    sampler = TreeMemory(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return proc.returncode, stdout, stderr, proc.pid, sampler.stop()
+
+
+def _grader_peak(stderr):
+    """The grader's own VmHWM (MiB) from its last line."""
+    line = [l for l in stderr.splitlines() if "grader peak memory" in l]
+    return int(line[-1].split("grader peak memory")[1].split()[0]) if line else None
+
+
 def _cgroups():
     return sorted(glob.glob("/sys/fs/cgroup/**/seqlab-*", recursive=True))
 
@@ -94,15 +162,15 @@ def graded(tmp_path_factory):
     os.chmod(tmp, 0o755)
     cgroups_before = _cgroups()
     cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in names],
-           "--out-dir", str(out), "--timeout", "2", "--jobs", "2", "--quiet"]
+           "--out-dir", str(out), "--timeout", "2", "--jobs", "2"]
+    if not IS_ROOT:  # a normal user's sandbox is 'reduced' (see test_autograder_isolation)
+        cmd += ["--allow-isolation", "reduced"]
     for api in SELECTED:
         cmd += ["--only", api]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, TMPDIR=str(tmp)))
-    stdout, stderr = proc.communicate(timeout=300)
-    proc.stdout, proc.stderr = stdout, stderr
-    leftovers = _worker_processes(proc.pid)
-    return dict(proc=proc, out=out, names=names, leftovers=leftovers,
+    code, stdout, stderr, pid, tree_mib = _run_grader(cmd, dict(os.environ, TMPDIR=str(tmp)))
+    proc = subprocess.CompletedProcess(cmd, code, stdout, stderr)
+    leftovers = _worker_processes(pid)
+    return dict(proc=proc, out=out, names=names, leftovers=leftovers, tree_mib=tree_mib,
                 new_scratch=set(os.listdir(tmp)),
                 cgroups=_empty_new_cgroups(cgroups_before))
 
@@ -111,6 +179,16 @@ def test_grader_completes(graded):
     proc = graded["proc"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "INTERNAL ERROR" not in proc.stderr
+    assert "isolation level: full" in proc.stdout or not IS_ROOT
+
+
+def test_grader_memory(graded, report):
+    """The grader's own peak memory stays small whatever the workers do (the workers' is
+    bounded by their rlimits and cgroups)."""
+    peak = _grader_peak(graded["proc"].stderr)
+    report(f"hostile batch, --jobs 2: grader peak RSS (VmHWM) {peak} MiB; whole tree's peak "
+           f"PSS {graded['tree_mib']} MiB")
+    assert peak is not None and peak < 1536
 
 
 def test_nothing_left_behind(graded):
@@ -167,3 +245,225 @@ def test_no_isolation_fallback(tmp_path):
         assert data["extra_data"]["isolation"]["level"] == "none"
         for t in data["tests"]:
             assert (t["status"] == "failed") == (t["tags"][0] in HOSTILE[name][1]), t["name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# escapes: each attack works against a worker without isolation, and not in the sandbox
+# ---------------------------------------------------------------------------------------------
+
+STUB = ROOT / "assignments" / "sequence_models" / "seqlab" / "rnn_layers.py"
+
+
+class Listener(threading.Thread):
+    """A TCP server on 127.0.0.1 that counts connections that sent something."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    if conn.recv(100):
+                        self.received += 1
+                except OSError:
+                    pass
+
+    def take(self):
+        n, self.received = self.received, 0
+        return n
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        self.sock.close()
+
+
+def _shm_keys():
+    try:
+        lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    return {int(line.split()[0]) for line in lines if line.split()}
+
+
+def _tagged_files(tag):
+    out = []
+    for folder in ("/run/lock", "/var/lock", "/dev/shm", "/tmp", "/var/tmp"):
+        try:
+            out += [os.path.join(folder, n) for n in os.listdir(folder) if tag in n]
+        except OSError:
+            pass
+    return sorted(set(os.path.realpath(p) for p in out))
+
+
+def _score(data, api):
+    tests = [t for t in data["tests"] if t["tags"][0] == api]
+    return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+
+
+@pytest.fixture(scope="module")
+def escapes(tmp_path_factory, report):
+    """Grade the escapes and a classmate (the reference) in one batch, twice: without isolation
+    (the positive control) and in the sandbox. Root only: the control is a root worker."""
+    if not IS_ROOT:
+        pytest.skip("the positive control runs an unisolated worker as root")
+    base = tmp_path_factory.mktemp("escapes")
+    tag = "seqlab-escape-" + secrets.token_hex(4)
+    handle, handle_type = file_handle(REF)
+    listener = Listener()
+    listener.start()
+    fill = dict(COURSE=ROOT, REFERENCE=REF, HANDLE=handle, HANDLE_TYPE=handle_type,
+                PORT=listener.port, CLASSMATE="classmate-" + tag,
+                SHM_KEY=0x5E000000 + secrets.randbelow(2 ** 24), TAG=tag)
+    texts = {"stub": STUB.read_text(encoding="utf-8"), "reference": REF.read_text("utf-8")}
+    subs = base / "subs"
+    paths = []
+    for name, (_, kind) in ESCAPES.items():
+        (subs / name).mkdir(parents=True)
+        (subs / name / "rnn_layers.py").write_text(escape_source(name, texts[kind], fill))
+        paths.append(str(subs / name))
+    classmate = subs / fill["CLASSMATE"]
+    classmate.mkdir()
+    (classmate / "rnn_layers.py").write_text(texts["reference"])
+    paths.append(str(classmate))
+    reference_before = REF.read_bytes()
+    runs = {}
+    try:
+        for mode in ("unisolated", "sandbox"):
+            tmp = base / f"tmp-{mode}"
+            tmp.mkdir()
+            os.chmod(tmp, 0o755)
+            env = dict(os.environ, TMPDIR=str(tmp))
+            cmd = [sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
+                   str(base / mode), "--jobs", "2", "--only", ESCAPE_API]
+            if mode == "unisolated":
+                env.update(SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
+                cmd += ["--allow-isolation", "none", "--timeout", "30"]
+            else:
+                cmd += ["--timeout", "4"]
+            shm_before = _shm_keys()
+            code, stdout, stderr, pid, tree = _run_grader(cmd, env)
+            assert code == 0, stderr[-3000:]
+            results = {n: json.loads((base / mode / f"{n}.json").read_text())
+                       for n in list(ESCAPES) + [fill["CLASSMATE"]]}
+            runs[mode] = dict(
+                results=results, connections=listener.take(),
+                shm=fill["SHM_KEY"] in _shm_keys() - shm_before,
+                files=_tagged_files(tag), reference_same=REF.read_bytes() == reference_before,
+                scratch_left=os.listdir(tmp), peak=_grader_peak(stderr), tree=tree)
+            report(f"escapes, {mode}, --jobs 2: grader peak RSS {runs[mode]['peak']} MiB, "
+                   f"tree peak PSS {tree} MiB")
+            subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
+            for path in _tagged_files(tag):
+                os.unlink(path)
+    finally:
+        listener.stop()
+        subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
+        for path in _tagged_files(tag):
+            os.unlink(path)
+    runs["classmate"] = fill["CLASSMATE"]
+    return runs
+
+
+def _effect(run, name):
+    """Did escape ``name`` work in this run? (observed outside the worker)"""
+    data = run["results"][name]
+    text = json.dumps(data)
+    if name == "steal_reference":
+        got, total = _score(data, ESCAPE_API)
+        return got == total > 0
+    if name == "network":
+        return run["connections"] > 0
+    if name == "proc_snoop":
+        return "LEAKED the grader" in text
+    if name == "leftovers":
+        return run["shm"] or bool(run["files"])
+    if name == "disk_fill":
+        return "WROTE 256 MiB" in text
+    if name == "forked_memory":
+        return "HELD 8" in text
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", list(ESCAPES))
+def test_escape_works_without_isolation(escapes, name):
+    """Positive control: the attack is real (it succeeds against an unisolated worker)."""
+    assert _effect(escapes["unisolated"], name), name
+
+
+@pytest.mark.parametrize("name", list(ESCAPES))
+def test_escape_stopped_by_the_sandbox(escapes, name):
+    run = escapes["sandbox"]
+    assert not _effect(run, name), name
+    got, total = _score(run["results"][name], ESCAPE_API)
+    if name == "steal_reference":
+        assert got == 0  # the stub's score: nothing was read
+    elif name != "forked_memory":
+        assert got == total  # the attack costs nothing else (the reference does the work)
+
+
+def test_escapes_leave_the_host_unchanged(escapes):
+    """In the sandbox: the classmate gets the reference's full marks, the reference is
+    unchanged, nothing was left in shared folders or System V IPC, scratch removed."""
+    run = escapes["sandbox"]
+    got, total = _score(run["results"][escapes["classmate"]], ESCAPE_API)
+    assert got == total > 0
+    assert run["reference_same"]
+    assert run["files"] == [] and not run["shm"]
+    assert run["scratch_left"] == []
+    assert run["peak"] is not None and run["peak"] < 1536
+
+
+def test_regrade_is_byte_identical(tmp_path):
+    """A submission that prints in every call: each call's output is attached to that call, so
+    two gradings give byte-identical JSON."""
+    ref = REF.read_text(encoding="utf-8")
+    sub = tmp_path / "printer"
+    sub.mkdir()
+    (sub / "rnn_layers.py").write_text(ref + """
+
+_ref_step = rnn_step_forward
+_ref_forward = rnn_forward
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    print("step", x.shape, float(x.sum()))
+    return _ref_step(x, prev_h, Wx, Wh, b)
+
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    import sys
+    print("forward", x.shape, file=sys.stderr)
+    return _ref_forward(x, h0, Wx, Wh, b)
+""")
+    outs = []
+    for k in range(2):
+        cmd = [sys.executable, "-m", "autograder", "grade", str(sub), "--json",
+               str(tmp_path / f"r{k}.json"), "--jobs", "2", "--quiet", "--only",
+               "rnn_step_forward", "--only", "rnn_forward"]
+        if not IS_ROOT:
+            cmd += ["--allow-isolation", "reduced"]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append((tmp_path / f"r{k}.json").read_bytes())
+    assert outs[0] == outs[1]
+    data = json.loads(outs[0])
+    for t in data["tests"]:  # each check shows what its own calls printed, nothing else
+        printed = t["output"].split("Your code printed:\n", 1)[-1]
+        if t["tags"][0] == "rnn_step_forward":
+            assert "step (" in printed and "forward (" not in printed, t["output"]
+        else:
+            assert "forward (" in printed and "step (" not in printed, t["output"]

@@ -345,6 +345,9 @@ def _loss_checks():
         loss2 = require_array(r, "loss2", allow_scalar=True)
         dx = require_array(r, "dx", shape=inp["x"].shape)
         require_array(r, "dx2", shape=inp["x"].shape)
+        if loss.size != 1 or loss2.size != 1:  # never broadcast two student arrays together
+            raise Failed(f"{LOSS_API} must return a scalar loss; got shapes "
+                         f"{tuple(loss.shape)} and {tuple(loss2.shape)}")
         if not np.allclose(loss, loss2, rtol=1e-9, atol=1e-12):
             raise Failed("changing the scores at masked positions changed the loss "
                          f"({float(loss):.6g} -> {float(loss2):.6g}); masked positions must not "

