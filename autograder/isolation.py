@@ -244,8 +244,9 @@ def detect(folders=None, cgroup_ok=None):
     from autograder import sandbox
     if folders is None:
         folders = tuple(sandbox.interpreter_folders())
-    if cgroup_ok is None:
-        cgroup_ok = sandbox.Cgroup.probe()
+    if cgroup_ok is None:  # SEQLAB_SANDBOX_CGROUP=0: none (tests of the other guarantees)
+        cgroup_ok = os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0" and \
+            sandbox.Cgroup.probe()
     for method in _candidates():
         if method == "plain" or _probe(method, list(folders)):
             return level_of(method, cgroup_ok)

@@ -439,26 +439,30 @@ def _attack():
     done_r, done_w = _os.pipe()          # children -> parent: "I hold my share"
     hold_r, hold_w = _os.pipe()          # parent -> children: EOF when they may go
     kids = []
-    for _ in range(8):
+    for _ in range(16):
         pid = _os.fork()
         if pid == 0:
             try:
                 _os.close(hold_w)
-                a = _np.ones(40 * 2 ** 20)        # 320 MiB, touched (2.5 GiB in all)
+                a = _np.ones(20 * 2 ** 20)        # 160 MiB, touched (2.5 GiB in all)
                 _os.write(done_w, b"1" if a[-1] == 1 else b"0")
                 _os.read(hold_r, 1)
+            except BaseException as exc:
+                _os.write(2, ("child: %r\\n" % exc).encode())
             finally:
                 _os._exit(0)
         kids.append(pid)
     _os.close(done_w)
     _os.close(hold_r)
-    held = 0
-    while held < 8:
+    reported = 0
+    while reported < 16:
         ready, _, _ = _select.select([done_r], [], [], 15)
         if not ready or _os.read(done_r, 1) != b"1":
             break
-        held += 1
-    print("HELD %d" % held)
+        reported += 1
+    # held = children alive together with their share (an OOM kill frees one to let another on)
+    held = sum(1 for pid in kids if _os.waitpid(pid, _os.WNOHANG) == (0, 0))
+    print("HELD %d" % (held if reported == 16 else 0))
     _os.close(hold_w)
     for pid in kids:
         try:
