@@ -239,6 +239,12 @@ SHIFTED_SAMPLE = [  # CS231n-style: <START> written into column 0, every word on
 ]
 
 
+CS231N_INIT = [
+    ('cell_type="rnn", dtype=np.float32, seed=0):', 'cell_type="rnn", dtype=np.float32):'),
+    ("rng = np.random.default_rng(seed)", "rng = np.random"),
+]
+
+
 # --- transformer -------------------------------------------------------------------------------
 
 def _sdpa(scale, captured=False):
@@ -324,5 +330,7 @@ CORPUS = [
     S("ok_sdpa_annotated", replace={"transformer": {"scaled_dot_product_attention": _sdpa(
         " / math.sqrt(d_k)")}}),
     S("ok_captioning_transformer_causal_only", patches={"transformer": CAUSAL_ONLY}),
+    # CS231n's constructor signature (no seed; np.random): full marks, public tests pass too
+    S("cs231n_signature", patches={"captioning": CS231N_INIT}),
     S("all_correct"),
 ]

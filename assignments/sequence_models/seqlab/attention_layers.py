@@ -12,6 +12,12 @@ The attention LSTM adds ``attn Wattn`` to the gate pre-activations of the LSTM (
 i, f, o, g, as in lstm_layers). Its initial hidden and cell states are both the mean of A over
 the grid positions. All functions keep the dtype of their inputs and never modify their
 arguments.
+
+dtype: every function keeps the dtype of its float inputs, float32 in -> float32 out (the
+autograder checks it for every function). Under NumPy 2 a NumPy scalar such as ``np.sqrt(H)``
+and an array made with ``np.zeros(shape)`` (float64 by default) turn float32 into float64; a
+Python float (``math.sqrt(H)``, ``1.0``), ``np.zeros_like(x)`` and ``np.zeros(shape,
+dtype=x.dtype)`` do not.
 """
 import math
 
@@ -31,6 +37,8 @@ def dot_product_attention_forward(prev_h, A):
     - attn: Attention embedding, the weighted sum of the rows of A, of shape (N, H)
     - attn_weights: Attention weights (softmax over P of the scaled scores), of shape (N, P)
     - cache: Values needed for the backward pass
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     attn, attn_weights, cache = None, None, None
     raise NotImplementedError("dot_product_attention_forward: implement this (see the docstring)")
@@ -47,6 +55,8 @@ def dot_product_attention_backward(dattn, cache):
     Returns a tuple of:
     - dprev_h: Gradient of the query (previous hidden state), of shape (N, H)
     - dA: Gradient of the grid features, of shape (N, P, H)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dprev_h, dA = None, None
     raise NotImplementedError("dot_product_attention_backward: implement this (see the docstring)")
@@ -70,6 +80,8 @@ def attention_lstm_step_forward(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
     - next_h: Next hidden state, of shape (N, H)
     - next_c: Next cell state, of shape (N, H)
     - cache: Values needed by attention_lstm_step_backward
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     next_h, next_c, cache = None, None, None
     raise NotImplementedError("attention_lstm_step_forward: implement this (see the docstring)")
@@ -93,6 +105,8 @@ def attention_lstm_step_backward(dnext_h, dnext_c, cache):
     - dWh: Gradient of hidden-to-hidden weights, of shape (H, 4H)
     - dWattn: Gradient of the attention weights, of shape (H, 4H)
     - db: Gradient of biases, of shape (4H,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dprev_h, dprev_c, dattn = None, None, None, None
     dWx, dWh, dWattn, db = None, None, None, None
@@ -119,6 +133,8 @@ def attention_lstm_forward(x, A, Wx, Wh, Wattn, b):
     - h: Hidden states for all timesteps of all sequences, of shape (N, T, H)
     - attn_weights: Attention weights of every timestep, of shape (N, T, P)
     - cache: Values needed for the backward pass.
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     h, attn_weights, cache = None, None, None
     raise NotImplementedError("attention_lstm_forward: implement this (see the docstring)")
@@ -140,6 +156,8 @@ def attention_lstm_backward(dh, cache):
     - dWh: Gradient of hidden-to-hidden weight matrix, of shape (H, 4H)
     - dWattn: Gradient of attention weight matrix, of shape (H, 4H)
     - db: Gradient of biases, of shape (4H,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dA, dWx, dWh, dWattn, db = None, None, None, None, None, None
     raise NotImplementedError("attention_lstm_backward: implement this (see the docstring)")

@@ -16,6 +16,12 @@ The four gates share one matrix product. With Wx (D, 4H), Wh (H, 4H) and b (4H,)
 
 The initial cell state of a sequence is zero. All functions keep the dtype of their inputs
 (float32 in, float32 out) and never modify their arguments.
+
+dtype: every function keeps the dtype of its float inputs, float32 in -> float32 out (the
+autograder checks it for every function). Under NumPy 2 a NumPy scalar such as ``np.sqrt(H)``
+and an array made with ``np.zeros(shape)`` (float64 by default) turn float32 into float64; a
+Python float (``math.sqrt(H)``, ``1.0``), ``np.zeros_like(x)`` and ``np.zeros(shape,
+dtype=x.dtype)`` do not.
 """
 import numpy as np
 
@@ -50,6 +56,8 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     - next_h: Next hidden state, of shape (N, H)
     - next_c: Next cell state, of shape (N, H)
     - cache: Values needed by lstm_step_backward
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     next_h, next_c, cache = None, None, None
     raise NotImplementedError("lstm_step_forward: implement this (see the docstring)")
@@ -71,6 +79,8 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     - dWx: Gradient of input-to-hidden weights, of shape (D, 4H)
     - dWh: Gradient of hidden-to-hidden weights, of shape (H, 4H)
     - db: Gradient of biases, of shape (4H,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dprev_h, dprev_c, dWx, dWh, db = None, None, None, None, None, None
     raise NotImplementedError("lstm_step_backward: implement this (see the docstring)")
@@ -98,6 +108,8 @@ def lstm_forward(x, h0, Wx, Wh, b):
     Returns a tuple of:
     - h: Hidden states for all timesteps of all sequences, of shape (N, T, H)
     - cache: Values needed for the backward pass.
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     h, cache = None, None
     raise NotImplementedError("lstm_forward: implement this (see the docstring)")
@@ -117,6 +129,8 @@ def lstm_backward(dh, cache):
     - dWx: Gradient of input-to-hidden weight matrix of shape (D, 4H)
     - dWh: Gradient of hidden-to-hidden weight matrix of shape (H, 4H)
     - db: Gradient of biases, of shape (4H,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dh0, dWx, dWh, db = None, None, None, None, None
     raise NotImplementedError("lstm_backward: implement this (see the docstring)")

@@ -6,6 +6,12 @@ only the matching backward reads it. No function modifies its arguments.
 
 Shape letters: N batch, T time steps, D input size, H hidden size, V vocabulary size,
 M output size.
+
+dtype: every function keeps the dtype of its float inputs, float32 in -> float32 out (the
+autograder checks it for every function). Under NumPy 2 a NumPy scalar such as ``np.sqrt(H)``
+and an array made with ``np.zeros(shape)`` (float64 by default) turn float32 into float64; a
+Python float (``math.sqrt(H)``, ``1.0``), ``np.zeros_like(x)`` and ``np.zeros(shape,
+dtype=x.dtype)`` do not.
 """
 import numpy as np
 
@@ -25,6 +31,8 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     Returns a tuple of:
     - next_h: next hidden state, shape (N, H)
     - cache: values needed by rnn_step_backward
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     next_h, cache = None, None
     raise NotImplementedError("rnn_step_forward: implement this (see the docstring)")
@@ -46,6 +54,8 @@ def rnn_step_backward(dnext_h, cache):
     - db: gradient of b, shape (H,)
 
     Hint: d tanh(a) / da = 1 - tanh(a)**2, and tanh(a) is next_h.
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dprev_h, dWx, dWh, db = None, None, None, None, None
     raise NotImplementedError("rnn_step_backward: implement this (see the docstring)")
@@ -67,6 +77,8 @@ def rnn_forward(x, h0, Wx, Wh, b):
     - cache: values needed by rnn_backward
 
     Loop over time only; every step works on the whole batch at once.
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     h, cache = None, None
     raise NotImplementedError("rnn_forward: implement this (see the docstring)")
@@ -88,6 +100,8 @@ def rnn_backward(dh, cache):
     - dWx: gradient of Wx, shape (D, H)   (summed over time: the same Wx is used at every step)
     - dWh: gradient of Wh, shape (H, H)
     - db: gradient of b, shape (H,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dh0, dWx, dWh, db = None, None, None, None, None
     raise NotImplementedError("rnn_backward: implement this (see the docstring)")
@@ -104,6 +118,8 @@ def word_embedding_forward(x, W):
     Returns a tuple of:
     - out: word vectors, shape (N, T, D); out[n, t] = W[x[n, t]]
     - cache: values needed by word_embedding_backward
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     out, cache = None, None
     raise NotImplementedError("word_embedding_forward: implement this (see the docstring)")
@@ -121,6 +137,8 @@ def word_embedding_backward(dout, cache):
     - dW: gradient of the embedding table, shape (V, D). A word that appears several times
       receives the sum of the gradients of all its positions (hint: np.add.at; ``dW[x] += dout``
       loses repeated indices).
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dW = None
     raise NotImplementedError("word_embedding_backward: implement this (see the docstring)")
@@ -138,6 +156,8 @@ def temporal_affine_forward(x, w, b):
     Returns a tuple of:
     - out: outputs, shape (N, T, M)
     - cache: values needed by temporal_affine_backward
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     out, cache = None, None
     raise NotImplementedError("temporal_affine_forward: implement this (see the docstring)")
@@ -155,6 +175,8 @@ def temporal_affine_backward(dout, cache):
     - dx: gradient of the inputs, shape (N, T, D)
     - dw: gradient of the weights, shape (D, M)
     - db: gradient of the biases, shape (M,)
+
+    float32 in -> float32 out: the outputs have the dtype of the float inputs.
     """
     dx, dw, db = None, None, None
     raise NotImplementedError("temporal_affine_backward: implement this (see the docstring)")
@@ -179,6 +201,8 @@ def temporal_softmax_loss(x, y, mask):
     - dx: gradient of the loss with respect to the scores, shape (N, T, V)
 
     Subtract the row maximum before exponentiating so that large scores do not overflow.
+
+    float32 in -> float32 out: dx has the dtype of x (loss is a Python float).
     """
     loss, dx = None, None
     raise NotImplementedError("temporal_softmax_loss: implement this (see the docstring)")

@@ -151,19 +151,104 @@ def test_temporal_softmax_loss():
     num = eval_numerical_gradient(lambda v: temporal_softmax_loss(v, y, mask)[0], x)
     assert rel_error(dx, num) < GRAD_TOL, f"dx: rel error {rel_error(dx, num):.1e}"
     assert np.all(dx[~mask] == 0), "masked positions must get zero gradient"
-    # stable for large scores
-    loss, dx = temporal_softmax_loss(x * 1e4, y, mask)
-    assert np.isfinite(loss) and np.all(np.isfinite(dx)), "loss overflows for large scores"
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_temporal_softmax_loss_large_scores(dtype):
+    # score gaps of ~1000: the target's probability underflows to 0 (exp(-1000) = 0), so
+    # log(softmax) is -inf even after subtracting the maximum; log-sum-exp is finite
+    rng = _rng(8)
+    N, T, V = 3, 4, 5
+    x = (rng.standard_normal((N, T, V)) * 1000 + 1e4).astype(dtype)
+    y = rng.integers(V, size=(N, T))
+    mask = np.ones((N, T), dtype=bool)
+    loss, dx = temporal_softmax_loss(x, y, mask)
+    assert np.isfinite(loss) and np.all(np.isfinite(dx)), (
+        "loss or dx is not finite for large scores: exp() of a large score overflows, and the "
+        "log of a probability that underflowed to 0 is -inf; compute log-probabilities with "
+        "log-sum-exp: shifted - log(sum(exp(shifted))), shifted = x - max(x)")
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=2, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+    expected = -np.take_along_axis(log_probs, y[..., None], axis=2).sum() / N
+    assert abs(loss - expected) <= 1e-4 * abs(expected), f"loss {loss}, expected {expected}"
 
 
-def test_float32_in_float32_out():
+# ---------------------------------------------------------------------------------------------
+# float32 in -> float32 out, function by function (the autograder grades it for each)
+# ---------------------------------------------------------------------------------------------
+
+FLOAT32_CAUSE = ("float32 inputs must give float32 outputs. Under NumPy 2 a NumPy scalar such as "
+                 "np.sqrt(H), or an array made with np.zeros(shape) (float64 by default), turns "
+                 "float32 into float64; a Python float (math.sqrt(H)), np.zeros_like(x) or "
+                 "np.zeros(shape, dtype=x.dtype) does not")
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _float32_outputs(name):
+    """{output name: array} of function ``name`` called on float32 inputs (a backward function
+    on the cache of its forward, called on float32 inputs)."""
     rng = _rng(6)
-    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
-    h0 = rng.standard_normal((2, 5)).astype(np.float32)
-    Wx = rng.standard_normal((4, 5)).astype(np.float32)
-    Wh = rng.standard_normal((5, 5)).astype(np.float32)
-    b = rng.standard_normal(5).astype(np.float32)
-    h, cache = rnn_forward(x, h0, Wx, Wh, b)
-    assert h.dtype == np.float32, f"h: expected float32, got {h.dtype}"
-    grads = rnn_backward(np.ones_like(h), cache)
-    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
+    N, T, D, H, V = 2, 3, 4, 5, 6
+    if name.startswith("rnn_step"):
+        next_h, cache = rnn_step_forward(_f32(rng, N, D), _f32(rng, N, H), _f32(rng, D, H),
+                                         _f32(rng, H, H), _f32(rng, H))
+        if name == "rnn_step_forward":
+            return {"next_h": next_h}
+        return dict(zip(["dx", "dprev_h", "dWx", "dWh", "db"],
+                        rnn_step_backward(_f32(rng, N, H), cache)))
+    if name.startswith("rnn_"):
+        h, cache = rnn_forward(_f32(rng, N, T, D), _f32(rng, N, H), _f32(rng, D, H),
+                               _f32(rng, H, H), _f32(rng, H))
+        if name == "rnn_forward":
+            return {"h": h}
+        return dict(zip(["dx", "dh0", "dWx", "dWh", "db"], rnn_backward(_f32(rng, N, T, H), cache)))
+    if name.startswith("word_embedding"):
+        out, cache = word_embedding_forward(rng.integers(V, size=(N, T)), _f32(rng, V, D))
+        if name == "word_embedding_forward":
+            return {"out": out}
+        return {"dW": word_embedding_backward(_f32(rng, N, T, D), cache)}
+    if name.startswith("temporal_affine"):
+        out, cache = temporal_affine_forward(_f32(rng, N, T, D), _f32(rng, D, V), _f32(rng, V))
+        if name == "temporal_affine_forward":
+            return {"out": out}
+        return dict(zip(["dx", "dw", "db"], temporal_affine_backward(_f32(rng, N, T, V), cache)))
+    loss, dx = temporal_softmax_loss(_f32(rng, N, T, V), rng.integers(V, size=(N, T)),
+                                     rng.random((N, T)) < 0.7)
+    return {"dx": dx}
+
+
+@pytest.mark.parametrize("name", [
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
+    "temporal_affine_backward", "temporal_softmax_loss"])
+def test_float32_in_float32_out(name):
+    wrong = {k: str(v.dtype) for k, v in _float32_outputs(name).items()
+             if np.asarray(v).dtype != np.float32}
+    assert not wrong, f"{name} returned {wrong}: {FLOAT32_CAUSE}"
+
+
+# ---------------------------------------------------------------------------------------------
+# saturation: tanh of large pre-activations is +-1, never NaN
+# ---------------------------------------------------------------------------------------------
+
+SATURATION = ("exp() overflows to inf for |z| beyond ~710 in float64 (~89 in float32) and "
+              "inf / inf is NaN: use np.tanh, not a formula with exp")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rnn_saturation(dtype):
+    rng = _rng(9)
+    N, T, D, H = 3, 2, 5, 4
+    x = (rng.standard_normal((N, T, D)) * 500).astype(dtype)
+    h0 = (rng.standard_normal((N, H)) * 500).astype(dtype)
+    Wx, Wh, b = (rng.standard_normal(s).astype(dtype) for s in ((D, H), (H, H), (H,)))
+    z = x[:, 0].astype(np.float64) @ Wx + h0.astype(np.float64) @ Wh + b  # |z| up to ~2000
+    next_h, _ = rnn_step_forward(x[:, 0], h0, Wx, Wh, b)
+    assert np.all(np.isfinite(next_h)), f"rnn_step_forward returned NaN or inf: {SATURATION}"
+    assert np.allclose(next_h, np.tanh(z), atol=1e-4), "rnn_step_forward: next_h != tanh(z)"
+    h, _ = rnn_forward(x, h0, Wx, Wh, b)
+    assert np.all(np.isfinite(h)), f"rnn_forward returned NaN or inf: {SATURATION}"
+    assert np.allclose(h[:, 0], np.tanh(z), atol=1e-4), "rnn_forward: h[:, 0] != tanh(z)"

@@ -75,7 +75,7 @@ def test_loss_gradients_numeric(cell_type):
     P = 3 if cell_type == "attention" else None
     features, captions = _batch(rng, N=2, T=4, D=4, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
-                          dtype=np.float64, seed=1)
+                          dtype=np.float64)
     for name in model.params:  # move away from the zero biases of the initialization
         model.params[name] += 0.3 * rng.standard_normal(model.params[name].shape)
     caps_before, feats_before = captions.copy(), features.copy()
@@ -103,31 +103,84 @@ def test_null_targets_are_masked():
     assert np.isclose(loss, loss_short), "positions whose target is <NULL> must not count"
 
 
+def _greedy(params, cell_type, features, max_length):
+    """Greedy decoding written here, independently of seqlab, from the model's parameters:
+    (captions (N, max_length), attention weights (N, max_length, P) or None)."""
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    sigmoid = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
+    proj = features @ p["W_proj"] + p["b_proj"]
+    N, H = features.shape[0], p["Wh"].shape[0]
+    if cell_type == "attention":
+        A = proj
+        h = c = A.mean(axis=1)
+        weights = np.zeros((N, max_length, A.shape[1]))
+    else:
+        h, c, weights = proj, np.zeros_like(proj), None
+    word = np.full(N, START)
+    done = np.zeros(N, dtype=bool)
+    captions = np.full((N, max_length), NULL)
+    for t in range(max_length):
+        x = p["W_embed"][word]
+        a = x @ p["Wx"] + h @ p["Wh"] + p["b"]
+        if cell_type == "rnn":
+            h = np.tanh(a)
+        else:
+            if cell_type == "attention":
+                scores = np.einsum("nph,nh->np", A, h) / np.sqrt(H)
+                w = np.exp(scores - scores.max(axis=1, keepdims=True))
+                w /= w.sum(axis=1, keepdims=True)
+                a = a + np.einsum("np,nph->nh", w, A) @ p["Wattn"]
+                weights[~done, t] = w[~done]
+            i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
+            c = f * c + i * np.tanh(a[:, 3 * H:])
+            h = o * np.tanh(c)
+        word = (h @ p["W_vocab"] + p["b_vocab"]).argmax(axis=1)
+        captions[~done, t] = word[~done]
+        done |= word == END
+    return captions, weights
+
+
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm", "attention"])
-def test_sample(cell_type):
+def test_sample_is_greedy_decoding(cell_type):
+    """sample = greedy decoding: feed back the chosen word; the captions hold the sampled words
+    only (no <START>), <NULL> after <END>. Compared with a greedy decode written in this test,
+    with parameters for which some captions end early and some never do."""
     rng = np.random.default_rng(3)
     P = 5 if cell_type == "attention" else None
     features, _ = _batch(rng, N=8, T=3, D=4, P=P)
-    model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type)
-    model.params["b_vocab"][END] = 0.5  # make <END> a likely word
-    model.params["b_vocab"][5] = 0.5
-    out = model.sample(features, max_length=9, return_attention=(cell_type == "attention"))
-    captions, weights = out if cell_type == "attention" else (out, None)
+    model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
+                          dtype=np.float64)
+    for name in sorted(model.params):
+        model.params[name] = 0.7 * rng.standard_normal(model.params[name].shape)
+    base = model.params["b_vocab"][END]
+    for boost in np.linspace(0, 6, 61):  # some rows end, some do not (never by chance)
+        model.params["b_vocab"][END] = base + boost
+        expected, expected_w = _greedy(model.params, cell_type, features, 9)
+        ends = (expected == END).any(axis=1)
+        if 0 < ends.sum() < len(ends) and (expected[ends] == END).argmax(axis=1).min() < 7:
+            break
+    else:
+        pytest.fail("test set-up: no <END> boost gives captions that end early")
+    if cell_type == "attention":
+        captions, weights = model.sample(features, max_length=9, return_attention=True)
+    else:
+        captions, weights = model.sample(features, max_length=9), None
     assert captions.shape == (8, 9), f"captions: expected shape (8, 9), got {captions.shape}"
     assert np.issubdtype(captions.dtype, np.integer), f"captions must be ints, got {captions.dtype}"
-    assert np.all((captions >= 0) & (captions < len(WORDS)))
-    for row in captions:
-        ends = np.flatnonzero(row == END)
-        if len(ends):
-            assert np.all(row[ends[0] + 1:] == NULL), f"after <END> a row must be <NULL>: {row}"
+    words = {i: w for w, i in WORD_TO_IDX.items()}
+    if not np.array_equal(captions, expected):
+        n, t = np.argwhere(captions != expected)[0]
+        got, want = words.get(int(captions[n, t]), "?"), words[int(expected[n, t])]
+        hint = (" Column 0 holds <START>: the captions hold the sampled words only, the first "
+                "one in column 0." if captions[n, 0] == START else "")
+        pytest.fail(f"sample differs from greedy decoding at row {n}, step {t}: you returned "
+                    f"{got!r}, greedy decoding gives {want!r}.{hint}\nexpected\n{expected}\n"
+                    f"got\n{captions}")
     if weights is not None:
         assert weights.shape == (8, 9, P), \
             f"attn_weights: expected shape (8, 9, {P}), got {weights.shape}"
-        assert np.allclose(weights[:, 0].sum(axis=1), 1)
-    # greedy decoding is deterministic
-    again = model.sample(features, max_length=9, return_attention=(cell_type == "attention"))
-    again = again[0] if cell_type == "attention" else again
-    assert np.array_equal(captions, again)
+        assert np.allclose(weights, expected_w, atol=1e-8), \
+            "attn_weights differ from those of greedy decoding (zero after <END>)"
 
 
 def test_wrong_feature_shape_is_a_clear_error():

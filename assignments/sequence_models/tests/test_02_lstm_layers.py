@@ -154,19 +154,58 @@ def test_lstm_forward_backward_numeric(N, T, D, H):
                  grads, dh)
 
 
-def test_float32_in_float32_out():
+FLOAT32_CAUSE = ("float32 inputs must give float32 outputs. Under NumPy 2 a NumPy scalar such as "
+                 "np.sqrt(H), or an array made with np.zeros(shape) (float64 by default), turns "
+                 "float32 into float64; a Python float (math.sqrt(H)), np.zeros_like(x) or "
+                 "np.zeros(shape, dtype=x.dtype) does not")
+
+
+def _float32_outputs(name):
+    """{output name: array} of function ``name`` called on float32 inputs (a backward function
+    on the cache of its forward, called on float32 inputs)."""
     rng = _rng(3)
     N, T, D, H = 2, 3, 4, 5
-    x = rng.standard_normal((N, T, D)).astype(np.float32)
-    h0 = rng.standard_normal((N, H)).astype(np.float32)
-    Wx = rng.standard_normal((D, 4 * H)).astype(np.float32)
-    Wh = rng.standard_normal((H, 4 * H)).astype(np.float32)
-    b = rng.standard_normal(4 * H).astype(np.float32)
-    h, cache = lstm_forward(x, h0, Wx, Wh, b)
-    assert h.dtype == np.float32, f"h: expected float32, got {h.dtype}"
-    grads = lstm_backward(np.ones_like(h), cache)
-    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
-    next_h, next_c, cache = lstm_step_forward(x[:, 0], h0, h0, Wx, Wh, b)
-    assert next_h.dtype == np.float32 and next_c.dtype == np.float32
-    grads = lstm_step_backward(np.ones_like(next_h), np.ones_like(next_c), cache)
-    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    Wx, Wh, b = f32(D, 4 * H), f32(H, 4 * H), f32(4 * H)
+    if name.startswith("lstm_step"):
+        next_h, next_c, cache = lstm_step_forward(f32(N, D), f32(N, H), f32(N, H), Wx, Wh, b)
+        if name == "lstm_step_forward":
+            return {"next_h": next_h, "next_c": next_c}
+        return dict(zip(["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
+                        lstm_step_backward(f32(N, H), f32(N, H), cache)))
+    h, cache = lstm_forward(f32(N, T, D), f32(N, H), Wx, Wh, b)
+    if name == "lstm_forward":
+        return {"h": h}
+    return dict(zip(["dx", "dh0", "dWx", "dWh", "db"], lstm_backward(f32(N, T, H), cache)))
+
+
+@pytest.mark.parametrize("name", ["lstm_step_forward", "lstm_step_backward", "lstm_forward",
+                                  "lstm_backward"])
+def test_float32_in_float32_out(name):
+    wrong = {k: str(v.dtype) for k, v in _float32_outputs(name).items()
+             if np.asarray(v).dtype != np.float32}
+    assert not wrong, f"{name} returned {wrong}: {FLOAT32_CAUSE}"
+
+
+SATURATION = ("exp() overflows to inf for |z| beyond ~710 in float64 (~89 in float32) and "
+              "inf / inf is NaN: use the given sigmoid and np.tanh, not formulas with exp")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_saturation(dtype):
+    """Gate pre-activations of +-2000: the gates saturate at 0 and 1, nothing is NaN."""
+    rng = _rng(9)
+    N, T, D, H = 3, 2, 5, 4
+    x = (rng.standard_normal((N, T, D)) * 500).astype(dtype)
+    h0 = (rng.standard_normal((N, H)) * 500).astype(dtype)
+    c0 = rng.standard_normal((N, H)).astype(dtype)
+    Wx, Wh, b = (rng.standard_normal(s).astype(dtype) for s in ((D, 4 * H), (H, 4 * H), (4 * H,)))
+    a = x[:, 0].astype(np.float64) @ Wx + h0.astype(np.float64) @ Wh + b
+    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H])
+    c = f * c0 + i * np.tanh(a[:, 3 * H:])
+    next_h, next_c, _ = lstm_step_forward(x[:, 0], h0, c0, Wx, Wh, b)
+    assert np.all(np.isfinite(next_h)) and np.all(np.isfinite(next_c)), \
+        f"lstm_step_forward returned NaN or inf: {SATURATION}"
+    assert np.allclose(next_c, c, atol=1e-4) and np.allclose(next_h, o * np.tanh(c), atol=1e-4)
+    h, _ = lstm_forward(x, h0, Wx, Wh, b)
+    assert np.all(np.isfinite(h)), f"lstm_forward returned NaN or inf: {SATURATION}"

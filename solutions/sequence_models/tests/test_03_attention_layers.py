@@ -169,17 +169,71 @@ def test_attention_lstm_backward_numeric(N, T, D, P, H):
                  ["dx", "dA", "dWx", "dWh", "dWattn", "db"], grads, dh)
 
 
-def test_float32_in_float32_out():
+FLOAT32_CAUSE = ("float32 inputs must give float32 outputs. Under NumPy 2 a NumPy scalar such as "
+                 "np.sqrt(H), or an array made with np.zeros(shape) (float64 by default), turns "
+                 "float32 into float64; a Python float (math.sqrt(H)), np.zeros_like(x) or "
+                 "np.zeros(shape, dtype=x.dtype) does not")
+
+
+def _float32_outputs(name):
+    """{output name: array} of function ``name`` called on float32 inputs (a backward function
+    on the cache of its forward, called on float32 inputs)."""
     rng = _rng(6)
     N, T, D, P, H = 2, 3, 4, 5, 6
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    x, A, b = f32(N, T, D), f32(N, P, H), f32(4 * H)
-    Wx, Wh, Wattn = f32(D, 4 * H), f32(H, 4 * H), f32(H, 4 * H)
-    h, w, cache = attention_lstm_forward(x, A, Wx, Wh, Wattn, b)
-    assert h.dtype == np.float32 and w.dtype == np.float32, (h.dtype, w.dtype)
-    grads = attention_lstm_backward(np.ones_like(h), cache)
-    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
-    attn, w, cache = dot_product_attention_forward(A[:, 0], A)
-    assert attn.dtype == np.float32 and w.dtype == np.float32, (attn.dtype, w.dtype)
-    grads = dot_product_attention_backward(np.ones_like(attn), cache)
-    assert all(g.dtype == np.float32 for g in grads), [g.dtype for g in grads]
+    A = f32(N, P, H)
+    Wx, Wh, Wattn, b = f32(D, 4 * H), f32(H, 4 * H), f32(H, 4 * H), f32(4 * H)
+    if name.startswith("dot_product"):
+        attn, w, cache = dot_product_attention_forward(f32(N, H), A)
+        if name == "dot_product_attention_forward":
+            return {"attn": attn, "attn_weights": w}
+        return dict(zip(["dprev_h", "dA"], dot_product_attention_backward(f32(N, H), cache)))
+    if name.startswith("attention_lstm_step"):
+        next_h, next_c, cache = attention_lstm_step_forward(f32(N, D), f32(N, H), f32(N, H),
+                                                            f32(N, H), Wx, Wh, Wattn, b)
+        if name == "attention_lstm_step_forward":
+            return {"next_h": next_h, "next_c": next_c}
+        return dict(zip(["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
+                        attention_lstm_step_backward(f32(N, H), f32(N, H), cache)))
+    h, w, cache = attention_lstm_forward(f32(N, T, D), A, Wx, Wh, Wattn, b)
+    if name == "attention_lstm_forward":
+        return {"h": h, "attn_weights": w}
+    return dict(zip(["dx", "dA", "dWx", "dWh", "dWattn", "db"],
+                    attention_lstm_backward(f32(N, T, H), cache)))
+
+
+@pytest.mark.parametrize("name", [
+    "dot_product_attention_forward", "dot_product_attention_backward",
+    "attention_lstm_step_forward", "attention_lstm_step_backward", "attention_lstm_forward",
+    "attention_lstm_backward"])
+def test_float32_in_float32_out(name):
+    wrong = {k: str(v.dtype) for k, v in _float32_outputs(name).items()
+             if np.asarray(v).dtype != np.float32}
+    assert not wrong, f"{name} returned {wrong}: {FLOAT32_CAUSE}"
+
+
+SATURATION = ("exp() overflows to inf for |z| beyond ~710 in float64 (~89 in float32) and "
+              "inf / inf is NaN: subtract the maximum score before the softmax, and use the "
+              "given sigmoid and np.tanh, not formulas with exp")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_attention_saturation(dtype):
+    """Scores and gate pre-activations of +-1000 and more: finite outputs, weights sum to 1."""
+    rng = _rng(9)
+    N, T, D, P, H = 2, 3, 4, 5, 3
+    A = (rng.standard_normal((N, P, H)) * 30).astype(dtype)
+    attn, w, _ = dot_product_attention_forward(A[:, 0] * 2, A)
+    assert np.all(np.isfinite(attn)) and np.all(np.isfinite(w)), \
+        f"dot_product_attention_forward returned NaN or inf: {SATURATION}"
+    assert np.allclose(w.sum(axis=1), 1, atol=1e-5)
+    x = (rng.standard_normal((N, T, D)) * 500).astype(dtype)
+    Wx, Wh, Wattn, b = (rng.standard_normal(s).astype(dtype)
+                        for s in ((D, 4 * H), (H, 4 * H), (H, 4 * H), (4 * H,)))
+    next_h, next_c, _ = attention_lstm_step_forward(x[:, 0], A[:, 0], A[:, 1], A[:, 2],
+                                                    Wx, Wh, Wattn, b)
+    assert np.all(np.isfinite(next_h)) and np.all(np.isfinite(next_c)), \
+        f"attention_lstm_step_forward returned NaN or inf: {SATURATION}"
+    h, w, _ = attention_lstm_forward(x, A, Wx, Wh, Wattn, b)
+    assert np.all(np.isfinite(h)) and np.all(np.isfinite(w)), \
+        f"attention_lstm_forward returned NaN or inf: {SATURATION}"

@@ -153,6 +153,26 @@ def test_attention_matches_torch_functional():
     assert_close("out vs torch.nn.functional.scaled_dot_product_attention", out, expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_attention_large_scores(dtype):
+    # scores ~ 800 with gaps ~ 1 between keys: exp(800) overflows (past 710 in float64, 89 in
+    # float32), so a softmax written with exp must subtract the row maximum first
+    g = torch.Generator().manual_seed(13)
+    common = torch.randn(8, generator=g, dtype=torch.float64)
+    q = torch.randn(2, 4, 8, generator=g, dtype=torch.float64) * 3 + common * 30
+    k = common * 12 + torch.randn(2, 5, 8, generator=g, dtype=torch.float64) * 0.05
+    v = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    out, weights = scaled_dot_product_attention(q, k, v)
+    assert out.dtype == dtype and weights.dtype == dtype, "keep the dtype of q, k, v"
+    assert torch.isfinite(out).all() and torch.isfinite(weights).all(), (
+        "NaN or inf for large scores: subtract the row maximum before exp (torch.softmax does)")
+    expected = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(),
+                                                                v.double())
+    assert_close("out vs torch.nn.functional.scaled_dot_product_attention", out.double(),
+                 expected, tol=1e-3 if dtype == torch.float32 else TOL)
+
+
 def test_attention_mask_true_means_may_attend():
     q, k, v = randn(2, 3, 4, seed=7), randn(2, 5, 4, seed=8), randn(2, 5, 4, seed=9)
     mask = torch.tensor([True, True, False, True, False]).expand(3, 5)
