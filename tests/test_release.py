@@ -394,6 +394,7 @@ def test_readme_cpu_torch_pin_matches_requirements():
     assert "download.pytorch.org" not in (ROOT / "requirements.txt").read_text()
 
 
+@pytest.mark.e2e
 def test_release_check_runs_from_a_venv_that_is_not_activated(shared_venv):
     """nbgrader runs `alembic` by name: without an activated venv it was not on PATH."""
     env = {"PATH": "/usr/bin:/bin"}

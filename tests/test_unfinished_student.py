@@ -32,6 +32,7 @@ def _cell(nb, grade_id):
                 if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+@pytest.mark.e2e
 def test_notebook04_comparison_skips_captioners_of_unfinished_notebooks(tmp_path):
     from nbclient import NotebookClient
 
