@@ -709,9 +709,9 @@ def fig_transformer(out_dir):
              ha="right" if side < 0 else "left")
         line(ax, plus.t, (cx, 3.95))
 
-    # ---- encoder layer (x N)
+    # ---- encoder layer (x L: N is the batch size in this course)
     _frame(ax, ex, W, 3.45, 9.4)
-    text(ax, ex - W / 2 - 0.6, 6.4, "N×", fs=15, ha="right", weight="bold")
+    text(ax, ex - W / 2 - 0.6, 6.4, "L×", fs=15, ha="right", weight="bold")
     ls = ex - W / 2 - 0.2
     mha = _sublayer(ax, ex, 4.95, W, "Multi-Head\nSelf-Attention", "attn", fs=11.5)
     an1 = _sublayer(ax, ex, 6.2, W, "Add & Norm", "norm")
@@ -725,9 +725,9 @@ def fig_transformer(out_dir):
     _residual(ax, ls, 6.9, ex, an2)
     arrow(ax, ff.t, an2.b)
 
-    # ---- decoder layer (x N)
+    # ---- decoder layer (x L)
     _frame(ax, dx, W, 3.45, 13.0)
-    text(ax, dx + W / 2 + 0.6, 8.2, "×N", fs=15, ha="left", weight="bold")
+    text(ax, dx + W / 2 + 0.6, 8.2, "×L", fs=15, ha="left", weight="bold")
     rs = dx + W / 2 + 0.2
     mm = _sublayer(ax, dx, 4.95, W, "Masked Multi-Head\nSelf-Attention", "attn", fs=11.5)
     dan1 = _sublayer(ax, dx, 6.2, W, "Add & Norm", "norm")
