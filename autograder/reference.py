@@ -50,8 +50,12 @@ def module(name):
     with _lock:
         if name in _loaded:
             return _loaded[name]
-        if not (paths.reference_dir() / f"{name}.py").exists():
+        source = paths.reference_dir() / f"{name}.py"
+        if not source.exists():
             return None
+        if "import torch" in source.read_text(encoding="utf-8"):
+            from autograder.checks.core import import_torch
+            import_torch()  # imported under its lock, never by two threads at once
         saved = {k: sys.modules.pop(k) for k in list(sys.modules)
                  if k == "seqlab" or k.startswith("seqlab.")}
         finder = _Alias()

@@ -53,6 +53,11 @@ def results_json(sub_result, visibility="visible", isolation=None):
         lines.append(f"{mod}.py not found in the submission")
     for p in sub.problems:
         lines.append(clean_line(p, 1000))
+    not_graded = [r for r in sub_result.results if getattr(r, "not_graded", False)]
+    if not_graded:
+        lines.append(f"{len(not_graded)} check(s) could not run and are NOT GRADED yet (scored 0 "
+                     f"until the course staff regrade): "
+                     + "; ".join(f"{r.check.api}: {r.check.title}" for r in not_graded[:10]))
     lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
     data = {
         "score": _r(sub_result.score),
@@ -100,7 +105,7 @@ def note_dependencies(results):
     submission; changed in place."""
     failing = {r.check.api for r in results if not r.passed}
     for r in results:
-        if r.passed:
+        if r.passed or getattr(r, "not_graded", False):
             continue
         deps = [t for t in r.check.all_tags[1:] if t in failing and t != r.check.api]
         if not deps:
@@ -132,6 +137,9 @@ def summary(sub_result, verbose=False, quiet=False):
     sub = sub_result.submission
     head = (f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
             f"{_r(sub_result.max_score):g} points")
+    not_graded = [r for r in sub_result.results if getattr(r, "not_graded", False)]
+    if not_graded:
+        head += f"   NOT GRADED: {len(not_graded)} check(s) could not run twice: regrade"
     if quiet:
         return head
     out = [head]

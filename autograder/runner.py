@@ -70,6 +70,14 @@ class CheckResult:
     score: float
     passed: bool
     output: str
+    could_not_run: bool = False  # a timeout, a skipped call or an internal grader error
+    not_graded: bool = False     # could not run twice (the second time in a fresh worker)
+
+
+# failures that say nothing about the student's code when they happen once (a busy machine)
+_COULD_NOT_RUN = ("timeout", "skipped")
+NOT_GRADED = ("NOT GRADED: this check could not run, twice (the second time in a fresh "
+              "worker); it is not scored as your failure until the course staff regrade it. ")
 
 
 @dataclass
@@ -261,29 +269,62 @@ class ModuleRun:
             for call in calls:
                 flat.append(call)
                 owners.append(k)
+        self._run_and_evaluate(api, checks, flat, owners, out)
+        retry = [k for k in range(len(checks)) if out[k].could_not_run]
+        if retry:  # once more, in a fresh worker, with the API name's strikes forgotten
+            _log(self.opts, f"[{self.sub.name}:{self.module}] {len(retry)} check(s) of {api} "
+                            "could not run; retrying them in a fresh worker")
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+            self.strikes.pop(api, None)
+            self.crashes.pop(api, None)
+            self.deadline = max(self.deadline, time.monotonic() + self.opts.timeout * 3 + 10)
+            flat, owners, again = [], [], {}
+            for k in retry:
+                try:
+                    calls = checks[k].get_calls()
+                except Exception:
+                    again[k] = self._internal(checks[k], "building the inputs")
+                    continue
+                for call in calls:
+                    flat.append(call)
+                    owners.append(k)
+            self._run_and_evaluate(api, checks, flat, owners, again)
+            for k, res in again.items():
+                if res.could_not_run:
+                    res.not_graded = True
+                    res.output = NOT_GRADED + res.output.removeprefix("FAILED: ")
+                out[k] = res
+        return [out[k] for k in range(len(checks))]
+
+    def _run_and_evaluate(self, api, checks, flat, owners, out):
+        """Run the calls ``flat`` (of ``checks[owners[i]]``) and put a CheckResult per check
+        into ``out`` (index -> result)."""
         results = self.run_calls(api, flat) if flat else []
         per_check = {}
         for k, r in zip(owners, results):
             per_check.setdefault(k, []).append(r)
-        for k, check in enumerate(checks):
-            if k in out:
-                continue
+        for k in sorted(set(owners)):
+            check = checks[k]
             rs = per_check.get(k, [])
             try:
                 outcome = check.evaluate(rs, check)
             except Exception:
                 out[k] = self._internal(check, "evaluating the results")
                 continue
+            stuck = not outcome.passed and any(
+                r.failure is not None and r.failure[0] in _COULD_NOT_RUN for r in rs)
             out[k] = CheckResult(check, check.points if outcome.passed else 0.0,
-                                 outcome.passed, self._feedback(check, outcome, rs))
-        return [out[k] for k in range(len(checks))]
+                                 outcome.passed, self._feedback(check, outcome, rs),
+                                 could_not_run=stuck)
 
     def _internal(self, check, what):
         tb = traceback.format_exc()
         _log(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
         return CheckResult(check, 0.0, False,
                            f"FAILED: internal grader error while {what}; please report it to "
-                           "the course staff")
+                           "the course staff", could_not_run=True)
 
     def _feedback(self, check, outcome, results):
         lines = []

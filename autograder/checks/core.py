@@ -451,12 +451,18 @@ def matches(got, expected, tol=None):
         return False
 
 
+_torch_lock = threading.Lock()
+
+
 def import_torch():
     """torch for the grader process: one thread (small tensors; two threads on two busy cores
-    are ten times slower)."""
-    import torch
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    are ten times slower). One thread imports it while the others wait: two threads importing
+    torch's submodules at once can see a partially initialised module (an ImportError in the
+    evaluation of a check, so a grade that depended on the machine's load)."""
+    with _torch_lock:
+        import torch
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
     return torch
 
 

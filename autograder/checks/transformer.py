@@ -474,7 +474,7 @@ def _sdpa_checks():
 
     # against torch's own implementation
     def torch_expect(d):
-        import torch.nn.functional as F
+        F = _torch().nn.functional
         o = F.scaled_dot_product_attention(t_(d["q"]), t_(d["k"]), t_(d["v"]),
                                            attn_mask=t_(d["mask"]))
         return {"out": np_(o)}
