@@ -213,8 +213,7 @@ def for_gradescope(raw, config, grader_versions=None):
     extra_data["visibility_policy"] = {"tests": visibility,
                                        "hints": config.get("hints", "with_feedback")}
     return {
-        "score": raw.get("score", 0.0),
-        "max_score": raw.get("max_score", sum(t["max_score"] for t in tests)),
+        "score": raw.get("score", 0.0),  # the total points are set in Gradescope's settings
         "output": "\n".join(summary),
         "output_format": "md",
         "test_output_format": "md",

@@ -38,7 +38,6 @@ GRADESCOPE_SCHEMA = {
         "stdout_visibility": _VISIBILITY,
         "extra_data": {"type": "object"},
         "leaderboard": {"type": "array"},
-        "max_score": {"type": "number"},  # tolerated by Gradescope, used by our tools
         "tests": {
             "type": "array",
             "items": {

@@ -153,7 +153,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 iso = d.get('extra_data', {}).get('isolation', '?')
 iso = iso.get('level', iso) if isinstance(iso, dict) else iso
-print(f\"{d.get('score', 0):g}/{d.get('max_score', 0):g}\", str(iso).replace(' ', '_'))
+total = sum(t.get('max_score', 0) for t in d.get('tests', []))
+print(f\"{d.get('score', 0):g}/{total:g}\", str(iso).replace(' ', '_'))
 " "$ROOTFS/autograder/results/results.json" 2>/dev/null || echo "no_results ?")
         printf '%-18s %-5s %9s %8s %10s %5s  %s\n' "$sub" "$cpus" "$score" "$wall" "$peak" \
             "$(ooms "$dirs")" "$isolation"
