@@ -152,10 +152,14 @@ def bwrap_args(method, folders, hide, scratch, uid):
     read-only at ``/submission``, fresh tmpfs folders. ``uid``: the uid inside the sandbox
     (user-namespace methods)."""
     args = ["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+            "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
     if method in ("uid+bwrap", "bwrap-userns"):
         args += ["--unshare-user", "--uid", str(uid), "--gid", str(uid), "--cap-drop", "ALL"]
     args += _base_binds()
+    # the fresh folders first: an interpreter folder under /tmp is bound on top of them
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     made = set()
     for folder in folders:
         if not _under(folder, "/usr"):
@@ -163,10 +167,7 @@ def bwrap_args(method, folders, hide, scratch, uid):
     for path in hide:  # e.g. the course installed into site-packages
         if any(_under(path, f) and path != f for f in folders) and os.path.isdir(path):
             args += ["--perms", "0000", "--size", "4096", "--tmpfs", path]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-             "--ro-bind", str(scratch), INSIDE_SCRATCH, "--chdir", INSIDE_SCRATCH]
+    args += ["--ro-bind", str(scratch), INSIDE_SCRATCH, "--chdir", INSIDE_SCRATCH]
     return args
 
 
@@ -217,14 +218,15 @@ def _candidates():
 
 
 def _probe(method, folders):
-    """Run a trivial program with ``method``: True when it starts and the interpreter runs."""
+    """Run a small program with ``method``: True when the interpreter starts and imports
+    numpy from its site-packages (what every worker needs)."""
     import tempfile
     if method != "plain" and method != "uid" and shutil.which("bwrap") is None:
         return False
     if method in ("bwrap", "uid+bwrap", "uid") and shutil.which("setpriv") is None:
         return False
     uid = os.geteuid() if method in ("bwrap-userns", "plain") else 1_999_999_999
-    program = [sys.executable, "-I", "-S", "-c", "import os"]
+    program = [sys.executable, "-I", "-c", "import numpy"]
     with tempfile.TemporaryDirectory(prefix="seqlab-probe-") as scratch:
         os.chmod(scratch, 0o755)
         argv, _ = command(method, program, folders=folders, scratch=scratch, uid=uid, gid=uid)
