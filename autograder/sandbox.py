@@ -54,6 +54,7 @@ BOOT_NAME = "_seqlab_worker.py"
 BOOT_SOURCE = Path(__file__).with_name("worker_boot.py")
 MARKER_ENV = "SEQLAB_SANDBOX_TOKEN"
 GiB = 2 ** 30
+CGROUP_SLACK = 256 * 2 ** 20
 
 _ALLOWED_DTYPES = {"|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8",
                    "<f2", "<f4", "<f8", "<c8", "<c16"}
@@ -608,7 +609,10 @@ class Worker:
         }
         self.cgroup = None
         if "memory and pids cgroup" not in self.isolation.missing:  # promised: fail closed
-            self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + GiB, self.limits.nproc + 64)
+            # the address-space limit bounds each process; the cgroup bounds them together
+            # (with room for the tmpfs folders)
+            self.cgroup = Cgroup(f"seqlab-{self.token[:16]}", mem + CGROUP_SLACK,
+                                 self.limits.nproc + 64)
             if not self.cgroup.ok:
                 self.cgroup.remove()
                 self.cgroup = None

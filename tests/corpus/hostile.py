@@ -434,17 +434,17 @@ _attacked = []
 
 
 def _attack():
-    """Each child stays under the per-process address-space limit; together they exceed
-    the worker's memory cgroup."""
+    """Each child stays under the per-process address-space limit (1 GiB); together they
+    exceed the worker's memory cgroup (1.25 GiB)."""
     done_r, done_w = _os.pipe()          # children -> parent: "I hold my share"
     hold_r, hold_w = _os.pipe()          # parent -> children: EOF when they may go
     kids = []
-    for _ in range(16):
+    for _ in range(12):
         pid = _os.fork()
         if pid == 0:
             try:
                 _os.close(hold_w)
-                a = _np.ones(20 * 2 ** 20)        # 160 MiB, touched (2.5 GiB in all)
+                a = _np.ones(16 * 2 ** 20)        # 128 MiB, touched (1.5 GiB in all)
                 _os.write(done_w, b"1" if a[-1] == 1 else b"0")
                 _os.read(hold_r, 1)
             except BaseException as exc:
@@ -455,14 +455,14 @@ def _attack():
     _os.close(done_w)
     _os.close(hold_r)
     reported = 0
-    while reported < 16:
-        ready, _, _ = _select.select([done_r], [], [], 15)
+    while reported < 12:
+        ready, _, _ = _select.select([done_r], [], [], 30)
         if not ready or _os.read(done_r, 1) != b"1":
             break
         reported += 1
     # held = children alive together with their share (an OOM kill frees one to let another on)
     held = sum(1 for pid in kids if _os.waitpid(pid, _os.WNOHANG) == (0, 0))
-    print("HELD %d" % (held if reported == 16 else 0))
+    print("HELD %d (%d of 12 reported)" % (held if reported == 12 else 0, reported))
     _os.close(hold_w)
     for pid in kids:
         try:
