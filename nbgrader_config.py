@@ -30,3 +30,4 @@ c.GenerateAssignment.post_convert_hook = steps.stub_release   # the .py solution
 c.Autograde.exclude_overwriting = {"sequence_models": steps.STUDENT_PATHS}
 c.Autograde.sanitize_preprocessors = steps.sanitize_preprocessors()
 c.Autograde.autograde_preprocessors = steps.autograde_preprocessors()
+c.ExchangeFactory.collect = steps.CollectTime   # submission time: when collect saw it

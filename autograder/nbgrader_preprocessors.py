@@ -16,14 +16,18 @@ nbgrader_config.py plugs these into nbgrader:
 ``ReportGraderOverrides``
     after ``SaveAutoGrades``: lists in the log any ``manual_score`` or ``extra_credit`` that a
     grader set on an autograded cell (nbgrader's documented override; kept as it is).
-``AUTOGRADE_PREPROCESSORS``
-    nbgrader's default autograde list without ``Execute``, plus ``ReportGraderOverrides``.
+``autograde_preprocessors``, ``sanitize_preprocessors``
+    nbgrader's default lists without ``Execute``, with the two preprocessors above.
+``CollectTime``
+    ``nbgrader collect`` that writes, as each collected submission's ``timestamp.txt``, the
+    time this collect ran instead of the clock of the student who submitted it.
 
 Fail closed: nbgrader gives a graded code cell with no output full points
 (``nbgrader.utils.determine_grade``), so every graded code cell gets an output here. A cell
 whose result is missing (no result for its checks, an unknown graded cell, the grader failed)
 gets an error output, so 0 points, and an ERROR line in the autograde log.
 """
+import datetime
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +35,7 @@ from pathlib import Path
 from nbformat import from_dict
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
+from nbgrader.exchange.default import ExchangeCollect
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Bool, Enum, Float, Int
 
@@ -218,3 +223,28 @@ def sanitize_preprocessors():
     (after ``ClearOutput`` removed the submitted outputs and ``OverwriteCells`` restored the
     locked cells)."""
     return list(_default("sanitize_preprocessors")) + [IsolatedResults]
+
+
+# --------------------------------------------------------------------------- collect
+
+class CollectTime(ExchangeCollect):
+    """``nbgrader collect`` whose submission time is the collect's, not the student's.
+
+    ``nbgrader submit`` runs as the student and writes the student's clock into the exchange
+    (and the student owns those files afterwards), so the ``timestamp.txt`` it leaves proves
+    nothing. This collect copies the submission as nbgrader does, then writes as its
+    ``timestamp.txt`` the time this collect started (UTC): when the instructor saw the
+    submission, the latest time it can have been made. The student's claim is logged.
+    ``collect --update`` still compares the exchange's (student-written) time with the
+    collected one, so a resubmission claiming a time before the last collect is not taken."""
+
+    def do_copy(self, src, dest, log=None):
+        super().do_copy(src, dest, log)
+        if not hasattr(self, "_collected_at"):
+            now = datetime.datetime.now(datetime.timezone.utc)
+            self._collected_at = now.strftime(self.timestamp_format)
+        path = Path(dest) / "timestamp.txt"
+        claimed = path.read_text().strip() if path.is_file() else "nothing"
+        path.write_text(self._collected_at)
+        self.log.info("%s: submission time %s (this collect); the student's clock said %s",
+                      Path(dest).parent.name, self._collected_at, claimed)

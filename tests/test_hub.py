@@ -8,13 +8,16 @@ exchange folder adapted) and ``SEQLAB_DATA_DIR`` pointing at the shared data tha
 ``python -m autograder data`` built. Then, as docs/nbgrader.md says:
 ``generate_assignment``, ``release_assignment``; each student ``fetch_assignment``, checks the
 fetched copy (its figures are there and are PNG images, the data loads without write access to
-the shared folder), works (ann puts the reference modules in, bob hands in the release as
-fetched) and ``submit``s; ``collect``, ``nbgrader-prepare``, ``autograde``,
-``generate_feedback``, ``release_feedback``, ``export``; each student ``fetch_feedback``.
+the shared folder) and puts the reference modules in. Ann ``submit``s; ``collect``; the due date
+passes (set in the gradebook; late submissions score zero: ``penalty_method = "zero"``); bob
+``submit``s with his clock set to the year 2000 (the exchange then holds his claim);
+``collect --update``, ``nbgrader-prepare``, ``autograde``, ``generate_feedback``,
+``release_feedback``, ``export``; each student ``fetch_feedback``.
 
-Asserted: ann gets every autograded point and bob none; each student can read their own
-feedback, which shows the checks' summary and names no path of the course; students cannot
-read the course folder.
+Asserted: ann gets every autograded point; bob's forged time changes nothing: his submission
+time is when collect saw it, so he is late and scores zero (raw score all autograded points);
+each student can read their own feedback, which shows the checks' summary and names no path of
+the course; students cannot read the course folder.
 Needs root, useradd/userdel, runuser and the shared venv: skipped without them, failed under CI.
 """
 import csv
@@ -35,7 +38,10 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "sequence_models"
 STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
-STUDENTS = {"seqlab-ann": "reference", "seqlab-bob": "untouched"}
+# both hand in the reference modules; ann before the due date, bob after it, claiming 2000
+ANN, BOB = "seqlab-ann", "seqlab-bob"
+STUDENTS = (ANN, BOB)
+FORGED = "2000-01-01 00:00:00.000000 UTC"
 TIMEOUT = 900
 
 
@@ -119,7 +125,8 @@ def hub(shared_venv, report):
         hub.instructor_config.mkdir()
         (hub.instructor_config / "nbgrader_config.py").write_text(
             f'c = get_config()\nc.CourseDirectory.course_id = "seqlab"\n'
-            f'c.Exchange.root = "{hub.exchange}"\n')
+            f'c.Exchange.root = "{hub.exchange}"\n'
+            'c.LateSubmissionPlugin.penalty_method = "zero"\n')
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
         hub.course.mkdir()
         shutil.copy2(ROOT / "nbgrader_config.py", hub.course / "nbgrader_config.py")
@@ -207,7 +214,7 @@ def test_a_hub_course_from_release_to_feedback(hub, report):
     ref.chmod(0o755)
 
     import json
-    for user, work in STUDENTS.items():
+    for user in STUDENTS:
         hub.student(user, "-m", "nbgrader", "fetch_assignment", ASSIGNMENT, "--log-level=WARN")
         check = json.loads(hub.student(user, "-c", CHECK_FETCHED, json.dumps(figures),
                                        str(hub.course)).stdout.strip().splitlines()[-1])
@@ -217,11 +224,13 @@ def test_a_hub_course_from_release_to_feedback(hub, report):
                               "from nbgrader.preprocessors import Execute; a = NbGraderApp(); "
                               "a.initialize([]); print(Execute(parent=a).timeout)")
         assert timeout.stdout.split()[-1] == "600", timeout.stdout   # Validate's cell limit
-        if work == "reference":
-            hub.student(user, "-c", WORK, *[str(ref / f"{m}.py") for m in STUDENT_MODULES])
-        hub.student(user, "-m", "nbgrader", "submit", ASSIGNMENT, "--log-level=WARN")
+        hub.student(user, "-c", WORK, *[str(ref / f"{m}.py") for m in STUDENT_MODULES])
 
+    hub.student(ANN, "-m", "nbgrader", "submit", ASSIGNMENT, "--log-level=WARN")
     hub.instructor("-m", "nbgrader", "collect", ASSIGNMENT, "--log-level=WARN")
+    due = _set_due_date_now(hub)
+    hub.student(BOB, "-c", FORGE_SUBMIT, FORGED, ASSIGNMENT)
+    hub.instructor("-m", "nbgrader", "collect", ASSIGNMENT, "--update", "--log-level=WARN")
     for user in STUDENTS:
         assert (hub.course / "submitted" / user / ASSIGNMENT / "01_rnn_captioning.ipynb").is_file()
     hub.instructor("-m", "autograder", "nbgrader-prepare", ASSIGNMENT, "--jobs", "2", "--quiet")
@@ -231,11 +240,16 @@ def test_a_hub_course_from_release_to_feedback(hub, report):
     hub.instructor("-m", "nbgrader", "release_feedback", ASSIGNMENT, "--log-level=WARN")
     hub.instructor("-m", "nbgrader", "export", "--to=grades.csv", "--log-level=WARN")
 
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{hub.course / 'gradebook.db'}", "seqlab") as gb:
+        times = {u: gb.find_submission(ASSIGNMENT, u).timestamp for u in STUDENTS}
+    assert times[ANN] <= due < times[BOB], (times, due)
     with open(hub.course / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
-    ann, bob = (float(rows[u]["score"]) for u in STUDENTS)
-    assert ann > 0 and bob == 0.0, rows
-    assert ann == float(rows["seqlab-ann"]["max_score"]) - _manual_points(release), rows
+    autograded = float(rows[ANN]["max_score"]) - _manual_points(release)
+    assert float(rows[ANN]["score"]) == autograded, rows
+    assert float(rows[ANN]["late_submission_penalty"]) == 0, rows
+    assert float(rows[BOB]["raw_score"]) == autograded and float(rows[BOB]["score"]) == 0, rows
 
     for user in STUDENTS:
         hub.student(user, "-m", "nbgrader", "fetch_feedback", ASSIGNMENT, "--log-level=WARN")
@@ -246,6 +260,33 @@ def test_a_hub_course_from_release_to_feedback(hub, report):
         for name, (summary, course_path) in pages.items():
             assert summary and not course_path, (user, name, summary, course_path)
     report(f"[hub] release -> feedback with 2 student accounts: {time.monotonic() - t0:.1f} s")
+
+
+# bob's own `nbgrader submit`, with his clock set to the year 2000 (the exchange's folder name and
+# its timestamp.txt then claim it)
+FORGE_SUBMIT = """
+import sys
+from nbgrader.apps import NbGraderApp
+from nbgrader.exchange.abc import exchange
+forged, assignment = sys.argv[1:]
+
+def set_timestamp(self):
+    self.timestamp = forged
+
+exchange.Exchange.set_timestamp = set_timestamp
+sys.argv = ["nbgrader", "submit", assignment, "--log-level=WARN"]
+NbGraderApp.launch_instance()
+"""
+
+
+def _set_due_date_now(hub):
+    """Set the assignment's due date in the gradebook to now (UTC, naive as nbgrader keeps it)."""
+    import datetime
+    from nbgrader.api import Gradebook
+    due = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    with Gradebook(f"sqlite:///{hub.course / 'gradebook.db'}", "seqlab") as gb:
+        gb.update_or_create_assignment(ASSIGNMENT, duedate=due)
+    return due
 
 
 def _manual_points(release):
