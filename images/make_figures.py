@@ -362,7 +362,7 @@ def _caption_panel(ax, y0, title, inputs, outputs, sampling):
     # image -> features -> h0
     draw_image(ax, 0.55, cy - 0.75, 1.5)
     text(ax, 1.3, cy - 1.05, "image", fs=10.5, color=MUTED, va="top")
-    feat = box(ax, 3.45, cy, 2.0, 0.8, "CNN features\n(N, D_in)", kind="x", fs=10.5)
+    feat = box(ax, 3.45, cy, 2.0, 0.8, "CNN features\n(N, C)", kind="x", fs=10.5)
     arrow(ax, (2.1, cy), feat.l)
     xs = [8.75 + 2.65 * k for k in range(len(inputs))]
     cells = [box(ax, x, cy, 1.5, 0.95, "RNN", kind="op", fs=12) for x in xs]
