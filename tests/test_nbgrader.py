@@ -664,6 +664,7 @@ def test_no_solution_or_check_line_in_any_feedback(course):
             text = _html_text(page)
             leaked = sorted(l for l in secret if l in text and l not in own)
             assert not leaked, f"{student} {page.name}: secret lines in the feedback: {leaked[:5]}"
+            assert str(path) not in text, f"{student} {page.name} names the course's path"
     assert pages == len(ALL_STUDENTS) * len(notebooks)
 
 
@@ -679,6 +680,25 @@ def test_prepare_regrades_only_a_changed_submission(course):
     n = len(ALL_STUDENTS)
     assert f"{n} submission(s) of {ASSIGNMENT}: 1 graded, {n - 1} already" in proc.stdout, (
         proc.stdout)
+
+
+def test_a_graders_override_is_kept_and_logged(course):
+    """nbgrader's grader override (manual_score, extra_credit on an autograded cell) survives a
+    new autograde of the student and is listed in its log."""
+    from nbgrader.api import Gradebook
+    path, _, _ = course
+    db = f"sqlite:///{path / 'gradebook.db'}"
+    with Gradebook(db, "seqlab") as gb:
+        grade = gb.find_grade(NOCHECK_CELL, "01_rnn_captioning", ASSIGNMENT, "buggy")
+        grade.manual_score, grade.extra_credit = 1.0, 0.5
+        gb.db.commit()
+    proc, _ = _nbgrader(path, "autograde", ASSIGNMENT, "--student=buggy", "--force")
+    with Gradebook(db, "seqlab") as gb:
+        grade = gb.find_grade(NOCHECK_CELL, "01_rnn_captioning", ASSIGNMENT, "buggy")
+        assert (grade.manual_score, grade.extra_credit, grade.score) == (1.0, 0.5, 1.5)
+    assert re.search(rf"WARNING.*buggy/{ASSIGNMENT}/01_rnn_captioning: cell {NOCHECK_CELL} "
+                     r"has a grader's override: manual_score 1.0, extra_credit 0.5",
+                     proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_the_attack_cell_works_when_run(course):
