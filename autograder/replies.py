@@ -7,8 +7,6 @@ of its array. ``decode`` keeps only the values the call asked for, checks every 
 and that each array has the shape and dtype its description claims, and turns anything
 malformed into a ``WorkerFailure("protocol")`` of that call.
 """
-import numpy as np
-
 from autograder.sandbox import WorkerFailure
 
 KINDS = {"missing", "none", "tensor", "ndarray", "scalar", "sequence", "other"}

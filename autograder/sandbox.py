@@ -164,30 +164,6 @@ def _tasks_of_uid(uid):
     return n
 
 
-def _world_accessible(path):
-    """True when a process of another, unprivileged uid can read ``path`` (and reach it)."""
-    try:
-        path = Path(os.path.realpath(path))
-        st = path.stat()
-        if not st.st_mode & stat.S_IROTH:
-            return False
-        for parent in path.parents:
-            if not parent.stat().st_mode & stat.S_IXOTH:
-                return False
-        return True
-    except OSError:
-        return False
-
-
-_warned = set()
-
-
-def _warn_once(message):
-    if message not in _warned:
-        _warned.add(message)
-        print(f"autograder: note: {message}", file=sys.stderr)
-
-
 def _course_root():
     return os.path.realpath(Path(__file__).resolve().parent.parent)
 
@@ -925,11 +901,6 @@ def _is_zombie(pid):
 
 _workers_lock = threading.Lock()
 _worker_pids = set()
-
-
-def _live_worker_pids():
-    with _workers_lock:
-        return set(_worker_pids)
 
 
 def register_worker_pid(pid, add=True):

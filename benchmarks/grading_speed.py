@@ -2,11 +2,14 @@
 20 submissions with ``--jobs 2``; with ``--nbgrader N``, a whole nbgrader class instead.
 
     python benchmarks/grading_speed.py [--repeat 3] [--many 20] [--jobs 2]
+    python benchmarks/grading_speed.py --compare REV [--repeat 5] [--jobs 2]
     python benchmarks/grading_speed.py --nbgrader 50 [--jobs 2]
 
 Times are wall-clock seconds of the whole ``python -m autograder grade`` command (process start,
 imports, workers, comparisons, JSON). Nothing is asserted: the budget (about 20 s for one
-submission on two cores) is for people to read.
+submission on two cores) is for people to read. ``--compare REV`` times the single-submission
+case with this tree and with the grader of git revision REV, alternating runs so that both see
+the same load, and prints both medians.
 """
 import argparse
 import os
@@ -30,11 +33,11 @@ def _submission(folder):
     return folder
 
 
-def _grade(paths, out_dir, jobs):
+def _grade(paths, out_dir, jobs, root=ROOT):
     cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out-dir",
            str(out_dir), "--jobs", str(jobs), "--quiet"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"grading failed:\n{proc.stderr[-3000:]}")
@@ -95,6 +98,25 @@ def nbgrader_class(n, jobs):
                 "one student": one}
 
 
+def compare(rev, repeat, jobs):
+    """Median wall-clock seconds of the full suite on the reference, with this tree and with
+    revision ``rev`` (its tree exported by git archive), runs alternating:
+    {"this tree": [s...], rev: [s...]}."""
+    with tempfile.TemporaryDirectory(prefix="seqlab-bench-compare-") as tmp:
+        tmp = Path(tmp)
+        old = tmp / "old"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        one = _submission(tmp / "reference")
+        times = {"this tree": [], rev: []}
+        for i in range(repeat):
+            times["this tree"].append(_grade([one], tmp / f"new{i}", jobs))
+            times[rev].append(_grade([one], tmp / f"old{i}", jobs, root=old))
+        return times
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=3, help="runs of the single-submission case")
@@ -103,8 +125,17 @@ def main(argv=None):
     p.add_argument("--nbgrader", type=int, metavar="N",
                    help="instead: nbgrader-prepare + nbgrader autograde of N distinct "
                         "submissions (empty cache), and of one student alone")
+    p.add_argument("--compare", metavar="REV",
+                   help="instead: the single-submission case, this tree against revision REV")
     args = p.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    if args.compare:
+        times = compare(args.compare, args.repeat, args.jobs)
+        for name, runs in times.items():
+            print(f"full suite, 1 submission (reference), --jobs {args.jobs}, {name}: median "
+                  f"{statistics.median(runs):.1f} s  (runs: "
+                  f"{', '.join(f'{s:.1f}' for s in runs)})")
+        return
     if args.nbgrader:
         t = nbgrader_class(args.nbgrader, args.jobs)
         total = t["prepare"] + t["autograde"]

@@ -13,9 +13,10 @@ venv in a 0700 folder, built here, so that CI covers it), or the world-readable 
 The probe (the release stub plus code) reports, from inside the worker, its effective
 capabilities, its uid outside any user namespace, its namespaces and its cgroup; the test
 turns these into the guarantees the worker really had and asserts that the level and the
-missing guarantees in results.json are exactly those. The probe also tries to read the
-reference: wherever the level has a mount namespace or an unprivileged uid it scores 0; at
-level 'none' it scores full marks (what autograder/README.md says succeeds there).
+missing guarantees in results.json are exactly those. The probe also tries to import the
+autograder package (it never can) and to read the reference: wherever the level has a mount
+namespace or an unprivileged uid it scores 0; at level 'none' it scores full marks (what
+autograder/README.md says succeeds there).
 """
 import json
 import os
@@ -75,7 +76,12 @@ PROBE = textwrap.dedent('''
             except OSError:
                 ns[name] = "?"
         cgroup = "seqlab-" in open("/proc/self/cgroup").read()
-        return {"cap": cap, "ns": ns, "cgroup": cgroup}
+        try:
+            import autograder  # noqa: F401
+            grader = True
+        except ImportError:
+            grader = False
+        return {"cap": cap, "ns": ns, "cgroup": cgroup, "autograder": grader}
 
 
     _stolen = None
@@ -221,6 +227,7 @@ def _check_row(reported, probe, score, total, grader_uid):
                                                  else "reduced")
     assert reported["level"] == expected_level
     hidden = "mount namespace" in have or "unprivileged uid" in have
+    assert not probe["autograder"], "the worker imported the autograder package"
     if hidden:
         assert score == 0, "the probe read the reference although the level hides it"
     else:
