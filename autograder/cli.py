@@ -94,6 +94,13 @@ def _peak_memory_mib():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder import isolation
+    # the isolation probe (a sandboxed interpreter, about 0.1 s) runs while the checks load
+    probe = ThreadPoolExecutor(max_workers=1)
+    detected = probe.submit(isolation.detect) if args.submissions and not args.list else None
+    probe.shutdown(wait=False)
     from autograder import report, runner, sandbox
     from autograder.checks import core
 
@@ -131,8 +138,7 @@ def main(argv=None):
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    from autograder import isolation
-    level = isolation.detect()
+    level = detected.result()
     try:
         isolation.require(level, args.allow_isolation)
     except isolation.IsolationTooLow as exc:

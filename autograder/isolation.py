@@ -218,15 +218,16 @@ def _candidates():
 
 
 def _probe(method, folders):
-    """Run a small program with ``method``: True when the interpreter starts and imports
-    numpy from its site-packages (what every worker needs)."""
+    """Run a small program with ``method``: True when the interpreter starts and finds numpy
+    in its site-packages (what every worker needs; found, not imported: a few ms)."""
     import tempfile
     if method != "plain" and method != "uid" and shutil.which("bwrap") is None:
         return False
     if method in ("bwrap", "uid+bwrap", "uid") and shutil.which("setpriv") is None:
         return False
     uid = os.geteuid() if method in ("bwrap-userns", "plain") else 1_999_999_999
-    program = [sys.executable, "-I", "-c", "import numpy"]
+    program = [sys.executable, "-I", "-c",
+               "import importlib.util, sys; sys.exit(importlib.util.find_spec('numpy') is None)"]
     with tempfile.TemporaryDirectory(prefix="seqlab-probe-") as scratch:
         os.chmod(scratch, 0o755)
         argv, _ = command(method, program, folders=folders, scratch=scratch, uid=uid, gid=uid)
