@@ -9,7 +9,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from hostile import ESCAPE_API, ESCAPES, HOSTILE, SELECTED, escape_source, file_handle  # noqa
+from hostile import (ESCAPE_API, ESCAPES, HOSTILE, SELECTED, Listener, escape_effect,  # noqa
+                     escape_score, escape_source, file_handle, shm_keys, tagged_files)
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
 IS_ROOT = os.geteuid() == 0
@@ -127,7 +127,10 @@ def _grader_peak(stderr):
 
 
 def _cgroups():
-    return sorted(glob.glob("/sys/fs/cgroup/**/seqlab-*", recursive=True))
+    """The grader's worker cgroups (named by sandbox.Worker and Cgroup.probe)."""
+    return sorted(p for p in glob.glob("/sys/fs/cgroup/**/seqlab-*", recursive=True)
+                  if re.fullmatch(r"seqlab-(probe-[0-9a-f]{12}|[0-9a-f]{16})",
+                                  os.path.basename(p)))
 
 
 def _empty_new_cgroups(before):
@@ -255,66 +258,6 @@ def test_no_isolation_fallback(tmp_path):
 STUB = ROOT / "assignments" / "sequence_models" / "seqlab" / "rnn_layers.py"
 
 
-class Listener(threading.Thread):
-    """A TCP server on 127.0.0.1 that counts connections that sent something."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received = 0
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    if conn.recv(100):
-                        self.received += 1
-                except OSError:
-                    pass
-
-    def take(self):
-        n, self.received = self.received, 0
-        return n
-
-    def stop(self):
-        self.halt.set()
-        self.join()
-        self.sock.close()
-
-
-def _shm_keys():
-    try:
-        lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    except OSError:
-        return set()
-    return {int(line.split()[0]) for line in lines if line.split()}
-
-
-def _tagged_files(tag):
-    out = []
-    for folder in ("/run/lock", "/var/lock", "/dev/shm", "/tmp", "/var/tmp"):
-        try:
-            out += [os.path.join(folder, n) for n in os.listdir(folder) if tag in n]
-        except OSError:
-            pass
-    return sorted(set(os.path.realpath(p) for p in out))
-
-
-def _score(data, api):
-    tests = [t for t in data["tests"] if t["tags"][0] == api]
-    return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
-
-
 @pytest.fixture(scope="module")
 def escapes(tmp_path_factory, report):
     """Grade the escapes and a classmate (the reference) in one batch, twice: without isolation
@@ -355,62 +298,41 @@ def escapes(tmp_path_factory, report):
                 cmd += ["--allow-isolation", "none", "--timeout", "60"]
             else:
                 cmd += ["--timeout", "4"]
-            shm_before = _shm_keys()
+            shm_before = shm_keys()
             code, stdout, stderr, pid, tree = _run_grader(cmd, env)
             assert code == 0, stderr[-3000:]
             results = {n: json.loads((base / mode / f"{n}.json").read_text())
                        for n in list(ESCAPES) + [fill["CLASSMATE"]]}
             runs[mode] = dict(
                 results=results, connections=listener.take(),
-                shm=fill["SHM_KEY"] in _shm_keys() - shm_before,
-                files=_tagged_files(tag), reference_same=REF.read_bytes() == reference_before,
+                shm=fill["SHM_KEY"] in shm_keys() - shm_before,
+                files=tagged_files(tag), reference_same=REF.read_bytes() == reference_before,
                 scratch_left=os.listdir(tmp), peak=_grader_peak(stderr), tree=tree)
             report(f"escapes, {mode}, --jobs 2: grader peak RSS {runs[mode]['peak']} MiB, "
                    f"tree peak PSS {tree} MiB")
             subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
-            for path in _tagged_files(tag):
+            for path in tagged_files(tag):
                 os.unlink(path)
     finally:
         listener.stop()
         subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
-        for path in _tagged_files(tag):
+        for path in tagged_files(tag):
             os.unlink(path)
     runs["classmate"] = fill["CLASSMATE"]
     return runs
 
 
-def _effect(run, name):
-    """Did escape ``name`` work in this run? (observed outside the worker)"""
-    data = run["results"][name]
-    text = json.dumps(data)
-    if name == "steal_reference":
-        got, total = _score(data, ESCAPE_API)
-        return got == total > 0
-    if name == "network":
-        return run["connections"] > 0
-    if name == "proc_snoop":
-        return "LEAKED the grader" in text
-    if name == "leftovers":
-        return run["shm"] or bool(run["files"])
-    if name == "disk_fill":
-        return "WROTE 256 MiB" in text
-    if name == "forked_memory":
-        held = [int(n) for t in data["tests"] for n in re.findall(r"HELD (\d+)", t["output"])]
-        return 12 in held  # 12 children held 128 MiB each at once
-    raise AssertionError(name)
-
-
 @pytest.mark.parametrize("name", list(ESCAPES))
 def test_escape_works_without_isolation(escapes, name):
     """Positive control: the attack is real (it succeeds against an unisolated worker)."""
-    assert _effect(escapes["unisolated"], name), name
+    assert escape_effect(escapes["unisolated"], name), name
 
 
 @pytest.mark.parametrize("name", list(ESCAPES))
 def test_escape_stopped_by_the_sandbox(escapes, name):
     run = escapes["sandbox"]
-    assert not _effect(run, name), name
-    got, total = _score(run["results"][name], ESCAPE_API)
+    assert not escape_effect(run, name), name
+    got, total = escape_score(run["results"][name], ESCAPE_API)
     if name == "steal_reference":
         assert got == 0  # the stub's score: nothing was read
     elif name != "forked_memory":
@@ -421,7 +343,7 @@ def test_escapes_leave_the_host_unchanged(escapes):
     """In the sandbox: the classmate gets the reference's full marks, the reference is
     unchanged, nothing was left in shared folders or System V IPC, scratch removed."""
     run = escapes["sandbox"]
-    got, total = _score(run["results"][escapes["classmate"]], ESCAPE_API)
+    got, total = escape_score(run["results"][escapes["classmate"]], ESCAPE_API)
     assert got == total > 0
     assert run["reference_same"]
     assert run["files"] == [] and not run["shm"]

@@ -290,3 +290,63 @@ def test_normal_user(course, shared_venv, report):
     report(f"isolation, normal user: {reported}")
     _check_row(reported, probe, score, total, uid)
     assert reported["level"] != "full"
+
+
+def test_gradescope_level_stops_what_it_claims(course, shared_venv, report):
+    """The escapes of tests/corpus/hostile.py at the level Gradescope's container gives
+    (Docker's capabilities and seccomp filter, a world-readable interpreter, the course
+    private): with the explicit flag, no escape that a reported guarantee claims to stop
+    works; the others are what autograder/README.md lists for that level."""
+    sys.path.insert(0, str(ROOT / "tests" / "corpus"))
+    import hostile
+    base = course["base"] / "escapes"
+    tag = "seqlab-matrix-" + os.urandom(4).hex()
+    listener = hostile.Listener()
+    listener.start()
+    reference = course["copy"] / "solutions/sequence_models/seqlab/rnn_layers.py"
+    handle, handle_type = hostile.file_handle(reference)
+    fill = dict(COURSE=course["copy"], REFERENCE=reference, HANDLE=handle,
+                HANDLE_TYPE=handle_type, PORT=listener.port, CLASSMATE="classmate-" + tag,
+                SHM_KEY=0x5E000000 + int.from_bytes(os.urandom(3), "big"), TAG=tag)
+    texts = {"stub": (ROOT / "assignments/sequence_models/seqlab/rnn_layers.py").read_text(),
+             "reference": reference.read_text()}
+    paths = []
+    for name, (_, kind) in hostile.ESCAPES.items():
+        (base / name).mkdir(parents=True)
+        (base / name / "rnn_layers.py").write_text(hostile.escape_source(name, texts[kind], fill))
+        paths.append(str(base / name))
+    (base / fill["CLASSMATE"]).mkdir()
+    (base / fill["CLASSMATE"] / "rnn_layers.py").write_text(texts["reference"])
+    paths.append(str(base / fill["CLASSMATE"]))
+    os.chmod(course["copy"], 0o700)  # as run_autograder makes the course folder
+    python = shared_venv / "bin/python"
+    cmd = _docker(course, python, True) + [
+        str(python), "-m", "autograder", "grade", *paths, "--out-dir", str(base / "out"),
+        "--only", hostile.ESCAPE_API, "--jobs", "2", "--timeout", "4",
+        "--allow-isolation", "reduced"]
+    shm_before = hostile.shm_keys()
+    try:
+        proc = subprocess.run(cmd, cwd=course["copy"], capture_output=True, text=True,
+                              timeout=300, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                                "LANG": "C.UTF-8"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = {n: json.loads((base / "out" / f"{n}.json").read_text())
+                   for n in list(hostile.ESCAPES) + [fill["CLASSMATE"]]}
+        run = dict(results=results, connections=listener.take(),
+                   shm=fill["SHM_KEY"] in hostile.shm_keys() - shm_before,
+                   files=hostile.tagged_files(tag))
+    finally:
+        listener.stop()
+        subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
+        for path in hostile.tagged_files(tag):
+            os.unlink(path)
+    reported = results[fill["CLASSMATE"]]["extra_data"]["isolation"]
+    have = set(isolation.GUARANTEES) - set(reported["missing"])
+    worked = [n for n in hostile.ESCAPES if hostile.escape_effect(run, n)]
+    report(f"isolation {reported['level']} ({reported['method']}): escapes that work: "
+           f"{', '.join(worked) or 'none'}")
+    for name in hostile.ESCAPES:
+        if any(need <= have for need in hostile.STOPPED_BY[name]):
+            assert name not in worked, f"{name} works although the level claims to stop it"
+    got, total = hostile.escape_score(results[fill["CLASSMATE"]], hostile.ESCAPE_API)
+    assert got == total > 0

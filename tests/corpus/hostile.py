@@ -3,8 +3,16 @@ code that attacks the grader. Each entry: the code appended to the reference mod
 ``def`` replaces the reference one), the API names it may break, and the API names graded in
 the test (all others selected must keep full marks).
 
-Used by tests/test_autograder_hostile.py.
+Used by tests/test_autograder_hostile.py and tests/test_autograder_isolation.py (the escapes
+and the helpers that observe them from outside the worker).
 """
+
+import json
+import os
+import re
+import socket
+import threading
+from pathlib import Path
 
 # The API names the hostile test grades (numpy forwards only: no torch in the grader).
 SELECTED = ["rnn_step_forward", "rnn_forward", "word_embedding_forward",
@@ -517,3 +525,101 @@ def escape_source(name, base_text, fill):
     for key, value in fill.items():
         code = code.replace("@@%s@@" % key, str(value))
     return base_text + "\n\n# --- escape attempt ---\n" + code
+
+
+# ---------------------------------------------------------------------------------------------
+# observing the escapes from outside the worker
+# ---------------------------------------------------------------------------------------------
+
+# the guarantees (isolation.GUARANTEES) that stop each escape: all of one set suffice
+STOPPED_BY = {
+    "steal_reference": [{"mount namespace"}, {"unprivileged uid"}],  # (course not readable)
+    "network": [{"network namespace"}],
+    "proc_snoop": [{"PID namespace"}],
+    "leftovers": [{"IPC namespace", "mount namespace"}],
+    "disk_fill": [{"mount namespace"}],
+    "forked_memory": [{"memory and pids cgroup"}],
+}
+
+
+class Listener(threading.Thread):
+    """A TCP server on 127.0.0.1 that counts connections that sent something."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    if conn.recv(100):
+                        self.received += 1
+                except OSError:
+                    pass
+
+    def take(self):
+        n, self.received = self.received, 0
+        return n
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        self.sock.close()
+
+
+def shm_keys():
+    try:
+        lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    return {int(line.split()[0]) for line in lines if line.split()}
+
+
+def tagged_files(tag):
+    out = []
+    for folder in ("/run/lock", "/var/lock", "/dev/shm", "/tmp", "/var/tmp"):
+        try:
+            out += [os.path.join(folder, n) for n in os.listdir(folder) if tag in n]
+        except OSError:
+            pass
+    return sorted(set(os.path.realpath(p) for p in out))
+
+
+def escape_score(data, api):
+    tests = [t for t in data["tests"] if t["tags"][0] == api]
+    return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+
+
+def escape_effect(run, name):
+    """Did escape ``name`` work in this run? (observed outside the worker)"""
+    data = run["results"][name]
+    text = json.dumps(data)
+    if name == "steal_reference":
+        got, total = escape_score(data, ESCAPE_API)
+        return got == total > 0
+    if name == "network":
+        return run["connections"] > 0
+    if name == "proc_snoop":
+        return "LEAKED the grader" in text
+    if name == "leftovers":
+        return run["shm"] or bool(run["files"])
+    if name == "disk_fill":
+        return "WROTE 256 MiB" in text
+    if name == "forked_memory":
+        held = [int(n) for t in data["tests"] for n in re.findall(r"HELD (\d+)", t["output"])]
+        return 12 in held  # 12 children held 128 MiB each at once
+    raise AssertionError(name)
+
+
