@@ -4,8 +4,11 @@ One worker process per (submission, student module) runs every call of that modu
 checks, in order. When a call hangs or kills its worker, that call fails, the worker and all it
 started are killed, and the remaining calls go to a fresh worker. An API name whose calls keep
 hanging gets a shorter timeout (after one timeout) and its remaining calls are skipped after
-three; a module also has an overall time budget. ``jobs`` workers run at a time (threads here,
-processes there). All comparisons happen in this process.
+three; a module also has an overall time budget. A check that could not run (a timeout, a
+call skipped after hangs, an internal grader error) is run once more in a fresh worker; if it
+still cannot run it is NOT GRADED (score 0 until regraded, said in results.json and the
+summary), never reported as the student's failure. ``jobs`` workers run at a time (threads
+here, processes there). All comparisons happen in this process.
 """
 import os
 import threading
