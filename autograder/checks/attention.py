@@ -182,7 +182,8 @@ def _seq_spec():
     spec = LayerSpec(**args, make=_make_seq,
                      sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
                             dict(N=3, T=5, D=3, P=6, H=4)],
-                     torch_forward=t_att_lstm, large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
+                     torch_forward=t_att_lstm,
+                     large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
                      saturating=True, seed=53,
                      numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
                      forward_hints=fh, backward_hints=bh)
