@@ -463,6 +463,19 @@ def test_captioning_transformer_submodules_and_shapes():
                  model(features[:, :1], captions), tol=1e-6)
 
 
+def test_captioning_transformer_embeddings_are_scaled_and_positioned():
+    model = small_captioner()
+    features = randn(2, 16, 10, seed=26).float()
+    captions = tokens_with_padding(2, 5, 8, lengths=[5, 5])
+    memory = model.visual_proj(features)
+    x = model.embed(captions) * math.sqrt(16) + positional_encoding(20, 16)[:5]
+    for layer in model.decoder_layers:
+        x = layer(x, memory, tgt_mask=causal_mask(5))
+    assert_close("forward = generator(layers(embed(captions) * sqrt(d_model) + PE, "
+                 "memory = visual_proj(features)))", model(features, captions),
+                 model.generator(x), tol=1e-5)
+
+
 def test_captioning_transformer_is_causal():
     model = small_captioner()
     features = randn(2, 16, 10, seed=24).float()

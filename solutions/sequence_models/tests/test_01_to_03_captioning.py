@@ -103,41 +103,87 @@ def test_null_targets_are_masked():
     assert np.isclose(loss, loss_short), "positions whose target is <NULL> must not count"
 
 
-def _greedy(params, cell_type, features, max_length):
-    """Greedy decoding written here, independently of seqlab, from the model's parameters:
-    (captions (N, max_length), attention weights (N, max_length, P) or None)."""
+# An independent model, written here from the parameters (not from seqlab), for the tests of
+# teacher forcing and greedy sampling.
+
+def _start(params, cell_type, features):
+    """(float64 params, h0, c0, A or None): the initial state from the image features."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    sigmoid = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
     proj = features @ p["W_proj"] + p["b_proj"]
-    N, H = features.shape[0], p["Wh"].shape[0]
     if cell_type == "attention":
-        A = proj
-        h = c = A.mean(axis=1)
-        weights = np.zeros((N, max_length, A.shape[1]))
-    else:
-        h, c, weights = proj, np.zeros_like(proj), None
+        return p, proj.mean(axis=1), proj.mean(axis=1), proj
+    return p, proj, np.zeros_like(proj), None
+
+
+def _step(p, cell_type, words, h, c, A):
+    """One step fed ``words`` (N,): (h, c, attention weights or None)."""
+    sigmoid = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
+    H = h.shape[1]
+    a = p["W_embed"][words] @ p["Wx"] + h @ p["Wh"] + p["b"]
+    if cell_type == "rnn":
+        return np.tanh(a), c, None
+    w = None
+    if cell_type == "attention":
+        scores = np.einsum("nph,nh->np", A, h) / np.sqrt(H)
+        w = np.exp(scores - scores.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        a = a + np.einsum("np,nph->nh", w, A) @ p["Wattn"]
+    i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
+    c = f * c + i * np.tanh(a[:, 3 * H:])
+    return o * np.tanh(c), c, w
+
+
+def _teacher_forcing_loss(params, cell_type, features, captions):
+    """The loss: input captions[:, :-1] (teacher forcing), targets captions[:, 1:], <NULL>
+    targets masked, summed over time, averaged over the batch."""
+    p, h, c, A = _start(params, cell_type, features)
+    words_in, targets = captions[:, :-1], captions[:, 1:]
+    loss = 0.0
+    for t in range(words_in.shape[1]):
+        h, c, _ = _step(p, cell_type, words_in[:, t], h, c, A)
+        scores = h @ p["W_vocab"] + p["b_vocab"]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        picked = log_probs[np.arange(len(targets)), targets[:, t]]
+        loss -= np.sum(picked * (targets[:, t] != NULL))
+    return loss / len(captions)
+
+
+def _greedy(params, cell_type, features, max_length):
+    """Greedy decoding: (captions (N, max_length), attention weights (N, max_length, P) or
+    None)."""
+    p, h, c, A = _start(params, cell_type, features)
+    N = features.shape[0]
+    weights = np.zeros((N, max_length, A.shape[1])) if A is not None else None
     word = np.full(N, START)
     done = np.zeros(N, dtype=bool)
     captions = np.full((N, max_length), NULL)
     for t in range(max_length):
-        x = p["W_embed"][word]
-        a = x @ p["Wx"] + h @ p["Wh"] + p["b"]
-        if cell_type == "rnn":
-            h = np.tanh(a)
-        else:
-            if cell_type == "attention":
-                scores = np.einsum("nph,nh->np", A, h) / np.sqrt(H)
-                w = np.exp(scores - scores.max(axis=1, keepdims=True))
-                w /= w.sum(axis=1, keepdims=True)
-                a = a + np.einsum("np,nph->nh", w, A) @ p["Wattn"]
-                weights[~done, t] = w[~done]
-            i, f, o = (sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
-            c = f * c + i * np.tanh(a[:, 3 * H:])
-            h = o * np.tanh(c)
+        h, c, w = _step(p, cell_type, word, h, c, A)
+        if w is not None:
+            weights[~done, t] = w[~done]
         word = (h @ p["W_vocab"] + p["b_vocab"]).argmax(axis=1)
         captions[~done, t] = word[~done]
         done |= word == END
     return captions, weights
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm", "attention"])
+def test_loss_is_teacher_forcing(cell_type):
+    """The input at step t is captions[:, t] (the true previous word), the target
+    captions[:, t + 1]; compared with a loss written in this test."""
+    rng = np.random.default_rng(4)
+    P = 3 if cell_type == "attention" else None
+    features, captions = _batch(rng, N=3, T=5, D=4, P=P)
+    model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
+                          dtype=np.float64)
+    for name in sorted(model.params):
+        model.params[name] = 0.5 * rng.standard_normal(model.params[name].shape)
+    loss, _ = model.loss(features, captions)
+    expected = _teacher_forcing_loss(model.params, cell_type, features, captions)
+    assert abs(loss - expected) < 1e-8 * abs(expected), (
+        f"loss {loss:.8f}, teacher forcing gives {expected:.8f}: the input at step t is "
+        "captions[:, t], the target captions[:, t + 1]; <NULL> targets do not count")
 
 
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm", "attention"])
