@@ -48,8 +48,8 @@ VENV="${{SEQLAB_VENV:-/autograder/venv}}"
 MIN_PYTHON="{min_python}"
 
 fits() {{  # fits PYTHON: exit status 0 when it runs and is at least MIN_PYTHON
-    "$1" -c "import sys; sys.exit(sys.version_info[:2] < tuple(map(int, '$MIN_PYTHON'.split('.'))))" \
-        2>/dev/null
+    "$1" -c "import sys; need = tuple(map(int, '$MIN_PYTHON'.split('.')))
+sys.exit(sys.version_info[:2] < need)" 2>/dev/null
 }}
 find_python() {{
     for name in python3.13 python3.12 python3.11 python3; do
@@ -83,7 +83,8 @@ PIP=("$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-chec
     || "${{PIP[@]}}" "torch=={torch}"
 # The graded code runs as an unprivileged user: it must be able to read the environment.
 chmod -R a+rX "$VENV"
-"$VENV/bin/python" -c "import numpy, torch; print('setup.sh: numpy', numpy.__version__, '| torch', torch.__version__)"
+"$VENV/bin/python" -c "import numpy, torch
+print('setup.sh: numpy', numpy.__version__, '| torch', torch.__version__)"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -109,7 +110,8 @@ status=$?
 # One test per graded function, in notebook order, Markdown feedback, the instructor's visibility
 # policy (gradescope_config.json). If this step fails, results.json keeps one test per check.
 if [ -s "$RESULTS" ] && [ -f "$ROOT/source/gradescope_config.json" ]; then
-    "$PY" -m autograder.gradescope_results "$RESULTS" --config "$ROOT/source/gradescope_config.json" \
+    "$PY" -m autograder.gradescope_results "$RESULTS" \
+        --config "$ROOT/source/gradescope_config.json" \
         || echo "run_autograder: results.json left with one test per check" >&2
 fi
 if [ ! -s "$RESULTS" ]; then

@@ -277,7 +277,8 @@ def _inner_zips(path):
     if path.is_dir():
         count = 0
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_PARTS and not d.startswith("."))
+            dirnames[:] = sorted(d for d in dirnames
+                                 if d not in SKIP_PARTS and not d.startswith("."))
             for fname in sorted(filenames):
                 count += 1
                 if count > MAX_ENTRIES:

@@ -62,7 +62,8 @@ def course(tmp_path_factory):
         require_e2e("playwright is not installed (requirements-dev.txt)")
     base = tmp_path_factory.mktemp("student")
     work = base / "assignments" / "sequence_models"
-    shutil.copytree(RELEASE, work, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    shutil.copytree(RELEASE, work,
+                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     return base
 
 
@@ -97,7 +98,8 @@ def lab(course, tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
                 log.close()
-                pytest.fail("JupyterLab did not start:\n" + (home / "jupyter.log").read_text()[-3000:])
+                pytest.fail("JupyterLab did not start:\n"
+                            + (home / "jupyter.log").read_text()[-3000:])
             time.sleep(0.5)
     yield {"url": url, "dir": course / "assignments" / "sequence_models"}
     proc.terminate()
@@ -178,7 +180,8 @@ def test_every_figure_is_displayed(page, lab, name, artifacts):
             const shown = [];
             for (let i = 0; i < nb.widgets.length; i++) {
                 const cell = nb.widgets[i];
-                if (cell.model.type !== 'markdown' || !cell.model.sharedModel.getSource().includes('![')) continue;
+                const source = cell.model.sharedModel.getSource();
+                if (cell.model.type !== 'markdown' || !source.includes('![')) continue;
                 await nb.scrollToItem(i, 'start');
                 const t0 = Date.now();
                 let imgs = [];
@@ -191,7 +194,8 @@ def test_every_figure_is_displayed(page, lab, name, artifacts):
                     im.scrollIntoView();
                     const r = im.getBoundingClientRect();
                     shown.push({src: im.getAttribute('src'), alt: im.alt, cell: i,
-                                width: im.naturalWidth, visible: r.bottom > 0 && r.top < window.innerHeight});
+                                width: im.naturalWidth,
+                                visible: r.bottom > 0 && r.top < window.innerHeight});
                 }
             }
             return shown;

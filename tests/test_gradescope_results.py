@@ -87,7 +87,8 @@ def _run(ag, *only):
 
 
 def _raw(tests, **top):
-    return {"score": sum(t["score"] for t in tests), "max_score": sum(t["max_score"] for t in tests),
+    return {"score": sum(t["score"] for t in tests),
+            "max_score": sum(t["max_score"] for t in tests),
             "output": "found rnn_layers.py at rnn_layers.py", "visibility": "visible",
             "stdout_visibility": "hidden", "tests": tests, **top}
 

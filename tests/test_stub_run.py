@@ -55,7 +55,8 @@ def _stubbed_functions(module):
 
 
 def _task_order(cells):
-    """{api name: index of its public check cell} (CaptioningRNN_lstm etc. count as CaptioningRNN)."""
+    """{api name: index of its first public check cell} (CaptioningRNN_lstm and
+    CaptioningRNN_attention count as CaptioningRNN)."""
     out = {}
     for i, cell in enumerate(cells):
         gid = _grade_id(cell)

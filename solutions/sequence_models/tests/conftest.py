@@ -23,7 +23,7 @@ if str(ASSIGNMENT_DIR) not in sys.path:
 
 NOTEBOOKS = {"01": "01_rnn_captioning", "02": "02_lstm_captioning",
              "03": "03_attention_captioning", "04": "04_transformer"}
-# The captioning model's tests are parametrized by cell type; each cell type is built in one notebook.
+# The captioning model's tests are parametrized by cell type; each is built in one notebook.
 CELL_TYPE_NOTEBOOK = {"rnn": "01", "lstm": "02", "attention": "03"}
 _FILE_NOTEBOOK = re.compile(r"^test_(\d\d)_")
 _STUB = re.compile(r"^([A-Za-z_][\w.]*): implement this")
@@ -46,7 +46,7 @@ def notebook_of(item):
 
 
 def stub_name(excinfo):
-    """Name of the unwritten function when ``excinfo`` is a stub's NotImplementedError, else None."""
+    """The unwritten function's name when ``excinfo`` is a stub's NotImplementedError, else None."""
     if excinfo is None or not excinfo.errisinstance(NotImplementedError):
         return None
     match = _STUB.match(str(excinfo.value))
