@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,7 @@ from hostile import (ESCAPE_API, ESCAPES, HOSTILE, SELECTED, Listener, escape_ef
                      escape_score, escape_source, file_handle, shm_keys, tagged_files)
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
+CTRL_NAME = "ctrl\x1b[31m\nname"
 IS_ROOT = os.geteuid() == 0
 
 
@@ -160,13 +162,15 @@ def graded(tmp_path_factory):
         code = HOSTILE[name][0]
         (subs / name).mkdir(parents=True)
         (subs / name / "rnn_layers.py").write_text(ref + "\n\n# --- hostile ---\n" + code)
+    (subs / CTRL_NAME).mkdir()  # a file name that would rewrite the instructor's terminal
+    (subs / CTRL_NAME / "rnn_layers.py").write_text(ref)
     out = base / "out"
     tmp = base / "tmp"  # the grader's temporary folder: its scratch folders go there
     tmp.mkdir()
     os.chmod(tmp, 0o755)
     cgroups_before = _cgroups()
     cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in names],
-           "--out-dir", str(out), "--timeout", "2", "--jobs", "2"]
+           str(subs / CTRL_NAME), "--out-dir", str(out), "--timeout", "2", "--jobs", "2"]
     if not IS_ROOT:  # a normal user's sandbox is 'reduced' (see test_autograder_isolation)
         cmd += ["--allow-isolation", "reduced"]
     for api in SELECTED:
@@ -184,6 +188,44 @@ def test_grader_completes(graded):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "INTERNAL ERROR" not in proc.stderr
     assert "isolation level: full" in proc.stdout or not IS_ROOT
+
+
+def test_control_characters_never_reach_the_terminal(graded):
+    stdout = graded["proc"].stdout
+    assert "\x1b" not in stdout and "ctrl\n" not in stdout
+    assert "== ctrl?[31m?name: " in stdout  # shown, made harmless
+    data = json.loads((graded["out"] / "ctrl_31m_name.json").read_text())
+    assert data["score"] == data["max_score"] > 0
+
+
+def test_broadcast_amplification_is_refused(tmp_path):
+    """A (K, 1) loss and a (1, K) loss: np.allclose would broadcast them to (K, K) in the
+    grader (3.2 GB for K = 20000) and pass; they are refused as non-scalar first."""
+    K = 20000
+    assert np.broadcast_shapes((K, 1), (1, K)) == (K, K)  # positive control: what it was
+    sub = tmp_path / "broadcast"
+    sub.mkdir()
+    (sub / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + f"""
+
+_calls = []
+
+
+def temporal_softmax_loss(x, y, mask):
+    import numpy as np
+    _calls.append(1)
+    shape = ({K}, 1) if len(_calls) % 2 else (1, {K})
+    return np.ones(shape), np.zeros_like(x)
+""")
+    cmd = [sys.executable, "-m", "autograder", "grade", str(sub), "--json",
+           str(tmp_path / "r.json"), "--jobs", "1", "--only", "temporal_softmax_loss"]
+    if not IS_ROOT:
+        cmd += ["--allow-isolation", "reduced"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _grader_peak(proc.stderr) < 1024
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["score"] == 0
+    assert any("must return a scalar loss" in t["output"] for t in data["tests"])
 
 
 def test_grader_memory(graded, report):

@@ -245,8 +245,44 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     return None, None
 '''
 
+_FORGE = '''
+import os as _os
+import struct as _struct
+
+
+def _forge(header, data=b""):
+    """Write a frame of our own into the worker's answer channel (its fd is on the
+    interpreter's command line)."""
+    fd = int(open("/proc/self/cmdline", "rb").read().split(b"\\0")[-2])
+    _os.write(fd, b"SQLW" + _struct.pack(">IQ", len(header), len(data)) + header + data)
+'''
+
+_DEEP_FRAME = _FORGE + '''
+_ref_rnn_step = rnn_step_forward
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    _forge(b'{"ok": true, "values": ' + b"[" * 100000 + b"]" * 100000 + b"}")
+    return _ref_rnn_step(x, prev_h, Wx, Wh, b)
+'''
+
+_BAD_IMPORT_REPLY = _FORGE + '''
+_forge(b'{"id": 1, "ok": false, "error": ["not", "an", "object"], "values": {}}')
+'''
+
+_OVERSIZED = '''
+import numpy as _np
+
+
+def word_embedding_forward(x, W):
+    return _np.zeros((9000, 1000)), None      # 72 MB: over the byte budget of a call
+'''
+
 # name -> (appended code, API names it may break, root only)
 HOSTILE = {
+    "deep_reply_frame": (_DEEP_FRAME, {"rnn_step_forward"}, False),
+    "bad_import_reply": (_BAD_IMPORT_REPLY, set(SELECTED), False),
+    "oversized_reply": (_OVERSIZED, {"word_embedding_forward"}, False),
     "hang_ignore_sigterm": (_HANG, {"rnn_step_forward"}, False),
     "os_exit": (_EXIT, {"rnn_forward"}, False),
     "fork_detached": (_FORK_DETACH, set(), False),
