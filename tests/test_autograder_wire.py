@@ -224,3 +224,40 @@ def test_colliding_output_names_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "would both write 'alice_smith.json'" in err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ isolation
+
+def test_allowlist_covers_the_course_inside_a_bound_folder(tmp_path):
+    """An installed course (the package inside an interpreter's site-packages) is covered by
+    an empty folder; the worker's own folders come after the fresh /tmp."""
+    from autograder import isolation
+    site = tmp_path / "site-packages"
+    (site / "autograder").mkdir(parents=True)
+    args = isolation.bwrap_args("bwrap", [str(site)], [str(site / "autograder")],
+                                tmp_path, None)
+    flat = " ".join(args)
+    assert f"--tmpfs {site / 'autograder'}" in flat
+    assert flat.index("--tmpfs /tmp") < flat.index(f"--ro-bind {site} {site}") < \
+        flat.index(f"--tmpfs {site / 'autograder'}")
+    assert "--unshare-net" in args and "--unshare-pid" in args and "--unshare-ipc" in args
+    assert "--unshare-user" not in args  # as root: a fresh uid by setpriv, not a user ns
+
+
+@pytest.mark.parametrize("method, cgroup, level, missing", [
+    ("bwrap", True, "full", []),
+    ("uid+bwrap", True, "full", []),
+    ("bwrap-userns", False, "reduced", ["unprivileged uid", "memory and pids cgroup"]),
+    ("uid", True, "reduced", ["mount namespace", "PID namespace", "network namespace",
+                              "IPC namespace"]),
+    ("plain", True, "none", ["no capabilities", "mount namespace", "PID namespace",
+                             "network namespace", "IPC namespace", "unprivileged uid"]),
+])
+def test_levels_follow_their_definitions(method, cgroup, level, missing):
+    from autograder import isolation
+    got = isolation.level_of(method, cgroup)
+    assert (got.level, got.missing) == (level, missing)
+    isolation.require(got, level)  # accepted when asked for explicitly
+    if level != "full":
+        with pytest.raises(isolation.IsolationTooLow, match="--allow-isolation"):
+            isolation.require(got, "full")  # the default refuses it
