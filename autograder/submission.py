@@ -10,6 +10,10 @@ ignored; a file that *is* a reference solution file (same inode) is refused.
 Folders and zips are walked iteratively within limits (``MAX_DEPTH`` folders deep,
 ``MAX_ENTRIES`` entries in all, shared by nested zips through a ``Budget``), so that no
 submission can exhaust the grader's stack or time.
+
+A submission in which no student module is found but which holds a zip (a zip uploaded inside
+the upload, as Gradescope keeps it) is read from its shallowest inner zip that has modules, one
+level deep only (``_load_inner_zip``; inner zips at most ``MAX_INNER_ZIP`` bytes).
 """
 import io
 import os
