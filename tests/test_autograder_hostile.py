@@ -300,67 +300,90 @@ def test_no_isolation_fallback(tmp_path):
 STUB = ROOT / "assignments" / "sequence_models" / "seqlab" / "rnn_layers.py"
 
 
-@pytest.fixture(scope="module")
-def escapes(tmp_path_factory, report):
-    """Grade the escapes and a classmate (the reference) in one batch, twice: without isolation
-    (the positive control) and in the sandbox. Root only: the control is a root worker."""
-    if not IS_ROOT:
-        pytest.skip("the positive control runs an unisolated worker as root")
-    base = tmp_path_factory.mktemp("escapes")
-    tag = "seqlab-escape-" + secrets.token_hex(4)
+def _escape_batch(base, mode, listener):
+    """Write the escapes and a classmate (the reference) for one run; start the grader.
+    Returns what ``_finish_escapes`` needs."""
+    tag = f"seqlab-escape-{mode}-" + secrets.token_hex(4)
     handle, handle_type = file_handle(REF)
-    listener = Listener()
-    listener.start()
     fill = dict(COURSE=ROOT, REFERENCE=REF, HANDLE=handle, HANDLE_TYPE=handle_type,
                 PORT=listener.port, CLASSMATE="classmate-" + tag,
                 SHM_KEY=0x5E000000 + secrets.randbelow(2 ** 24), TAG=tag)
     texts = {"stub": STUB.read_text(encoding="utf-8"), "reference": REF.read_text("utf-8")}
-    subs = base / "subs"
+    subs = base / f"subs-{mode}"
     paths = []
     for name, (_, kind) in ESCAPES.items():
         (subs / name).mkdir(parents=True)
         (subs / name / "rnn_layers.py").write_text(escape_source(name, texts[kind], fill))
         paths.append(str(subs / name))
-    classmate = subs / fill["CLASSMATE"]
-    classmate.mkdir()
-    (classmate / "rnn_layers.py").write_text(texts["reference"])
-    paths.append(str(classmate))
+    (subs / fill["CLASSMATE"]).mkdir()
+    (subs / fill["CLASSMATE"] / "rnn_layers.py").write_text(texts["reference"])
+    paths.append(str(subs / fill["CLASSMATE"]))
+    tmp = base / f"tmp-{mode}"
+    tmp.mkdir()
+    os.chmod(tmp, 0o755)
+    env = dict(os.environ, TMPDIR=str(tmp))
+    cmd = [sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
+           str(base / mode), "--jobs", "2", "--only", ESCAPE_API]
+    if mode == "unisolated":
+        env.update(SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
+        cmd += ["--allow-isolation", "none", "--timeout", "60"]
+    else:
+        cmd += ["--timeout", "3"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    sampler = TreeMemory(proc.pid)
+    sampler.start()
+    return dict(proc=proc, sampler=sampler, fill=fill, tmp=tmp, out=base / mode,
+                listener=listener)
+
+
+def _finish_escapes(batch, shm_before, reference_before):
+    _, stderr = batch["proc"].communicate(timeout=300)
+    tree = batch["sampler"].stop()
+    fill = batch["fill"]
+    assert batch["proc"].returncode == 0, stderr[-3000:]
+    results = {n: json.loads((batch["out"] / f"{n}.json").read_text())
+               for n in list(ESCAPES) + [fill["CLASSMATE"]]}
+    return dict(results=results, connections=batch["listener"].take(),
+                shm=fill["SHM_KEY"] in shm_keys() - shm_before,
+                files=tagged_files(fill["TAG"]),
+                reference_same=REF.read_bytes() == reference_before,
+                scratch_left=os.listdir(batch["tmp"]), peak=_grader_peak(stderr), tree=tree,
+                classmate=fill["CLASSMATE"])
+
+
+def _clean_escapes(batch):
+    subprocess.run(["ipcrm", "-M", str(batch["fill"]["SHM_KEY"])], capture_output=True)
+    for path in tagged_files(batch["fill"]["TAG"]):
+        os.unlink(path)
+
+
+@pytest.fixture(scope="module")
+def escapes(tmp_path_factory, report):
+    """Grade the escapes and a classmate (the reference) in one batch, twice and at the same
+    time: without isolation (the positive control) and in the sandbox, each with its own
+    listener, tag and System V key. Root only: the control is a root worker."""
+    if not IS_ROOT:
+        pytest.skip("the positive control runs an unisolated worker as root")
+    base = tmp_path_factory.mktemp("escapes")
     reference_before = REF.read_bytes()
-    runs = {}
+    shm_before = shm_keys()
+    batches, runs = {}, {}
     try:
         for mode in ("unisolated", "sandbox"):
-            tmp = base / f"tmp-{mode}"
-            tmp.mkdir()
-            os.chmod(tmp, 0o755)
-            env = dict(os.environ, TMPDIR=str(tmp))
-            cmd = [sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
-                   str(base / mode), "--jobs", "2", "--only", ESCAPE_API]
-            if mode == "unisolated":
-                env.update(SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
-                cmd += ["--allow-isolation", "none", "--timeout", "60"]
-            else:
-                cmd += ["--timeout", "4"]
-            shm_before = shm_keys()
-            code, stdout, stderr, pid, tree = _run_grader(cmd, env)
-            assert code == 0, stderr[-3000:]
-            results = {n: json.loads((base / mode / f"{n}.json").read_text())
-                       for n in list(ESCAPES) + [fill["CLASSMATE"]]}
-            runs[mode] = dict(
-                results=results, connections=listener.take(),
-                shm=fill["SHM_KEY"] in shm_keys() - shm_before,
-                files=tagged_files(tag), reference_same=REF.read_bytes() == reference_before,
-                scratch_left=os.listdir(tmp), peak=_grader_peak(stderr), tree=tree)
+            listener = Listener()
+            listener.start()
+            batches[mode] = _escape_batch(base, mode, listener)
+        for mode, batch in batches.items():
+            runs[mode] = _finish_escapes(batch, shm_before, reference_before)
             report(f"escapes, {mode}, --jobs 2: grader peak RSS {runs[mode]['peak']} MiB, "
-                   f"tree peak PSS {tree} MiB")
-            subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
-            for path in tagged_files(tag):
-                os.unlink(path)
+                   f"tree peak PSS {runs[mode]['tree']} MiB")
     finally:
-        listener.stop()
-        subprocess.run(["ipcrm", "-M", str(fill["SHM_KEY"])], capture_output=True)
-        for path in tagged_files(tag):
-            os.unlink(path)
-    runs["classmate"] = fill["CLASSMATE"]
+        for batch in batches.values():
+            if batch["proc"].poll() is None:
+                batch["proc"].kill()
+            batch["listener"].stop()
+            _clean_escapes(batch)
     return runs
 
 
@@ -385,7 +408,7 @@ def test_escapes_leave_the_host_unchanged(escapes):
     """In the sandbox: the classmate gets the reference's full marks, the reference is
     unchanged, nothing was left in shared folders or System V IPC, scratch removed."""
     run = escapes["sandbox"]
-    got, total = escape_score(run["results"][escapes["classmate"]], ESCAPE_API)
+    got, total = escape_score(run["results"][run["classmate"]], ESCAPE_API)
     assert got == total > 0
     assert run["reference_same"]
     assert run["files"] == [] and not run["shm"]
