@@ -1,7 +1,9 @@
 """The realistic corpus (tests/corpus/realistic.py) gets exactly the scores written here.
 
-Every submission is graded in one CLI run (two jobs). The expected points were worked out by
-hand from the checks each bug must fail (listed next to each figure), not copied from a run.
+A submission is graded on the student modules it changes and those that import them (all of
+them for the degenerate ones and the unchanged one), one CLI run per such set (two jobs). The
+expected points were worked out by hand from the checks each bug must fail (listed next to
+each figure), not copied from a run.
 """
 import json
 import subprocess
@@ -12,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from buggy import IMPORTED_BY  # noqa: E402
 from realistic import CORPUS, MODULES, module_text  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -47,20 +50,25 @@ FULL = {s.name for s in CORPUS if s.name not in EXPECTED and s.expected != "all 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("realistic")
-    paths = []
+    groups = {}  # modules to grade -> submission folders
     for sub in CORPUS:
         folder = base / sub.name
         folder.mkdir()
         for module in MODULES:
             text = module_text(sub, module, (REF / f"{module}.py").read_text(encoding="utf-8"))
             (folder / f"{module}.py").write_text(text, encoding="utf-8")
-        paths.append(str(folder))
+        changed = set(sub.replace) | set(sub.patches)
+        graded = set(MODULES) if sub.degenerate or not changed else \
+            changed | {m for c in changed for m in IMPORTED_BY[c]}
+        groups.setdefault(tuple(sorted(graded)), []).append(str(folder))
     out = base / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
-                           str(out), "--jobs", "2", "--quiet"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "INTERNAL ERROR" not in proc.stderr, proc.stderr[-3000:]
+    for modules, paths in groups.items():
+        only = [a for m in modules for a in ("--only", m)]
+        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", *paths, *only,
+                               "--out-dir", str(out), "--jobs", "2", "--quiet"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "INTERNAL ERROR" not in proc.stderr, proc.stderr[-3000:]
     return {s.name: json.loads((out / f"{s.name}.json").read_text()) for s in CORPUS}
 
 
