@@ -8,7 +8,9 @@ c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = "seqlab"
 c.Exchange.root = "/srv/nbgrader/exchange"
 
-# Validate runs the whole notebook. nbgrader's default cell time limit (30 s) interrupts the
-# training cells: notebook 04 takes 115 s end to end on an idle 2-core machine (README), so no
-# cell takes longer there; 600 s leaves room for a hub shared by many students.
+# Validate runs the whole notebook, and nbgrader's default cell time limit (30 s) interrupts the
+# training cells. The longest cells, measured with `python benchmarks/notebooks.py` on a 2-core
+# machine at load average 10 (about four times slower than idle): notebook 04's dates training
+# 197.5 s, its caption comparison 125.0 s, notebook 03's full training 88.0 s. 600 s leaves a
+# factor of three over the longest on a busy hub.
 c.Execute.timeout = 600
