@@ -41,6 +41,8 @@ EXPECTED = {
     # every check of scaled_dot_product_attention but "N=1, Tq=Tk=1" (0.5: with one key the
     # scale does not matter); nothing elsewhere: dependents run with library substitutes
     "sdpa_no_sqrt": {"scaled_dot_product_attention": 0.5},
+    # the two saturation checks (0.25 float64 + 0.25 float32)
+    "sdpa_softmax_exp": {"scaled_dot_product_attention": 7.5 - 0.5},
     # the same, although its MultiHeadAttention hands the substitute to its attention
     "sdpa_no_sqrt_captures_substitute": {"scaled_dot_product_attention": 0.5},
 }

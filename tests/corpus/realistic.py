@@ -247,6 +247,22 @@ CS231N_INIT = [
 
 # --- transformer -------------------------------------------------------------------------------
 
+def _sdpa_exp(stable):
+    shift = "scores - scores.amax(dim=-1, keepdim=True)" if stable else "scores"
+    return f"""
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = scores.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    e = torch.exp({shift})
+    if mask is not None:
+        e = e * mask
+    weights = e / e.sum(dim=-1, keepdim=True).clamp_min(1e-300)
+    return weights @ v, weights
+"""
+
+
 def _sdpa(scale, captured=False):
     use = """    if _CAPTURED:
         return _CAPTURED[0](q, k, v, mask, dropout_p)
@@ -327,6 +343,12 @@ CORPUS = [
     S("sdpa_no_sqrt_captures_substitute", patches={"transformer": CAPTURE}, replace={
         "transformer": {"scaled_dot_product_attention": _sdpa("", captured=True)}},
       twin="ok_sdpa_annotated"),
+    # a softmax written with exp() and no shift: NaN once the scores pass ~710 (float32: 89)
+    S("sdpa_softmax_exp", replace={"transformer": {"scaled_dot_product_attention": _sdpa_exp(
+        False)}}, twin="ok_sdpa_softmax_exp_shifted", hint="exp() overflows",
+      hint_api="scaled_dot_product_attention"),
+    S("ok_sdpa_softmax_exp_shifted", replace={"transformer": {
+        "scaled_dot_product_attention": _sdpa_exp(True)}}),
     S("ok_sdpa_annotated", replace={"transformer": {"scaled_dot_product_attention": _sdpa(
         " / math.sqrt(d_k)")}}),
     S("ok_captioning_transformer_causal_only", patches={"transformer": CAUSAL_ONLY}),
