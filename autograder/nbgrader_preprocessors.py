@@ -17,7 +17,8 @@ nbgrader_config.py plugs these into nbgrader:
     after ``SaveAutoGrades``: lists in the log any ``manual_score`` or ``extra_credit`` that a
     grader set on an autograded cell (nbgrader's documented override; kept as it is).
 ``autograde_preprocessors``, ``sanitize_preprocessors``
-    nbgrader's default lists without ``Execute``, with the two preprocessors above.
+    nbgrader's default lists without ``Execute`` (and the autograde phase's repeated
+    ``CheckCellMetadata``), with the two preprocessors above.
 ``CollectTime``
     ``nbgrader collect`` that writes, as each collected submission's ``timestamp.txt``, the
     time this collect ran instead of the clock of the student who submitted it.
@@ -36,7 +37,8 @@ from nbformat import from_dict
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.exchange.default import ExchangeCollect
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
+from nbgrader.preprocessors import (CheckCellMetadata, Execute, NbGraderPreprocessor,
+                                    SaveAutoGrades)
 from traitlets import Bool, Enum, Float, Int
 
 from autograder import nbgrader_cache, nbgrader_hook, paths
@@ -205,13 +207,17 @@ def _default(trait):
 
 def autograde_preprocessors():
     """nbgrader's default ``Autograde.autograde_preprocessors`` without ``Execute`` (no student
-    kernel), with ``ReportGraderOverrides`` after ``SaveAutoGrades``."""
+    kernel), with ``ReportGraderOverrides`` after ``SaveAutoGrades``, and without the second
+    ``CheckCellMetadata``: the sanitize phase checked the same notebook, whose nbgrader metadata
+    nothing changes in between now that no kernel runs (it costs about 0.3 s a notebook)."""
     default = _default("autograde_preprocessors")
     if Execute not in default or SaveAutoGrades not in default:
         raise RuntimeError(f"unexpected nbgrader autograde preprocessors: {default}")
+    if CheckCellMetadata not in _default("sanitize_preprocessors"):
+        raise RuntimeError("nbgrader's sanitize phase no longer checks the cells' metadata")
     out = []
     for p in default:
-        if p is not Execute:
+        if p not in (Execute, CheckCellMetadata):
             out.append(p)
         if p is SaveAutoGrades:
             out.append(ReportGraderOverrides)
