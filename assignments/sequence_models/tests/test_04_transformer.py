@@ -313,6 +313,52 @@ def test_decoder_cross_attention_reads_keys_and_values_from_memory():
         "cross-attention: queries come from the decoder, keys AND values from the memory")
 
 
+# ------------------------------------------------------------------ properties of a layer
+
+def test_encoder_layer_norm_is_per_token():
+    """LayerNorm normalises each token over its own d features: the formula per token, and
+    neither another token nor appended padding changes a token's output."""
+    d = 16
+    layer = EncoderLayer(d, 4, 24, dropout=0.0).double().eval()
+    with torch.no_grad():
+        layer.norm1.weight.copy_(randn(d, seed=31))
+        layer.norm1.bias.copy_(randn(d, seed=32))
+    x = randn(3, 7, d, seed=30) * 3 + 1
+    out = layer.norm1(x)
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)          # biased, as in the paper
+    expected = (x - mean) / torch.sqrt(var + layer.norm1.eps) * layer.norm1.weight + layer.norm1.bias
+    assert_close("norm1(x) vs the per-token formula", out, expected, tol=1e-12)
+    other = x.clone()
+    other[:, 0] = randn(3, d, seed=33)
+    assert_close("norm1: tokens 1.. after changing token 0", layer.norm1(other)[:, 1:], out[:, 1:],
+                 tol=1e-12)
+    padded = torch.cat([x, torch.zeros(3, 4, d, dtype=x.dtype)], dim=1)
+    assert_close("norm1: the real tokens after appending padding", layer.norm1(padded)[:, :7], out,
+                 tol=1e-12)
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_encoder_layer_is_permutation_equivariant(heads):
+    """Without positional encoding a layer is blind to order: permuting the tokens (and the
+    padding mask with them) permutes the outputs, layer(x[:, p]) == layer(x)[:, p]."""
+    d, S = 16, 7
+    torch.manual_seed(4)
+    layer = EncoderLayer(d, heads, 24, dropout=0.0).double().eval()
+    x = randn(3, S, d, seed=34)
+    src = tokens_with_padding(3, S, 9, lengths=[7, 5, 2])
+    perm = torch.tensor([3, 0, 6, 2, 5, 1, 4])
+    assert_close("layer(x[:, perm]) vs layer(x)[:, perm]", layer(x[:, perm]), layer(x)[:, perm])
+    masked = layer(x, mask=padding_mask(src, 0))
+    assert_close("layer(x[:, perm], permuted padding mask) vs layer(x, mask)[:, perm]",
+                 layer(x[:, perm], mask=padding_mask(src[:, perm], 0)), masked[:, perm])
+    # and the property is not trivial: the outputs of a layer do depend on the other tokens
+    other = x.clone()
+    other[:, 0] = randn(3, d, seed=35)
+    assert (layer(other)[:, 1:] - layer(x)[:, 1:]).abs().max() > 1e-3, (
+        "EncoderLayer: the output of a token must depend on the other tokens (self-attention)")
+
+
 # ------------------------------------------------------------------ Transformer
 
 def small_transformer(dropout=0.0, **kw):
