@@ -380,12 +380,13 @@ class Interpreter:
 
     def op_substitute(self, step, env, meta):
         """For the rest of this call, replace the functions and classes ``names`` of the student
-        module ``module`` with library-built versions (``_library_substitutes``), so that a
-        dependent is graded for what it adds; ``restore_substitutes`` undoes it after the
-        call, whatever happened."""
+        module ``module`` with library-built versions (``autograder/substitutes.py``; the step
+        carries their source), so that a dependent is graded for what it adds;
+        ``restore_substitutes`` undoes it after the call, whatever happened."""
         import importlib
         module = importlib.import_module("seqlab." + step["module"])
-        subs = _library_substitutes(self.torch)
+        subs = {}   # the step carries the source of these names only (checks/transformer.py)
+        exec(compile(step["source"], "<library substitutes>", "exec"), subs)
         for name in step["names"]:
             self.substituted.append((module, name, module.__dict__.get(name, _ABSENT)))
             setattr(module, name, subs[name])
@@ -406,102 +407,6 @@ class Interpreter:
 
 _ABSENT = object()
 
-
-def _library_substitutes(torch):
-    """What the checks of a dependent use instead of the student's own dependencies
-    (transformer.py): PyTorch library calls a student could make anyway, never course code.
-    Parameter names are those of the API, so the grader loads the same state_dict.
-
-    - scaled_dot_product_attention: F.scaled_dot_product_attention; the weights are the same
-      call with the identity as values (a row with no allowed key: zeros, as the API says);
-    - MultiHeadAttention: nn.Linear projections, heads split with unflatten/transpose, and
-      the attention above (nn.MultiheadAttention's F.multi_head_attention_forward gives NaN,
-      not zeros, for a query with no allowed key);
-    - FeedForward: linear2(dropout(relu(linear1(x))));
-    - EncoderLayer / DecoderLayer: post-LN sublayers as nn.TransformerEncoderLayer /
-      nn.TransformerDecoderLayer compute them, with the substitutes above;
-    - causal_mask / padding_mask: torch.ones(T, T).tril() / tokens != pad_idx.
-    """
-    nn, F = torch.nn, torch.nn.functional
-
-    def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
-        S = k.shape[-2]
-        eye = torch.eye(S, dtype=q.dtype, device=q.device).expand(*k.shape[:-2], S, S)
-        weights = F.scaled_dot_product_attention(q, k, eye, attn_mask=mask).nan_to_num(0.0)
-        if dropout_p > 0:
-            weights = F.dropout(weights, p=dropout_p)
-        return weights @ v, weights
-
-    def causal_mask(T, device=None):
-        return torch.ones(T, T, dtype=torch.bool, device=device).tril()
-
-    def padding_mask(tokens, pad_idx):
-        return (tokens != pad_idx).unsqueeze(1)
-
-    class MultiHeadAttention(nn.Module):
-        def __init__(self, d_model, num_heads, dropout=0.0):
-            super().__init__()
-            self.d_model, self.num_heads, self.dropout = d_model, num_heads, dropout
-            self.head_dim = d_model // num_heads
-            self.q_proj = nn.Linear(d_model, d_model)
-            self.k_proj = nn.Linear(d_model, d_model)
-            self.v_proj = nn.Linear(d_model, d_model)
-            self.out_proj = nn.Linear(d_model, d_model)
-
-        def forward(self, query, key, value, mask=None, return_weights=False):
-            def heads(x):  # (N, T, d) -> (N, h, T, d/h)
-                return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
-
-            q, k, v = heads(self.q_proj(query)), heads(self.k_proj(key)), heads(self.v_proj(value))
-            out, weights = scaled_dot_product_attention(
-                q, k, v, None if mask is None else mask.unsqueeze(-3),
-                self.dropout if self.training else 0.0)
-            out = self.out_proj(out.transpose(1, 2).flatten(2))
-            return (out, weights) if return_weights else out
-
-    class FeedForward(nn.Module):
-        def __init__(self, d_model, d_ff, dropout=0.1):
-            super().__init__()
-            self.linear1 = nn.Linear(d_model, d_ff)
-            self.linear2 = nn.Linear(d_ff, d_model)
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x):
-            return self.linear2(self.dropout(F.relu(self.linear1(x))))
-
-    class EncoderLayer(nn.Module):
-        def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
-            super().__init__()
-            self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-            self.feed_forward = FeedForward(d_model, d_ff, dropout)
-            self.norm1 = nn.LayerNorm(d_model)
-            self.norm2 = nn.LayerNorm(d_model)
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x, mask=None):
-            x = self.norm1(x + self.dropout(self.self_attn(x, x, x, mask)))
-            return self.norm2(x + self.dropout(self.feed_forward(x)))
-
-    class DecoderLayer(nn.Module):
-        def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
-            super().__init__()
-            self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-            self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout)
-            self.feed_forward = FeedForward(d_model, d_ff, dropout)
-            self.norm1 = nn.LayerNorm(d_model)
-            self.norm2 = nn.LayerNorm(d_model)
-            self.norm3 = nn.LayerNorm(d_model)
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x, memory, tgt_mask=None, memory_mask=None):
-            x = self.norm1(x + self.dropout(self.self_attn(x, x, x, tgt_mask)))
-            x = self.norm2(x + self.dropout(self.cross_attn(x, memory, memory, memory_mask)))
-            return self.norm3(x + self.dropout(self.feed_forward(x)))
-
-    return {"scaled_dot_product_attention": scaled_dot_product_attention,
-            "causal_mask": causal_mask, "padding_mask": padding_mask,
-            "MultiHeadAttention": MultiHeadAttention, "FeedForward": FeedForward,
-            "EncoderLayer": EncoderLayer, "DecoderLayer": DecoderLayer}
 
 
 def _describe(value):

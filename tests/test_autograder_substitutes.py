@@ -1,15 +1,19 @@
 """The library-built substitutes that dependents are graded with (one bug, one place) compute
 what the API says: each is compared here with the reference implementation on the same inputs
 and parameters, masks included (padding, causal, a query with no allowed key)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from autograder import reference, worker_boot  # noqa: E402
+from autograder import reference, substitutes  # noqa: E402
 from autograder.checks import transformer as checks  # noqa: E402
 
-SUBS = worker_boot._library_substitutes(torch)
+SUBS = substitutes.library_substitutes(
+    ["scaled_dot_product_attention", "causal_mask", "padding_mask", "MultiHeadAttention",
+     "FeedForward", "EncoderLayer", "DecoderLayer"])
 
 
 def ref():
@@ -91,3 +95,63 @@ def test_masks():
         assert torch.equal(SUBS["causal_mask"](T), ref().causal_mask(T))
     tokens = torch.tensor([[3, 4, 0, 0], [1, 2, 3, 4]])
     assert torch.equal(SUBS["padding_mask"](tokens, 0), ref().padding_mask(tokens, 0))
+
+
+# ------------------------------------------------------------------ borrowing a substitute
+
+_BORROW = '''
+
+
+def _borrowed(name):
+    """The grader's library substitute called ``name``, if this worker has been sent one."""
+    import gc
+    for obj in gc.get_objects():
+        code = getattr(obj, "__code__", None) or getattr(getattr(obj, "forward", None),
+                                                          "__code__", None)
+        if getattr(obj, "__name__", None) == name and \\
+                getattr(code, "co_filename", "") == "<library substitutes>":
+            return obj
+    raise RuntimeError("no substitute to borrow for " + name)
+
+
+def _borrowing(name):
+    def call(*args, **kwargs):
+        return _borrowed(name)(*args, **kwargs)
+    return call
+
+
+for _name in ("scaled_dot_product_attention", "causal_mask", "padding_mask",
+              "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer"):
+    globals()[_name] = _borrowing(_name)
+'''
+
+
+def test_a_submission_cannot_borrow_a_substitute_for_its_own_checks(tmp_path):
+    """Attack: the reference's transformer.py whose seven substituted names delegate to the
+    grader's substitutes found in the worker's memory. Positive control: the dependents graded
+    with substitutes (Transformer, CaptioningTransformer) get full marks, so the substitutes
+    did reach the worker; the seven names themselves score 0, because a step sends only the
+    substitutes of the names it replaces and a function's own checks run before its
+    dependents'."""
+    import json
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "solutions" / "sequence_models" / "seqlab" / "transformer.py").read_text()
+    (tmp_path / "transformer.py").write_text(text + _BORROW)
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path),
+                           "--only", "transformer", "--json", str(out)], cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores, maxima = {}, {}
+    for t in json.loads(out.read_text())["tests"]:
+        api = t["tags"][0]
+        scores[api] = scores.get(api, 0) + t["score"]
+        maxima[api] = maxima.get(api, 0) + t["max_score"]
+    assert scores, proc.stdout
+    for api in ("Transformer", "CaptioningTransformer", "positional_encoding"):
+        assert scores[api] == maxima[api] > 0, (api, scores)
+    for api in ("scaled_dot_product_attention", "causal_mask", "padding_mask",
+                "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer"):
+        assert scores[api] == 0 < maxima[api], (api, scores)

@@ -12,7 +12,9 @@ and checked for properties that need no reference: attention weights sum to one 
 causality (changing future tokens changes no earlier output), padding (extra padding changes
 nothing), masked rows give zeros and never NaN, greedy decoding semantics.
 """
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -116,8 +118,9 @@ def t_(a, dtype=None):
 # ---------------------------------------------------------------------------------------------
 
 # The checks of an API name run with these student functions and classes replaced by PyTorch
-# library calls (worker_boot._library_substitutes), so that a bug costs the points of the
-# function it is in, not those of every function built on it.
+# library calls (autograder/substitutes.py; a step sends the source of the names it replaces
+# only), so that a bug costs the points of the function it is in, not those of every function
+# built on it.
 _LAYERS = ("MultiHeadAttention", "FeedForward", "scaled_dot_product_attention")
 _MODELS = _LAYERS + ("DecoderLayer", "causal_mask", "padding_mask")
 SUBSTITUTED = {
@@ -134,11 +137,34 @@ NOT_SUBSTITUTED = {
     "CaptioningTransformer": ("positional_encoding",),
 }
 
+SUBSTITUTES_FILE = Path(__file__).resolve().parent.parent / "substitutes.py"
+_PREAMBLE = ("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+             "from torch.func import functional_call\n")
+
+
+def substitutes_source(names):
+    """The source a worker executes for the library substitutes ``names`` (API names): the
+    imports, the private helpers of ``substitutes.py`` and the definitions of those names only
+    (read as text: the grader does not import torch for it)."""
+    text = SUBSTITUTES_FILE.read_text()
+    tree = ast.parse(text)
+    defined = {getattr(node, "name", None): node for node in tree.body}
+    missing = set(names) - set(defined)
+    if missing:
+        raise KeyError("no library substitute for %s" % sorted(missing))
+    keep = [ast.get_source_segment(text, node) for name, node in defined.items()
+            if name is not None and name != "library_substitutes"
+            and (name.startswith("_") or name in names)]
+    return _PREAMBLE + "\n\n\n".join(keep) + "\n"
+
 
 def substitute_step(api):
     """The first step of every call of ``api``'s checks (None if nothing is substituted)."""
     names = SUBSTITUTED.get(api)
-    return {"op": "substitute", "module": MODULE, "names": list(names)} if names else None
+    if not names:
+        return None
+    return {"op": "substitute", "module": MODULE, "names": list(names),
+            "source": substitutes_source(names)}
 
 
 # ---------------------------------------------------------------------------------------------
