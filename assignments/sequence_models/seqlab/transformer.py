@@ -343,6 +343,11 @@ class Transformer(nn.Module):
     - pe: buffer (not a parameter) with ``positional_encoding(max_len, d_model)``
 
     Embeddings are multiplied by sqrt(d_model) before the positional encoding is added.
+    Initialisation: every parameter with more than one dimension (the embeddings and the weight
+    matrices of every submodule) is drawn by ``nn.init.xavier_uniform_``, uniform on [-a, a] with
+    a = sqrt(6 / (fan_in + fan_out)); biases and LayerNorm gains keep PyTorch's defaults. The
+    sqrt(d_model) scale relies on it: Xavier embeddings times sqrt(d_model) have entries of the
+    size of the positional encoding's, where PyTorch's default N(0, 1) embeddings would drown it.
     ``encode`` and ``decode`` build the masks themselves: a padding mask on the source keys
     (self- and cross-attention) and a causal & padding mask on the target self-attention.
     Tokens are LongTensors of shape (N, S) (source) and (N, T) (target), padded with pad_idx.
@@ -438,6 +443,8 @@ class CaptioningTransformer(nn.Module):
     d_model)``), embed (``nn.Embedding(V, d_model)``), decoder_layers
     (``nn.ModuleList`` of num_layers ``DecoderLayer``), generator (``nn.Linear(d_model, V)``),
     dropout (``nn.Dropout``); pe is a buffer with ``positional_encoding(max_length, d_model)``.
+    Initialisation as in ``Transformer``: every parameter with more than one dimension is drawn by
+    ``nn.init.xavier_uniform_``.
     Features and captions may be numpy arrays or tensors.
     """
 

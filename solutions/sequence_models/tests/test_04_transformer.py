@@ -392,6 +392,26 @@ def test_transformer_submodules_and_shapes():
                  model.decode(tgt, memory, src))
 
 
+def assert_xavier_uniform(what, model):
+    """Every parameter with more than one dimension looks drawn from U(-a, a), the Xavier bound
+    a = sqrt(6 / (fan_in + fan_out)): no entry beyond a, standard deviation a / sqrt(3) within 20 %
+    (PyTorch's default nn.Linear gives a / 3, nn.Embedding N(0, 1))."""
+    matrices = [(name, p.detach().double()) for name, p in model.named_parameters() if p.dim() > 1]
+    assert matrices, f"{what}: no weight matrices"
+    for name, w in matrices:
+        a = math.sqrt(6.0 / (w.shape[0] + w[0].numel()))
+        assert w.abs().max().item() <= a * (1 + 1e-6), (
+            f"{what}.{name}: entries up to {w.abs().max().item():.3f}, beyond the Xavier bound {a:.3f}")
+        ratio = w.std().item() / (a / math.sqrt(3))
+        assert 0.8 < ratio < 1.2, (
+            f"{what}.{name}: std is {ratio:.2f} times the Xavier-uniform std a / sqrt(3) "
+            f"(use nn.init.xavier_uniform_ on every parameter with more than one dimension)")
+
+
+def test_transformer_is_xavier_initialised():
+    assert_xavier_uniform("Transformer", small_transformer())
+
+
 def test_transformer_is_causal():
     model = small_transformer()
     src = tokens_with_padding(2, 6, 11, lengths=[6, 4])
@@ -520,6 +540,10 @@ def test_captioning_transformer_embeddings_are_scaled_and_positioned():
     assert_close("forward = generator(layers(embed(captions) * sqrt(d_model) + PE, "
                  "memory = visual_proj(features)))", model(features, captions),
                  model.generator(x), tol=1e-5)
+
+
+def test_captioning_transformer_is_xavier_initialised():
+    assert_xavier_uniform("CaptioningTransformer", small_captioner())
 
 
 def test_captioning_transformer_is_causal():
