@@ -505,9 +505,9 @@ def test_validate_reports_failing_public_checks(tmp_path):
 
 
 def test_a_kernel_cannot_change_its_scores(course, cells):
-    """The cheater replaced ``grade`` in its kernel: with the graded cells' outputs taken from
-    the isolated grader's run before the kernel started, its score is the untouched release's,
-    zero, and its graded cells show the real summary."""
+    """The cheater's cell would replace ``grade`` in a kernel: no kernel runs it and the graded
+    cells' outputs come from the isolated grader, so its score is the untouched release's, zero,
+    and its graded cells show the real summary."""
     path, notebooks, _ = course
     with open(path / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
