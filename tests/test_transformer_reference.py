@@ -263,6 +263,65 @@ def test_captioning_transformer_accepts_numpy_and_float64():
         model.sample(features, max_length=11)
 
 
+@pytest.fixture
+def default_float64():
+    """torch.set_default_dtype(torch.float64) for one test (common when checking gradients)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def test_models_follow_torch_default_dtype_float64(default_float64, monkeypatch):
+    """Under torch.set_default_dtype(torch.float64) the positional encoding is float64 and both
+    models run in float64 end to end (float64 numpy features included); a model cast back with
+    .float() takes its dtype from its parameters, not from the default."""
+    import numpy as np
+
+    pe = tr.positional_encoding(30, 6)
+    assert pe.dtype == torch.float64
+    # the exact formula, computed independently in float64: sin/cos(p / 10000^(2i/d))
+    p, i = 17, 2
+    assert pe[p, 2 * i].item() == pytest.approx(math.sin(p / 10000 ** (2 * i / 6)), abs=1e-15)
+    assert pe[p, 2 * i + 1].item() == pytest.approx(math.cos(p / 10000 ** (2 * i / 6)), abs=1e-15)
+
+    w2i = {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3}
+    torch.manual_seed(0)
+    cap = tr.CaptioningTransformer(w2i, 5, d_model=8, num_heads=2, num_layers=1, d_ff=8,
+                                   dropout=0.0, max_length=10).eval()
+    assert {p.dtype for p in cap.parameters()} == {torch.float64} and cap.pe.dtype == torch.float64
+    features = np.random.default_rng(0).standard_normal((3, 16, 5))     # float64 numpy
+    captions = torch.tensor([[1, 3, 2], [1, 3, 3], [1, 2, 0]])
+    logits = cap(features, captions)
+    assert logits.dtype == torch.float64 and logits.shape == (3, 3, 4)
+    assert cap.sample(features, max_length=4).shape == (3, 4)
+    # the float64 model and its float32 copy agree to float32 round-off
+    cap32 = tr.CaptioningTransformer(w2i, 5, d_model=8, num_heads=2, num_layers=1, d_ff=8,
+                                     dropout=0.0, max_length=10).eval()
+    cap32.load_state_dict(cap.state_dict())
+    cap32 = cap32.float()
+    logits32 = cap32(features, captions)
+    assert logits32.dtype == torch.float32 and max_err(logits32, logits) < 1e-4
+
+    # a positional encoding that returns float32 whatever the default: the features still take
+    # the dtype of the parameters (float64), not the buffer's
+    float32_pe = tr.positional_encoding
+    monkeypatch.setattr(tr, "positional_encoding", lambda n, d: float32_pe(n, d).float())
+    mixed = tr.CaptioningTransformer(w2i, 5, d_model=8, num_heads=2, num_layers=1, d_ff=8,
+                                     dropout=0.0, max_length=10).eval()
+    assert mixed.pe.dtype == torch.float32
+    assert mixed(features, captions).dtype == torch.float64
+    monkeypatch.undo()
+
+    torch.manual_seed(0)
+    model = tr.Transformer(7, 9, d_model=8, num_heads=2, num_layers=1, d_ff=8, dropout=0.0,
+                           max_len=12).eval()
+    src, tgt = torch.tensor([[3, 4, 5, 0]]), torch.tensor([[1, 6, 2]])
+    out = model(src, tgt)
+    assert out.dtype == torch.float64 and out.shape == (1, 3, 9)
+    assert model.greedy_decode(src, max_len=5, start_idx=1, end_idx=2).dtype == torch.long
+
+
 # ------------------------------------------------------------------ solution markers
 
 def test_every_public_function_and_method_has_one_solution_region():

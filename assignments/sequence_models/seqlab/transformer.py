@@ -105,7 +105,8 @@ def positional_encoding(max_len, d_model):
     - max_len: number of positions p = 0 .. max_len-1
     - d_model: size of each encoding (if odd, the last column is a sine)
 
-    Returns pe: float32 tensor of shape (max_len, d_model).
+    Returns pe: tensor of shape (max_len, d_model) in torch's default dtype (float32 unless
+    changed with ``torch.set_default_dtype``).
     """
     if max_len < 0 or d_model < 1:
         raise ValueError(f"positional_encoding: need max_len >= 0 and d_model >= 1, "
@@ -467,8 +468,9 @@ class CaptioningTransformer(nn.Module):
         raise NotImplementedError("CaptioningTransformer.__init__: implement this (see the docstring)")
 
     def _features(self, where, features):
-        """Given: features as a float tensor of shape (N, P, input_dim); (N, input_dim) -> P = 1."""
-        dtype = self.pe.dtype
+        """Given: features as a tensor of shape (N, P, input_dim) in the dtype of the model's
+        parameters (the pe buffer's before there are any); (N, input_dim) -> P = 1."""
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), self.pe.dtype)
         features = torch.as_tensor(features, device=self.pe.device)
         _check_tensor(where, "features", features, ndim=(2, 3))
         _check_last_dim(where, "features", features, self.input_dim, "input_dim")

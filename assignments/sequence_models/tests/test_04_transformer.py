@@ -93,7 +93,8 @@ def tokens_with_padding(N, T, V, lengths, pad_idx=0, seed=0):
 def test_positional_encoding_shape_and_known_values():
     pe = positional_encoding(50, 16)
     assert tuple(pe.shape) == (50, 16), f"expected shape (50, 16), got {tuple(pe.shape)}"
-    assert pe.dtype == torch.float32, f"expected float32, got {pe.dtype}"
+    assert pe.dtype == torch.get_default_dtype(), (
+        f"expected torch's default dtype {torch.get_default_dtype()}, got {pe.dtype}")
     assert_close("PE[0] (sin 0 = 0 in even columns, cos 0 = 1 in odd ones)", pe[0],
                  torch.tensor([0.0, 1.0] * 8), tol=1e-6)
     for p, i in [(1, 0), (7, 3), (49, 5), (23, 7)]:

@@ -105,21 +105,22 @@ def positional_encoding(max_len, d_model):
     - max_len: number of positions p = 0 .. max_len-1
     - d_model: size of each encoding (if odd, the last column is a sine)
 
-    Returns pe: float32 tensor of shape (max_len, d_model).
+    Returns pe: tensor of shape (max_len, d_model) in torch's default dtype (float32 unless
+    changed with ``torch.set_default_dtype``).
     """
     if max_len < 0 or d_model < 1:
         raise ValueError(f"positional_encoding: need max_len >= 0 and d_model >= 1, "
                          f"got max_len={max_len}, d_model={d_model}")
     pe = None
     ### BEGIN SOLUTION
-    # Compute in float64 (exact enough for any position), return float32.
+    # Compute in float64 (exact enough for any position), return torch's default dtype.
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)   # (max_len, 1): p
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)             # (ceil(d/2),): 2i
     angle = position / 10000.0 ** (two_i / d_model)                      # (max_len, ceil(d/2))
     pe = torch.zeros(max_len, d_model, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
-    pe = pe.float()
+    pe = pe.to(torch.get_default_dtype())
     ### END SOLUTION
     return pe
 
@@ -594,8 +595,9 @@ class CaptioningTransformer(nn.Module):
         ### END SOLUTION
 
     def _features(self, where, features):
-        """Given: features as a float tensor of shape (N, P, input_dim); (N, input_dim) -> P = 1."""
-        dtype = self.pe.dtype
+        """Given: features as a tensor of shape (N, P, input_dim) in the dtype of the model's
+        parameters (the pe buffer's before there are any); (N, input_dim) -> P = 1."""
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), self.pe.dtype)
         features = torch.as_tensor(features, device=self.pe.device)
         _check_tensor(where, "features", features, ndim=(2, 3))
         _check_last_dim(where, "features", features, self.input_dim, "input_dim")
