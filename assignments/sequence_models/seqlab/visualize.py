@@ -108,7 +108,9 @@ def show_attention(image, words, attn_weights, ncols=6, panel_size=1.8, caption=
     n = len(words) + 1
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    figsize = (panel_size * ncols, panel_size * 1.1 * nrows + 0.4)
+    title = _wrap(caption if caption is not None else " ".join(words), 100)
+    # each row: the panel and its word title above it; on top, the lines of the figure title
+    figsize = (panel_size * ncols, (panel_size + 0.35) * nrows + 0.2 * (title.count("\n") + 1) + 0.2)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -118,6 +120,6 @@ def show_attention(image, words, attn_weights, ncols=6, panel_size=1.8, caption=
         ax = axes.flat[t + 1]
         ax.axis("on")
         draw_attention(ax, image, attn[t], title=word)
-    fig.suptitle(_wrap(caption if caption is not None else " ".join(words), 100), fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(h_pad=1.0)
     return fig
