@@ -425,6 +425,9 @@ def grade(submission_paths, opts):
     finally:
         for s in scratches:
             submission_mod.remove_scratch(s)
+        # an interpreter that exits while a thread is inside torch's import aborts
+        # ("terminate called without an active exception", exit -6) after a fast batch
+        warm.join()
 
     out = []
     order = {c.id: k for k, c in enumerate(checks)}
