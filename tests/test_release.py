@@ -284,7 +284,7 @@ def _notebook(*markdown):
     ("![a figure](../../images/rnn.png)", "outside the assignment folder"),
     ("![a figure](images/missing.png)", "not shipped"),
     ('<img src="/home/someone/rnn.png">', "absolute path"),
-    ("the order is part of the API (`/work/shared/API.md`)", "absolute path '/work/shared/API.md'"),
+    ("the order is part of the API (`/home/instructor/course/API.md`)", "absolute path '/home/instructor/course/API.md'"),
     ("see `C:\\Users\\me\\notes.md`", "absolute path"),
     ("[the notes](docs/notes.md)", "not shipped"),
     ("as `seqlab/missing_module.py` says", "`seqlab/missing_module.py`, which is not shipped"),
