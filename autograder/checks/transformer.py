@@ -13,6 +13,7 @@ causality (changing future tokens changes no earlier output), padding (extra pad
 nothing), masked rows give zeros and never NaN, greedy decoding semantics.
 """
 import ast
+import functools
 import math
 from pathlib import Path
 
@@ -142,19 +143,24 @@ _PREAMBLE = ("import torch\nimport torch.nn as nn\nimport torch.nn.functional as
              "from torch.func import functional_call\n")
 
 
+@functools.lru_cache(maxsize=None)
+def _substitute_definitions():
+    """{top-level name: its source} of ``substitutes.py``, in file order (parsed once)."""
+    text = SUBSTITUTES_FILE.read_text()
+    return {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+            if hasattr(node, "name") and node.name != "library_substitutes"}
+
+
 def substitutes_source(names):
     """The source a worker executes for the library substitutes ``names`` (API names): the
     imports, the private helpers of ``substitutes.py`` and the definitions of those names only
     (read as text: the grader does not import torch for it)."""
-    text = SUBSTITUTES_FILE.read_text()
-    tree = ast.parse(text)
-    defined = {getattr(node, "name", None): node for node in tree.body}
+    defined = _substitute_definitions()
     missing = set(names) - set(defined)
     if missing:
         raise KeyError("no library substitute for %s" % sorted(missing))
-    keep = [ast.get_source_segment(text, node) for name, node in defined.items()
-            if name is not None and name != "library_substitutes"
-            and (name.startswith("_") or name in names)]
+    keep = [source for name, source in defined.items()
+            if name.startswith("_") or name in names]
     return _PREAMBLE + "\n\n\n".join(keep) + "\n"
 
 
