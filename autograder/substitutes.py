@@ -1,31 +1,27 @@
 """Library substitutes: what the checks of a dependent Transformer class run instead of the
 student's own dependencies (one bug, one place; ``checks/transformer.py`` ``SUBSTITUTED``).
 
-This file never lies in a worker's folder. A ``substitute`` step carries the source of the
-names it replaces only (``source_for``), and the checks of a function run before those of its
-dependents, so a submission cannot borrow a substitute for its own checks. Once sent, student
-code in that worker can read it: it holds PyTorch library calls only (nothing a student could
-not call anyway), and ``tests/test_autograder_substitutes.py`` checks each against the
-reference.
+Each is built from PyTorch library calls a student could make anyway, never course code, and
+keeps the API's parameter names, so the grader loads the same state_dict:
+
+- scaled_dot_product_attention: F.scaled_dot_product_attention; the weights are the same call
+  with the identity as values (a row with no allowed key: zeros, as the API says);
+- MultiHeadAttention: F.multi_head_attention_forward (what nn.MultiheadAttention calls), with
+  the API's separate projections; a query with no allowed key gets zero weights, so out_proj's
+  bias alone (the library would give NaN);
+- FeedForward: nn.Linear, F.relu, nn.Dropout;
+- EncoderLayer / DecoderLayer: nn.TransformerEncoderLayer / nn.TransformerDecoderLayer (post-LN,
+  ReLU) called with torch.func.functional_call on the API's parameters, their attention blocks
+  being the MultiHeadAttention above;
+- causal_mask / padding_mask: torch.tril / a comparison.
+
+This file never lies in a worker's folder. A ``substitute`` step carries the imports, the
+private helpers and the definitions of the names it replaces only
+(``checks.transformer.substitutes_source``), and the checks of a function run before those of
+its dependents, so a submission cannot borrow a substitute for its own checks. Once sent, student
+code in that worker can read it: it teaches nothing but how to call PyTorch.
+``tests/test_autograder_substitutes.py`` checks each against the reference and tries the borrow.
 """
-
-
-# What the checks of a dependent use instead of the student's own dependencies
-# (transformer.py): PyTorch library calls a student could make anyway, never course code.
-# Parameter names are those of the API, so the grader loads the same state_dict. This code
-# runs beside student code, so a submission can read it: it must teach nothing but how to
-# call PyTorch (tests/test_autograder_substitutes.py checks each against the reference).
-# 
-# - scaled_dot_product_attention: F.scaled_dot_product_attention; the weights are the same
-#   call with the identity as values (a row with no allowed key: zeros, as the API says);
-# - MultiHeadAttention: F.multi_head_attention_forward (what nn.MultiheadAttention calls),
-#   with the API's separate projections; a query with no allowed key gets zero weights, so
-#   out_proj's bias alone (the library would give NaN);
-# - FeedForward: nn.Linear, F.relu, nn.Dropout;
-# - EncoderLayer / DecoderLayer: nn.TransformerEncoderLayer / nn.TransformerDecoderLayer
-#   (post-LN, ReLU), called with torch.func.functional_call on the API's parameters, their
-#   attention blocks being the MultiHeadAttention above;
-# - causal_mask / padding_mask: torch.tril / a comparison.
 
 import torch
 import torch.nn as nn

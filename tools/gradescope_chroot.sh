@@ -14,11 +14,11 @@
 # access to a Debian mirror (DEBIAN_MIRROR, default deb.debian.org) and to PyPI. Where PyTorch's
 # CPU index cannot be reached, SEQLAB_WHEELS=DIR offers a folder of local wheels (a CPU torch
 # wheel) to pip inside the chroot; behind a TLS-inspecting proxy, PIP_CERT=FILE gives pip
-# inside the chroot the proxy's CA bundle. WORKDIR (default: a new folder under /tmp) keeps the base
-# system between runs (rootfs.tar); delete it when done.
+# inside the chroot the proxy's CA bundle. WORKDIR (default: a new temporary folder from
+# mktemp) keeps the base system between runs (rootfs.tar); delete it when done.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="${1:-$(mktemp -d /tmp/seqlab-gradescope.XXXXXX)}"
+WORK="${1:-$(mktemp -d -t seqlab-gradescope.XXXXXX)}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 ROOTFS="$WORK/rootfs"
 MEMORY_LIMIT=$((768 * 1024 * 1024))

@@ -11,7 +11,8 @@ A :class:`Check` is one graded test (one entry of results.json). It belongs to o
   computes on the same inputs, and explains any difference.
 
 Check modules (``rnn.py``, ``lstm.py``...) build their checks with the helpers of
-``numpy_specs.py`` / ``torch_checks.py`` and register a builder with :func:`register`.
+``numpy_specs.py`` (numpy layers) or ``transformer.py``'s ``torch_check``, and register a
+builder with :func:`register`.
 """
 import math
 import re

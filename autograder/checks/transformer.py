@@ -139,29 +139,32 @@ NOT_SUBSTITUTED = {
 }
 
 SUBSTITUTES_FILE = Path(__file__).resolve().parent.parent / "substitutes.py"
-_PREAMBLE = ("import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
-             "from torch.func import functional_call\n")
 
 
 @functools.lru_cache(maxsize=None)
 def _substitute_definitions():
-    """{top-level name: its source} of ``substitutes.py``, in file order (parsed once)."""
+    """``substitutes.py`` read as text (the grader need not import torch for it), parsed once:
+    (its import lines, {top-level name: its source} in file order)."""
     text = SUBSTITUTES_FILE.read_text()
-    return {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
-            if hasattr(node, "name") and node.name != "library_substitutes"}
+    imports, defined = [], {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(ast.get_source_segment(text, node))
+        elif hasattr(node, "name") and node.name != "library_substitutes":
+            defined[node.name] = ast.get_source_segment(text, node)
+    return "\n".join(imports) + "\n", defined
 
 
 def substitutes_source(names):
     """The source a worker executes for the library substitutes ``names`` (API names): the
-    imports, the private helpers of ``substitutes.py`` and the definitions of those names only
-    (read as text: the grader does not import torch for it)."""
-    defined = _substitute_definitions()
+    imports, the private helpers of ``substitutes.py`` and the definitions of those names only."""
+    imports, defined = _substitute_definitions()
     missing = set(names) - set(defined)
     if missing:
         raise KeyError("no library substitute for %s" % sorted(missing))
     keep = [source for name, source in defined.items()
             if name.startswith("_") or name in names]
-    return _PREAMBLE + "\n\n\n".join(keep) + "\n"
+    return imports + "\n\n" + "\n\n\n".join(keep) + "\n"
 
 
 def substitute_step(api):
