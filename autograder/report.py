@@ -73,15 +73,20 @@ def results_json(sub_result, visibility="visible", isolation=None):
 
 
 def write_json(data, path):
-    """Write atomically (a temporary file in the same folder, then rename)."""
+    """Write ``data`` as indented JSON to ``path``, atomically (see ``write_text``)."""
+    write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", path)
+
+
+def write_text(text, path):
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder (mode 0644),
+    then a rename, so a reader never sees half a file."""
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".seqlab-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, ensure_ascii=False)
-            f.write("\n")
+            f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

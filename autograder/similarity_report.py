@@ -7,11 +7,9 @@ Everything taken from a submission (names, paths, code) is HTML-escaped: the rep
 student text, it never lets it act. The same inputs give the same bytes (no times, no paths of
 the machine that made it).
 """
-import os
-import tempfile
 from html import escape
 
-from autograder import paths
+from autograder import paths, report
 from autograder.similarity import module_score
 
 MAX_ROWS = 200    # pairs listed in the ranked table (the JSON output has every pair)
@@ -146,18 +144,4 @@ def render(pairs, inputs, settings):
 
 def write(path, pairs, inputs, settings):
     """Render the report and write it to ``path`` (replaced atomically)."""
-    text = render(pairs, inputs, settings)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".similarity-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    report.write_text(render(pairs, inputs, settings), path)
