@@ -109,10 +109,10 @@ def test_null_targets_are_masked():
 def _start(params, cell_type, features):
     """(float64 params, h0, c0, A or None): the initial state from the image features."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    proj = features @ p["W_proj"] + p["b_proj"]
+    h0 = np.dot(features, p["W_proj"]) + p["b_proj"]
     if cell_type == "attention":
-        return p, proj.mean(axis=1), proj.mean(axis=1), proj
-    return p, proj, np.zeros_like(proj), None
+        return p, h0.mean(axis=1), h0.mean(axis=1), h0
+    return p, h0, np.zeros_like(h0), None
 
 
 def _step(p, cell_type, words, h, c, A):
