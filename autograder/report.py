@@ -1,13 +1,81 @@
-"""Results in Gradescope's ``results.json`` schema, and the readable summary.
+"""Check results, and every rendering of them: text, results.json, the terminal summary.
 
-The JSON holds no timings and no temporary paths, so grading the same submission twice gives
-identical files, and no hidden expected values (``core.redact``): it is what the student reads.
+The grading produces one :class:`CheckResult` per check, once; this module renders it for each
+reader. What a student reads (results.json, Gradescope, nbgrader's feedback) holds the
+``message``, never the ``detail`` (the same message with the hidden expected values), which
+only the instructor's terminal shows, with ``--verbose``. The JSON holds no timings and no
+temporary paths, so grading the same submission twice gives identical files.
 """
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass
 
-from autograder.checks.core import redact
+from autograder.checks.core import NOTEBOOKS, notebook_of
+
+NOT_GRADED = ("NOT GRADED: this check could not run, twice (the second time in a fresh "
+              "worker); it is not scored as your failure until the course staff regrade it. ")
+PRINTED_LIMIT = 600  # characters of a check's printed output that its feedback shows
+
+
+@dataclass
+class CheckResult:
+    """The result of one check of one submission.
+
+    What the check is: ``id``, ``api`` (its group), ``title``, ``points``, ``tags`` (its API
+    name first), ``visibility``, ``notebook`` ("01".."04") and ``cell`` (the name of its
+    notebook check cell: the API name, or ``CaptioningRNN_lstm`` / ``_attention``). What it
+    gave: ``passed``; ``message`` (why it failed, or a note when it passed), ``hint``,
+    ``printed`` (what the student's code printed, at most ``PRINTED_LIMIT`` characters),
+    ``detail`` (the message with the hidden expected values: instructor only, "" when it says
+    nothing more), ``depends_on`` (failing API names this check also ran), ``could_not_run``
+    (a timeout, a skipped call, an internal error) and ``not_graded`` (could not run twice).
+    """
+    id: str
+    api: str
+    title: str
+    points: float
+    tags: tuple
+    visibility: str
+    notebook: str
+    cell: str
+    passed: bool = False
+    message: str = ""
+    hint: str = ""
+    printed: str = ""
+    detail: str = ""
+    depends_on: tuple = ()
+    could_not_run: bool = False
+    not_graded: bool = False
+
+    @classmethod
+    def of(cls, check, passed=False, **fields) -> "CheckResult":
+        """The result of ``check`` (a ``checks.core.Check``); ``fields``: what it gave."""
+        notebook = notebook_of(check)
+        cell = check.api
+        if check.api == "CaptioningRNN" and notebook in ("02", "03"):
+            cell += {"02": "_lstm", "03": "_attention"}[notebook]
+        return cls(id=check.id, api=check.api, title=check.title, points=check.points,
+                   tags=check.all_tags, visibility=check.visibility, notebook=notebook,
+                   cell=cell, passed=passed, **fields)
+
+    @property
+    def score(self) -> float:
+        return self.points if self.passed else 0.0
+
+    def as_json(self) -> dict:
+        """The result as plain JSON data, without ``detail`` (what a student may read)."""
+        data = asdict(self)
+        del data["detail"]
+        data["tags"] = list(self.tags)
+        data["depends_on"] = list(self.depends_on)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CheckResult":
+        """The inverse of :meth:`as_json`."""
+        return cls(**{**data, "tags": tuple(data["tags"]),
+                      "depends_on": tuple(data["depends_on"])})
 
 
 def _clean(text, limit=4000):
@@ -28,48 +96,6 @@ def clean_line(text, limit=300):
 
 def _r(x):
     return round(float(x), 4)
-
-
-def results_json(sub_result, visibility="visible", isolation=None):
-    """Gradescope's results.json of one submission. ``isolation``: the isolation.Isolation the
-    grading ran under (written into ``extra_data``)."""
-    sub = sub_result.submission
-    tests = []
-    for r in sub_result.results:
-        c = r.check
-        tests.append({
-            "name": f"{c.api}: {c.title}",
-            "score": _r(r.score),
-            "max_score": _r(c.points),
-            "status": "passed" if r.passed else "failed",
-            "output": _clean(redact(r.output)),
-            "tags": list(c.all_tags),
-            "visibility": c.visibility if c.visibility else visibility,
-        })
-    lines = []
-    for mod in sorted(sub.found_at):
-        lines.append(f"found {mod}.py at {clean_line(sub.found_at[mod])}")
-    for mod in sub.missing:
-        lines.append(f"{mod}.py not found in the submission")
-    for p in sub.problems:
-        lines.append(clean_line(p, 1000))
-    not_graded = [r for r in sub_result.results if getattr(r, "not_graded", False)]
-    if not_graded:
-        lines.append(f"{len(not_graded)} check(s) could not run and are NOT GRADED yet (scored 0 "
-                     f"until the course staff regrade): "
-                     + "; ".join(f"{r.check.api}: {r.check.title}" for r in not_graded[:10]))
-    lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
-    data = {
-        "score": _r(sub_result.score),
-        "max_score": _r(sub_result.max_score),
-        "output": _clean("\n".join(lines)),
-        "visibility": visibility,
-        "stdout_visibility": "hidden",
-        "tests": tests,
-    }
-    if isolation is not None:
-        data["extra_data"] = {"isolation": isolation.as_json()}
-    return data
 
 
 def write_json(data, path):
@@ -103,46 +129,103 @@ def error_json(message):
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 
-def note_dependencies(results):
+def note_dependencies(results: list) -> None:
     """Where a failed check also ran student functions (its other tags) that fail their own
-    checks, say so first in its feedback ("depends on X, which fails its own checks: fix X
-    first"), so that the student looks where the bug is. ``results``: the CheckResults of one
-    submission; changed in place."""
-    failing = {r.check.api for r in results if not r.passed}
+    checks, record them (``depends_on``): its feedback says so first ("depends on X, which
+    fails its own checks: fix X first"), so that the student looks where the bug is.
+    ``results``: the CheckResults of one submission; changed in place."""
+    failing = {r.api for r in results if not r.passed}
     for r in results:
-        if r.passed or getattr(r, "not_graded", False):
-            continue
-        deps = [t for t in r.check.all_tags[1:] if t in failing and t != r.check.api]
-        if not deps:
-            continue
-        one = len(deps) == 1
-        note = (f"depends on {', '.join(deps)}, which {'fails its' if one else 'fail their'} "
-                f"own checks: fix {'it' if one else 'them'} first. ")
-        if r.output.startswith("FAILED: "):
-            r.output = "FAILED: " + note + r.output[len("FAILED: "):]
-        else:
-            r.output = "FAILED: " + note + r.output
+        if not r.passed and not r.not_graded:
+            r.depends_on = tuple(t for t in r.tags[1:] if t in failing and t != r.api)
 
 
-def _reason(output):
-    """(first line without "FAILED: ", the "Hint: " line or "") of a check's feedback."""
-    lines = output.splitlines()
-    first = lines[0] if lines else ""
-    first = first[len("FAILED: "):] if first.startswith("FAILED: ") else first
-    hint = next((line for line in lines if line.startswith("Hint: ")), "")
-    return first, hint
+def headline(r: CheckResult, verbose: bool = False) -> str:
+    """Why a failed check failed: NOT GRADED or the dependency note, then the message (the
+    detail, with the expected values, when ``verbose``)."""
+    text = r.detail if verbose and r.detail else r.message
+    if r.not_graded:
+        return NOT_GRADED + text
+    if r.depends_on:
+        one = len(r.depends_on) == 1
+        text = (f"depends on {', '.join(r.depends_on)}, which "
+                f"{'fails its' if one else 'fail their'} own checks: fix "
+                f"{'it' if one else 'them'} first. " + text)
+    return text
 
 
-def summary(sub_result, verbose=False, quiet=False):
+def feedback(r: CheckResult, verbose: bool = False) -> str:
+    """The feedback text of one check, as results.json holds it: "passed" or "FAILED: "
+    (or "NOT GRADED: ") with the headline, the "Hint: " line, what the code printed."""
+    if r.passed:
+        lines = ["passed" + (f": {r.message}" if r.message else "")]
+    else:
+        lines = [headline(r, verbose) if r.not_graded else "FAILED: " + headline(r, verbose)]
+        if r.hint:
+            lines.append(f"Hint: {r.hint}")
+    if r.printed:
+        lines.append("Your code printed:\n" + r.printed)
+    return "\n".join(lines)
+
+
+def printed_text(outputs) -> str:
+    """What a check's calls printed (``outputs``: their texts), stripped, at most
+    ``PRINTED_LIMIT`` characters ("" when nothing was printed)."""
+    text = "".join(o for o in outputs if o).strip()
+    return text[:PRINTED_LIMIT] + " ..." if len(text) > PRINTED_LIMIT else text
+
+
+def results_json(sub_result, visibility: str = "visible", isolation=None) -> dict:
+    """Gradescope's results.json of one submission (a ``runner.SubmissionResult``): one test
+    per check. ``isolation``: the isolation.Isolation the grading ran under (written into
+    ``extra_data``)."""
+    tests = [{
+        "name": f"{r.api}: {r.title}",
+        "score": _r(r.score),
+        "max_score": _r(r.points),
+        "status": "passed" if r.passed else "failed",
+        "output": _clean(feedback(r)),
+        "tags": list(r.tags),
+        "visibility": r.visibility if r.visibility else visibility,
+    } for r in sub_result.results]
+    data = {
+        "score": _r(sub_result.score),
+        "max_score": _r(sub_result.max_score),
+        "output": _clean("\n".join(submission_notes(sub_result))),
+        "visibility": visibility,
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+    if isolation is not None:
+        data["extra_data"] = {"isolation": isolation.as_json()}
+    return data
+
+
+def submission_notes(sub_result) -> list:
+    """The lines about the whole submission: where each module was found, what is missing,
+    the loader's problems, the checks NOT GRADED, the total."""
+    sub = sub_result.submission
+    lines = [f"found {mod}.py at {clean_line(sub.found_at[mod])}" for mod in sorted(sub.found_at)]
+    lines += [f"{mod}.py not found in the submission" for mod in sub.missing]
+    lines += [clean_line(p, 1000) for p in sub.problems]
+    not_graded = [r for r in sub_result.results if r.not_graded]
+    if not_graded:
+        lines.append(f"{len(not_graded)} check(s) could not run and are NOT GRADED yet (scored 0 "
+                     f"until the course staff regrade): "
+                     + "; ".join(f"{r.api}: {r.title}" for r in not_graded[:10]))
+    lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
+    return lines
+
+
+def summary(sub_result, verbose: bool = False, quiet: bool = False) -> str:
     """Readable summary: the total, a total per notebook, then per API name the points and
     what failed and why (each hint once). CaptioningRNN's checks are shown under the notebook
     of their cell type. Without ``verbose``: at most three failed checks per API name and no
     expected values (as the student sees them); ``quiet``: the total line only."""
-    from autograder.checks.core import NOTEBOOKS, notebook_of
     sub = sub_result.submission
     head = (f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
             f"{_r(sub_result.max_score):g} points")
-    not_graded = [r for r in sub_result.results if getattr(r, "not_graded", False)]
+    not_graded = [r for r in sub_result.results if r.not_graded]
     if not_graded:
         head += f"   NOT GRADED: {len(not_graded)} check(s) could not run twice: regrade"
     if quiet:
@@ -152,17 +235,17 @@ def summary(sub_result, verbose=False, quiet=False):
         out.append(f"   note: {clean_line(p)}")
     books = {}
     for r in sub_result.results:
-        books.setdefault(notebook_of(r.check), {}).setdefault(r.check.api, []).append(r)
+        books.setdefault(r.notebook, {}).setdefault(r.api, []).append(r)
     width = max((len(a) for g in books.values() for a in g), default=10)
     for book in sorted(books):
         groups = books[book]
         rs_all = [r for rs in groups.values() for r in rs]
         out.append(f" notebook {NOTEBOOKS.get(book, book or '?')}: "
                    f"{_r(sum(r.score for r in rs_all)):g} / "
-                   f"{_r(sum(r.check.points for r in rs_all)):g}")
+                   f"{_r(sum(r.points for r in rs_all)):g}")
         for api, rs in groups.items():
             got = sum(r.score for r in rs)
-            total = sum(r.check.points for r in rs)
+            total = sum(r.points for r in rs)
             failed = [r for r in rs if not r.passed]
             mark = "ok " if not failed else "BAD"
             part = ""
@@ -174,11 +257,15 @@ def summary(sub_result, verbose=False, quiet=False):
                        + part)
             hints = set()
             for r in failed[: (len(failed) if verbose else 3)]:
-                reason, hint = _reason(r.output if verbose else redact(r.output))
-                out.append(f"        - {r.check.title}: {clean_line(reason)}")
+                out.append(f"        - {r.title}: {clean_line(_first_line(headline(r, verbose)))}")
+                hint = _first_line(r.hint)
                 if hint and hint not in hints:
                     hints.add(hint)
-                    out.append(f"          {clean_line(hint)}")
+                    out.append(f"          {clean_line('Hint: ' + hint)}")
             if len(failed) > 3 and not verbose:
                 out.append(f"        ... and {len(failed) - 3} more (--verbose lists them)")
     return "\n".join(out)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""

@@ -24,6 +24,7 @@ from autograder import paths, report
 from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
+from autograder.report import CheckResult
 from autograder.sandbox import Limits, Worker, WorkerFailure
 
 TORCH_MODULES = {"transformer"}
@@ -67,20 +68,8 @@ def default_hidden_paths(extra=()):
     return out
 
 
-@dataclass
-class CheckResult:
-    check: core.Check
-    score: float
-    passed: bool
-    output: str
-    could_not_run: bool = False  # a timeout, a skipped call or an internal grader error
-    not_graded: bool = False     # could not run twice (the second time in a fresh worker)
-
-
 # failures that say nothing about the student's code when they happen once (a busy machine)
 _COULD_NOT_RUN = ("timeout", "skipped")
-NOT_GRADED = ("NOT GRADED: this check could not run, twice (the second time in a fresh "
-              "worker); it is not scored as your failure until the course staff regrade it. ")
 
 
 @dataclass
@@ -96,7 +85,7 @@ class SubmissionResult:
 
     @property
     def max_score(self):
-        return round(sum(r.check.points for r in self.results), 4)
+        return round(sum(r.points for r in self.results), 4)
 
 
 def _log(opts, msg):
@@ -259,8 +248,7 @@ class ModuleRun:
 
     def _run_group(self, api, checks):
         if self.module not in self.sub.files:
-            return [CheckResult(c, 0.0, False,
-                                f"FAILED: {self.module}.py was not found in the submission")
+            return [CheckResult.of(c, message=f"{self.module}.py was not found in the submission")
                     for c in checks]
         flat, owners, out = [], [], {}
         for k, check in enumerate(checks):
@@ -295,9 +283,7 @@ class ModuleRun:
                     owners.append(k)
             self._run_and_evaluate(api, checks, flat, owners, again)
             for k, res in again.items():
-                if res.could_not_run:
-                    res.not_graded = True
-                    res.output = NOT_GRADED + res.output.removeprefix("FAILED: ")
+                res.not_graded = res.could_not_run
                 out[k] = res
         return [out[k] for k in range(len(checks))]
 
@@ -318,32 +304,16 @@ class ModuleRun:
                 continue
             stuck = not outcome.passed and any(
                 r.failure is not None and r.failure[0] in _COULD_NOT_RUN for r in rs)
-            out[k] = CheckResult(check, check.points if outcome.passed else 0.0,
-                                 outcome.passed, self._feedback(check, outcome, rs),
-                                 could_not_run=stuck)
+            out[k] = CheckResult.of(check, outcome.passed, message=self._scrub(outcome.message),
+                                    hint=outcome.hint, detail=self._scrub(outcome.detail),
+                                    printed=report.printed_text(r.output for r in rs),
+                                    could_not_run=stuck)
 
     def _internal(self, check, what):
         tb = traceback.format_exc()
         _log(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
-        return CheckResult(check, 0.0, False,
-                           f"FAILED: internal grader error while {what}; please report it to "
-                           "the course staff", could_not_run=True)
-
-    def _feedback(self, check, outcome, results):
-        lines = []
-        if outcome.passed:
-            lines.append("passed" + (f": {outcome.message}" if outcome.message else ""))
-        else:
-            lines.append(f"FAILED: {self._scrub(outcome.message)}")
-            if outcome.hint:
-                lines.append(f"Hint: {outcome.hint}")
-        printed = "".join(r.output for r in results if r.output)
-        if printed.strip():
-            printed = printed.strip()
-            if len(printed) > 600:
-                printed = printed[:600] + " ..."
-            lines.append("Your code printed:\n" + printed)
-        return "\n".join(lines)
+        return CheckResult.of(check, message=f"internal grader error while {what}; please "
+                              "report it to the course staff", could_not_run=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,13 +379,13 @@ def grade(submission_paths, opts):
         except Exception:  # a bug of the grader on this submission costs it alone
             tb = traceback.format_exc()
             _log(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
-            res = [CheckResult(c, 0.0, False, "FAILED: internal grader error; please report it "
-                               "to the course staff") for c in by_module[m]]
+            res = [CheckResult.of(c, message="internal grader error; please report it to the "
+                                  "course staff") for c in by_module[m]]
         with lock:
             outputs[task] = res
             finished_at[i] = time.monotonic()
         _log(opts, f"[{subs[i].name}] {m}: {sum(r.score for r in res):g} / "
-                   f"{sum(r.check.points for r in res):g}")
+                   f"{sum(r.points for r in res):g}")
         return res
 
     try:
@@ -435,7 +405,7 @@ def grade(submission_paths, opts):
         results = []
         for m in modules:
             results.extend(outputs.get((i, m), []))
-        results.sort(key=lambda r: order[r.check.id])
+        results.sort(key=lambda r: order[r.id])
         report.note_dependencies(results)
         secs = (finished_at.get(i, 0) - started[i]) if started[i] else 0.0
         out.append(SubmissionResult(sub, results, seconds=secs))

@@ -228,7 +228,7 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             hint = _loss_hint(float(loss.reshape(-1)[0]), loss_ref, captions, w2i)
             if not hint and shuffled:
                 hint = "read <NULL>, <START> and <END> from word_to_idx; do not hard-code 0, 1, 2"
-            raise Failed(f.message, hint)
+            raise Failed(f.message, hint, f.detail)
         keys = r.json.get("g.keys", [])
         missing = sorted(set(grads_ref) - set(keys))
         if missing:
@@ -300,7 +300,7 @@ def _end_config(seed, w2i, dims, cell, N, max_length):
 
 
 def _word(index, w2i):
-    """"8 = left": a word index and its word (no parentheses: feedback redaction)."""
+    """"8 = left": a word index and its word."""
     names = {i: w for w, i in w2i.items()}
     return f"{int(index)} = {names.get(int(index), 'not in the vocabulary')}"
 
@@ -361,9 +361,10 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
                     break
             if not hint and shuffled:
                 hint = "read <NULL>, <START> and <END> from word_to_idx; do not hard-code them"
-            raise Failed(f"captions differ from the expected ones: first at row {bad[0]}, step "
-                         f"{bad[1]} (you returned word {_word(caps[tuple(bad)], w2i)}, expected "
-                         f"{_word(caps_ref[tuple(bad)], w2i)}){ctx}", hint)
+            head = (f"captions differ from the expected ones: first at row {bad[0]}, step "
+                    f"{bad[1]} (you returned word {_word(caps[tuple(bad)], w2i)}")
+            expected = f"expected {_word(caps_ref[tuple(bad)], w2i)}"
+            raise Failed(f"{head}){ctx}", hint, f"{head}, {expected}){ctx}")
         if cell == "attention":
             attn = require_array(r, "attn", label="attn_weights", shape=attn_ref.shape,
                                  dtype="floating")

@@ -104,18 +104,25 @@ class Result:
 
 @dataclass
 class Outcome:
+    """What ``evaluate`` concluded: ``message`` as the student reads it, a ``hint``, and
+    ``detail``: the message with the hidden expected values, for the instructor only ("" when
+    it would say nothing more)."""
     passed: bool
     message: str = ""
     hint: str = ""
+    detail: str = ""
 
 
 class Failed(Exception):
-    """Raised inside an ``evaluate`` to fail the check with a message (and a hint)."""
+    """Raised inside an ``evaluate`` to fail the check: ``message`` (what the student reads),
+    ``hint``, and ``detail`` (the same message with the expected values; see :class:`Outcome`).
+    Re-raise with all three: ``raise Failed(f.message, hint, f.detail)``."""
 
-    def __init__(self, message, hint=""):
+    def __init__(self, message, hint="", detail=""):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail
 
 
 @dataclass
@@ -377,9 +384,9 @@ def compare(label, got, expected, tol, context=""):
         diff = got.astype(bool) != expected.astype(bool)
         if diff.any():
             idx = tuple(int(i) for i in np.argwhere(diff)[0])
-            raise Failed(f"{label}: {int(diff.sum())} of {diff.size} entries differ, e.g. at "
-                         f"index {list(idx)} (you returned {bool(got[idx])}, expected "
-                         f"{bool(expected[idx])}){context}")
+            _differ(f"{label}: {int(diff.sum())} of {diff.size} entries differ, e.g. at index "
+                    f"{list(idx)} (you returned {bool(got[idx])}", bool(expected[idx]),
+                    f"){context}")
         return
     if got.dtype.kind not in "biufc":
         raise Failed(f"{label}: expected numbers, got dtype {got.dtype}{context}")
@@ -395,21 +402,15 @@ def compare(label, got, expected, tol, context=""):
             raise Failed(f"{label}: you returned {_fmt_num(g)}{where} where a finite value was "
                          f"expected ({n_bad} of {expected.size} entries wrong){context}")
         e = expected[idx] if idx else expected
-        raise Failed(f"{label}: values differ from the expected ones: {n_bad} of "
-                     f"{expected.size} entries off, largest error {abs_err:.3g}{where} "
-                     f"(you returned {_fmt_num(g)}, expected {_fmt_num(e)}); "
-                     f"tolerance: relative {tol['rtol']:g}{context}")
+        _differ(f"{label}: values differ from the expected ones: {n_bad} of {expected.size} "
+                f"entries off, largest error {abs_err:.3g}{where} (you returned {_fmt_num(g)}",
+                _fmt_num(e), f"); tolerance: relative {tol['rtol']:g}{context}")
 
 
-# "(you returned 0.84, expected 0.848603)": the part after the comma is a hidden value
-_EXPECTED_VALUE = re.compile(r", expected [^(),;]*(?=\))")
-
-
-def redact(text):
-    """``text`` without the hidden expected values it quotes: "(you returned 0.84, expected
-    0.848603)" becomes "(you returned 0.84)". Everything a student reads goes through this;
-    the instructor's terminal shows the values with ``--verbose``."""
-    return _EXPECTED_VALUE.sub("", text or "")
+def _differ(head, expected, tail, hint=""):
+    """Raise Failed with ``head + tail`` for the student and ``head, expected <expected>
+    tail`` as the instructor's detail: a hidden expected value never reaches a student."""
+    raise Failed(head + tail, hint, f"{head}, expected {expected}{tail}")
 
 
 def require_right(result, names, expected, tol, what, kinds=("ndarray",), prefix="",
@@ -432,9 +433,10 @@ def require_right(result, names, expected, tol, what, kinds=("ndarray",), prefix
                 got, want = arr[positions], exp[positions]
             compare(name.replace("out.", ""), got, want, tol)
         except Failed as f:
-            raise Failed(f"{what} counts only when the same call returns the right values, "
-                         f"and it does not: {f.message}",
-                         "fix the values checks of this function first") from None
+            lead = f"{what} counts only when the same call returns the right values, and it " \
+                   "does not: "
+            raise Failed(lead + f.message, "fix the values checks of this function first",
+                         lead + f.detail if f.detail else "") from None
 
 
 def matches(got, expected, tol=None):

@@ -177,7 +177,7 @@ def compare_outputs(check, key, result, names, expected, tol, dtype, context, hi
     except Failed as f:
         hint = f.hint or _hint_for(check, key, hints, inputs, douts, result, names, prefix,
                                    expected)
-        raise Failed(f.message, hint)
+        raise Failed(f.message, hint, f.detail)
 
 
 def _run(evaluate):
@@ -187,7 +187,7 @@ def _run(evaluate):
             msg = evaluate(results, check)
             return Outcome(True, msg or "")
         except Failed as f:
-            return Outcome(False, f.message, f.hint)
+            return Outcome(False, f.message, f.hint, f.detail)
     return wrapped
 
 
@@ -257,7 +257,8 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
         except Failed as f:
             saturated = scale is not None and any(
                 _non_finite(results[0].array(n)) for n in spec.out_names)
-            raise Failed(f.message, f.hint or (SATURATION_HINT if saturated else ""))
+            raise Failed(f.message, f.hint or (SATURATION_HINT if saturated else ""),
+                         f.detail)
         return f"outputs match{ctx}"
 
     return Check(api=api, title=title, points=points, module=spec.module, calls=calls,

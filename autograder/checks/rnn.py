@@ -271,12 +271,13 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
                 raise Failed(f"loss: expected a float, got {r.value('loss').describe()}")
             compare("loss", loss, expected["loss"], tol, ctx)
         except Failed as f:
-            raise Failed(f.message, f.hint or _loss_hint(check, inp, r))
+            raise Failed(f.message, f.hint or _loss_hint(check, inp, r), f.detail)
         try:
             compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
                             _loss_variants(), inp, None)
         except Failed as f:
-            raise Failed(f.message, f.hint or (LOGSUMEXP_HINT if _non_finite(r, "dx") else ""))
+            raise Failed(f.message, f.hint or (LOGSUMEXP_HINT if _non_finite(r, "dx") else ""),
+                         f.detail)
         if gate:
             ordinary = check.memo("gate", lambda: _ref_loss(dict(inp, mask=inp["mask_g"])))
             require_right(r, ["loss", "dx"], ordinary, tol, "this check", prefix="",

@@ -219,7 +219,7 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
             if f.hint:
                 raise
             if nan_hint and "nan" in f.message:
-                raise Failed(f.message, nan_hint)
+                raise Failed(f.message, nan_hint, f.detail)
             for i, (variant, message) in enumerate(hints):
                 try:
                     v = check.memo(("hint", i), lambda fn=variant: fn(d))
@@ -231,7 +231,7 @@ def torch_check(api, title, points, data, steps, returns, expect=None, outputs=(
                 if all(matches(v[n], expected[n]) for n in names):
                     continue
                 if all(r.array(n) is not None and matches(r.array(n), v[n]) for n in names):
-                    raise Failed(f.message, message)
+                    raise Failed(f.message, message, f.detail)
             raise
         return "matches" + d.get("_ctx", "")
 
