@@ -65,3 +65,22 @@ def test_format_table():
 def test_train_captioner_rejects_unknown_settings():
     with pytest.raises(TypeError, match="unknown settings"):
         analysis.train_captioner({}, "rnn", hidden_size=3)
+
+
+def test_recommended_init():
+    w2i = {w: i for i, w in enumerate(WORDS)}
+    rnn = CaptioningRNN(w2i, input_dim=3, wordvec_dim=4, hidden_dim=5, cell_type="rnn", seed=0)
+    lstm = CaptioningRNN(w2i, input_dim=3, wordvec_dim=4, hidden_dim=5, cell_type="lstm", seed=0)
+    before = {k: v.copy() for k, v in lstm.params.items()}
+    analysis.recommended_init(rnn)
+    analysis.recommended_init(lstm)
+    assert np.array_equal(rnn.params["Wh"], np.eye(5)) and rnn.params["Wh"].dtype == np.float32
+    expected_b = np.zeros(20)
+    expected_b[5:10] = analysis.FORGET_BIAS                  # blocks i, f, o, g: f is the second
+    assert np.array_equal(lstm.params["b"], expected_b)
+    assert all(np.array_equal(v, before[k]) for k, v in lstm.params.items() if k != "b")
+    att = CaptioningRNN(w2i, input_dim=3, wordvec_dim=4, hidden_dim=5, cell_type="attention")
+    with pytest.raises(ValueError, match="rnn and lstm only"):
+        analysis.recommended_init(att)
+    with pytest.raises(ValueError, match="init must be"):
+        analysis.train_captioner({}, "rnn", init="identity")

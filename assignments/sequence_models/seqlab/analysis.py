@@ -70,7 +70,37 @@ def unfinished_function(data, cell_type):
     return None
 
 
-def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True, **settings):
+FORGET_BIAS = 1.0
+"""The forget-gate bias of the recommended LSTM initialisation (Gers et al., 2000; Jozefowicz et
+al., 2015): sigmoid(1) = 0.73, the gate starts mostly open."""
+
+
+def recommended_init(model):
+    """Give a ``CaptioningRNN`` the initialisation recommended for its cell, in place.
+
+    - ``"rnn"``: the recurrent weights start at the identity, ``Wh = I`` (H, H) (Le, Jaitly &
+      Hinton, 2015; notebook 01).
+    - ``"lstm"``: the forget-gate block of the bias, ``b[H:2H]`` (gate order i, f, o, g), starts
+      at ``FORGET_BIAS``; everything else keeps the constructor's values.
+
+    Inputs:
+    - model: a ``CaptioningRNN`` with cell type ``"rnn"`` or ``"lstm"``.
+
+    Returns the model. Raises ValueError for any other cell type.
+    """
+    H = model.params["Wh"].shape[0]
+    if model.cell_type == "rnn":
+        model.params["Wh"][...] = np.eye(H)
+    elif model.cell_type == "lstm":
+        model.params["b"][H:2 * H] = FORGET_BIAS
+    else:
+        raise ValueError(f"recommended_init: no recommendation for cell_type="
+                         f"{model.cell_type!r} (rnn and lstm only)")
+    return model
+
+
+def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True,
+                    init="default", **settings):
     """Build a ``CaptioningRNN`` of this cell type and train it on the training split.
 
     Inputs:
@@ -79,6 +109,8 @@ def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True,
     - num_iterations: overrides ``TRAIN_SETTINGS["num_iterations"]``.
     - seed: seeds the initial weights and the minibatch order.
     - progress: show the solver's progress bar.
+    - init: ``"default"`` (the constructor's weights) or ``"recommended"``
+      (``recommended_init``: identity ``Wh`` for rnn, forget-gate bias for lstm).
     - settings: override any other entry of ``TRAIN_SETTINGS``.
 
     Returns ``(model, solver)``; ``solver.loss_history`` and ``solver.train_time`` (seconds)
@@ -89,6 +121,8 @@ def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True,
     if unknown:
         raise TypeError(f"train_captioner: unknown settings {sorted(unknown)}; "
                         f"known: {sorted(s)}")
+    if init not in ("default", "recommended"):
+        raise ValueError(f"train_captioner: init must be 'default' or 'recommended', got {init!r}")
     s.update(settings)
     if num_iterations is not None:
         s["num_iterations"] = num_iterations
@@ -96,6 +130,8 @@ def train_captioner(data, cell_type, num_iterations=None, seed=0, progress=True,
     model = CaptioningRNN(data["word_to_idx"], input_dim=feats.shape[-1],
                           wordvec_dim=s["wordvec_dim"], hidden_dim=s["hidden_dim"],
                           cell_type=cell_type, dtype=np.float32, seed=seed)
+    if init == "recommended":
+        recommended_init(model)
     solver = Solver(model, feats, data["train_captions"], data["train_image_idxs"],
                     batch_size=s["batch_size"], num_iterations=s["num_iterations"],
                     learning_rate=s["learning_rate"], grad_clip=s["grad_clip"], seed=seed,

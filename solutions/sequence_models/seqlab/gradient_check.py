@@ -110,3 +110,37 @@ def check_close(name, got, expected, tol=1e-7, what="relative error"):
     if err > tol:
         raise AssertionError(line)
     return err
+
+
+FLOAT32_CAUSE = ("under NumPy 2 a NumPy scalar such as np.sqrt(H), or an array made with "
+                 "np.zeros(shape) (float64 by default), turns float32 into float64; a Python "
+                 "float (math.sqrt(H), 1.0), np.zeros_like(x) and np.zeros(shape, dtype=x.dtype) "
+                 "do not")
+"""The usual reason a function given float32 inputs returns float64."""
+
+
+def check_float32(name, outputs):
+    """Print one line saying whether every output of a float32 call is a float32 array.
+
+    Used by the notebooks' check cells: the models train in float32, so every function must
+    return float32 arrays (outputs and gradients) when its float inputs are float32. All wrong
+    outputs are reported at once. Raises AssertionError (with the same message, naming each
+    wrong output, its type or dtype, and the usual cause) when any output is not float32.
+
+    Inputs:
+    - name: the function that was called, e.g. "lstm_step_forward".
+    - outputs: dict {output name: what the function returned for it}, e.g.
+      ``{"next_h": next_h, "next_c": next_c}``; the order is kept in the message.
+
+    Returns None.
+    """
+    wrong = [f"{k} is {v.dtype}" if isinstance(v, np.ndarray) else f"{k} is {type(v).__name__}"
+             for k, v in outputs.items()
+             if not (isinstance(v, np.ndarray) and v.dtype == np.float32)]
+    if not wrong:
+        print(f"[OK ] {name}: float32 in -> float32 out ({', '.join(outputs)})")
+        return
+    line = (f"[BAD] {name}: float32 in -> float32 out expected, but {', '.join(wrong)}. "
+            f"Usual cause: {FLOAT32_CAUSE}")
+    print(line)
+    raise AssertionError(line)
