@@ -12,6 +12,7 @@ c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)   # this course's autograder package, not another of the same name
 try:
+    from autograder import course
     from autograder import nbgrader_preprocessors as steps
 except Exception as exc:   # nbgrader would ignore a config that raises, and run student kernels
     sys.exit(f"nbgrader_config.py: cannot load the course's autograder package ({exc!r})")
@@ -22,9 +23,9 @@ c.CourseDirectory.root = ROOT   # the formgrader on a hub lists no assignment wi
 c.CourseDirectory.course_id = "seqlab"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignments"
-# never copied from a submission (nbgrader's defaults, a folder named autograder, the data cache)
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                            "autograder", "cache", ".DS_Store", "gradebook.db*", "*.egg-info"]
+# never copied from a submission: what is never packed (the data cache ...), nbgrader's feedback
+# and a folder named autograder
+c.CourseDirectory.ignore = [*course.PACK_IGNORE, "feedback", "autograder"]
 
 c.GenerateAssignment.post_convert_hook = steps.stub_release   # the .py solution regions
 c.Autograde.exclude_overwriting = {"sequence_models": steps.STUDENT_PATHS}

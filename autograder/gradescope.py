@@ -122,9 +122,6 @@ fi
 exit 0
 """
 
-SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints|\.pytest_cache)")
-
-
 def _pins():
     text = (paths.course_root() / "requirements.txt").read_text()
     pins = {}
@@ -136,11 +133,8 @@ def _pins():
 
 
 def _add_tree(zf, folder, arcroot):
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if not path.is_file() or SKIP.search(rel):
-            continue
-        _write(zf, f"{arcroot}/{rel}", path.read_bytes())
+    for rel in paths.packed_files(folder):
+        _write(zf, f"{arcroot}/{rel.as_posix()}", (folder / rel).read_bytes())
 
 
 def _write(zf, name, data, mode=0o644):

@@ -40,27 +40,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from autograder import course
+
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 
-MODULE_OF = {
-    **{a: "rnn_layers" for a in (
-        "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-        "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
-        "temporal_affine_backward", "temporal_softmax_loss")},
-    **{a: "lstm_layers" for a in (
-        "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward")},
-    **{a: "attention_layers" for a in (
-        "dot_product_attention_forward", "dot_product_attention_backward",
-        "attention_lstm_step_forward", "attention_lstm_step_backward",
-        "attention_lstm_forward", "attention_lstm_backward")},
-    "CaptioningRNN": "captioning",
-    **{a: "transformer" for a in (
-        "positional_encoding", "causal_mask", "padding_mask", "scaled_dot_product_attention",
-        "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer", "Transformer",
-        "CaptioningTransformer")},
-}
-STUDENT_FILES = ("rnn_layers.py", "lstm_layers.py", "attention_layers.py", "captioning.py",
-                 "transformer.py")
+MODULE_OF = course.MODULE_OF
+STUDENT_FILES = tuple(f"{m}.py" for m in course.STUDENT_MODULES)
 
 _cache = {}  # (module, fingerprint of the student files) -> results.json data
 

@@ -3,34 +3,60 @@
 The course root is the parent of the ``autograder`` package (the repository, or
 ``/autograder/source`` in a Gradescope bundle). ``SEQLAB_COURSE_ROOT`` overrides it.
 """
+import fnmatch
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 
-ASSIGNMENT = "sequence_models"
-STUDENT_MODULES = ("rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer")
-BEGIN = "### BEGIN SOLUTION"
+from autograder import course
+from autograder.course import ASSIGNMENT, STUDENT_MODULES  # noqa: F401  (read through paths)
 
 
-def course_root():
+def course_root() -> Path:
+    """The course folder (the repository root), or ``SEQLAB_COURSE_ROOT`` when set."""
     env = os.environ.get("SEQLAB_COURSE_ROOT")
     return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
-def reference_dir():
-    return course_root() / "solutions" / ASSIGNMENT / "seqlab"
+def source_dir() -> Path:
+    """``solutions/sequence_models``: the nbgrader source of the assignment."""
+    return course_root() / "solutions" / ASSIGNMENT
 
 
-def release_dir():
-    return course_root() / "assignments" / ASSIGNMENT / "seqlab"
+def assignment_dir() -> Path:
+    """``assignments/sequence_models``: the generated student release."""
+    return course_root() / "assignments" / ASSIGNMENT
 
 
-def autograder_dir():
+def reference_dir() -> Path:
+    """The reference ``seqlab`` package (solutions/)."""
+    return source_dir() / course.PACKAGE
+
+
+def release_dir() -> Path:
+    """The released ``seqlab`` package (assignments/)."""
+    return assignment_dir() / course.PACKAGE
+
+
+def autograder_dir() -> Path:
+    """This package's folder."""
     return Path(__file__).resolve().parent
 
 
-def _has_markers(path):
+def ignored(rel: PurePath) -> bool:
+    """True when a part of the relative path ``rel`` matches :data:`course.PACK_IGNORE`."""
+    return any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in course.PACK_IGNORE)
+
+
+def packed_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` that are packed (release, bundles), as sorted paths relative
+    to ``folder``: everything but what :data:`course.PACK_IGNORE` names."""
+    return [path.relative_to(folder) for path in sorted(folder.rglob("*"))
+            if path.is_file() and not ignored(path.relative_to(folder))]
+
+
+def _has_markers(path: Path) -> bool:
     try:
-        return BEGIN in path.read_text(encoding="utf-8", errors="replace")
+        return course.BEGIN_SOLUTION in path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return True
 
@@ -42,7 +68,7 @@ def _plain_files(folder):
             yield path
 
 
-def given_files():
+def given_files() -> dict[str, bytes]:
     """{file name: bytes} of the given (non-student) files of the ``seqlab`` package.
 
     From the release when it exists; else the files of the reference package that carry no
@@ -62,7 +88,7 @@ def given_files():
     return out
 
 
-def stub_files():
+def stub_files() -> dict[str, bytes]:
     """{module name: bytes} of the release stubs of the student modules (used for a module that
     a submission lacks, so that the modules it has can still be imported)."""
     rel = release_dir()

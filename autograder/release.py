@@ -21,7 +21,6 @@
     autograder file.
 """
 import argparse
-import fnmatch
 import io
 import os
 import re
@@ -32,26 +31,21 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .release_text import text_problems
+from autograder import course, paths
+from autograder.course import ASSIGNMENT
+from autograder.course import BEGIN_SOLUTION as BEGIN
+from autograder.course import END_SOLUTION as END
+from autograder.release_text import text_problems
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "sequence_models"
-SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
-RELEASE_DIR = ROOT / "assignments" / ASSIGNMENT
-
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
-HIDDEN_END = "### END HIDDEN TESTS"
+ROOT = paths.course_root()
+SOURCE_DIR = paths.source_dir()
+RELEASE_DIR = paths.assignment_dir()
 
 # What the release needs from datasets/ at run time (seqlab.data builds its cache from these).
 # The instructor's scripts (train_encoder.py, check_features.py) and the cache stay behind.
 DATASET_FILES = ("seqlab_datasets.json", "shapes.py", "encoder.py", "build_captioning.py",
                  "shapes_encoder.npz")
 
-# Never copied into the release or the bundle.
-IGNORED = ["__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", "cache", ".DS_Store",
-           "gradebook.db*", "*.egg-info"]
 
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
 _CLASS = re.compile(r"^(\s*)class\s+([A-Za-z_]\w*)\s*[:(]")
@@ -120,17 +114,6 @@ def stub_source(text, filename="<source>"):
     return "".join(out)
 
 
-def _ignored(path):
-    return any(fnmatch.fnmatch(part, pat) for part in path.parts for pat in IGNORED)
-
-
-def _source_files(source_dir):
-    for path in sorted(source_dir.rglob("*")):
-        rel = path.relative_to(source_dir)
-        if path.is_file() and not _ignored(rel):
-            yield rel
-
-
 def _release_notebooks(source_dir, notebooks):
     """Run ``nbgrader generate_assignment`` on the notebooks in a temporary course folder.
 
@@ -170,7 +153,7 @@ def build_release(source_dir=SOURCE_DIR):
     """Compute the release in memory: {relative path: bytes}."""
     files = {}
     notebooks = []
-    for rel in _source_files(source_dir):
+    for rel in paths.packed_files(source_dir):
         if rel.suffix == ".ipynb":
             notebooks.append(rel)
         elif rel.suffix == ".py":
@@ -194,7 +177,7 @@ def check_text(files):
 def _existing(release_dir):
     if not release_dir.exists():
         return {}
-    return {rel: (release_dir / rel).read_bytes() for rel in _source_files(release_dir)}
+    return {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
 
 
 def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=None):
@@ -221,7 +204,7 @@ def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=
     # remove folders left empty
     if release_dir.exists():
         for folder in sorted(release_dir.rglob("*"), reverse=True):
-            if folder.is_dir() and not _ignored(folder.relative_to(release_dir)) \
+            if folder.is_dir() and not paths.ignored(folder.relative_to(release_dir)) \
                     and not any(folder.iterdir()):
                 folder.rmdir()
     return changed
@@ -244,7 +227,7 @@ def find_leaks(names_and_bytes):
             continue
         if name.endswith((".py", ".ipynb", ".md", ".txt", ".cfg", ".toml", ".json")):
             text = data.decode("utf-8", errors="replace")
-            for marker in (BEGIN, END, HIDDEN_BEGIN, HIDDEN_END):
+            for marker in course.MARKERS:
                 if marker in text:
                     leaks.append(f"{name}: contains {marker!r}")
     return leaks
@@ -255,7 +238,7 @@ def bundle(out_zip, release_dir=RELEASE_DIR, wanted=None):
     if release(release_dir=release_dir, check=True, wanted=wanted):
         raise ReleaseError("the release is out of date: run `python -m autograder release` first")
     entries = []
-    for rel in _source_files(release_dir):
+    for rel in paths.packed_files(release_dir):
         entries.append((f"assignments/{ASSIGNMENT}/{rel.as_posix()}",
                         (release_dir / rel).read_bytes()))
     for name in DATASET_FILES:

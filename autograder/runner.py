@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 from autograder import isolation as isolation_mod
-from autograder import paths, report
+from autograder import course, paths, report
 from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
@@ -29,7 +29,7 @@ from autograder.sandbox import Limits, Worker, WorkerFailure
 
 TORCH_MODULES = {"transformer"}
 # modules are started longest first, so that two jobs finish together
-MODULE_ORDER = ["transformer", "captioning", "attention_layers", "lstm_layers", "rnn_layers"]
+MODULE_ORDER = list(reversed(course.STUDENT_MODULES))
 
 
 @dataclass

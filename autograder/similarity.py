@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import paths, submission
+from autograder import course, paths, submission
 
 NOISE = 20       # shortest match that counts, in filtered characters
 WINDOW = 4       # winnowing window: a match of NOISE + WINDOW - 1 = 23 characters is always found
@@ -243,9 +243,9 @@ def expand(path):
         if (path / "submitted").is_dir():
             path = path / "submitted"
         students = [d for d in sorted(path.iterdir())
-                    if d.is_dir() and not d.is_symlink() and (d / paths.ASSIGNMENT).is_dir()]
+                    if d.is_dir() and not d.is_symlink() and (d / course.ASSIGNMENT).is_dir()]
         if students:
-            return [(d.name, d / paths.ASSIGNMENT) for d in students]
+            return [(d.name, d / course.ASSIGNMENT) for d in students]
     return [(path.name[:-4] if path.name.endswith(".zip") else path.name, path)]
 
 
@@ -261,7 +261,7 @@ def read_submissions(args, inputs):
             sub = submission.load(path)
             inputs.problems.extend(f"{name}: {p}" for p in sub.problems)
             docs = {}
-            for mod in paths.STUDENT_MODULES:
+            for mod in course.STUDENT_MODULES:
                 if mod in sub.files:
                     docs[mod] = Document(name, mod, sub.found_at[mod], _decode(sub.files[mod]))
             inputs.students[name] = docs
@@ -466,7 +466,7 @@ def fingerprint_all(inputs, settings, jobs=1, quiet=True):
     _WORK.update(docs=students + corpus,
                  is_student=[True] * len(students) + [False] * len(corpus), settings=settings,
                  boilerplate={m: Boilerplate.of(_decode(stubs[m]), settings.noise)
-                              for m in paths.STUDENT_MODULES if m in stubs})
+                              for m in course.STUDENT_MODULES if m in stubs})
     try:
         fps = _run(_fingerprint_task, list(range(len(_WORK["docs"]))), jobs, "fingerprints",
                    quiet)
@@ -474,7 +474,7 @@ def fingerprint_all(inputs, settings, jobs=1, quiet=True):
         _WORK.clear()
     for doc, fp in zip(students + corpus, fps):
         doc.fp = fp
-    for mod in paths.STUDENT_MODULES:
+    for mod in course.STUDENT_MODULES:
         of_mod = [s[mod] for s in inputs.students.values() if mod in s]
         common = common_hashes(of_mod, settings)
         for d in of_mod:
@@ -511,11 +511,11 @@ def compare_all(inputs, settings, jobs=1, quiet=True):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             pairs.append(Pair(a, b, "class", {}))
-            tasks += [(a, m, b, False) for m in paths.STUDENT_MODULES
+            tasks += [(a, m, b, False) for m in course.STUDENT_MODULES
                       if m in inputs.students[a] and m in inputs.students[b]]
         for src in sorted(inputs.corpus):
             pairs.append(Pair(a, src, "corpus", {}))
-            tasks += [(a, m, src, True) for m in paths.STUDENT_MODULES
+            tasks += [(a, m, src, True) for m in course.STUDENT_MODULES
                       if m in inputs.students[a]]
     _WORK.update(students=inputs.students, corpus=inputs.corpus)
     try:

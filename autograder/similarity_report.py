@@ -9,7 +9,7 @@ the machine that made it).
 """
 from html import escape
 
-from autograder import paths, report
+from autograder import course, report
 from autograder.similarity import module_score
 
 MAX_ROWS = 200    # pairs listed in the ranked table (the JSON output has every pair)
@@ -69,11 +69,11 @@ def _listed(pairs):
 
 
 def _table(listed, settings):
-    head = "".join(f"<th>{escape(m)}</th>" for m in paths.STUDENT_MODULES)
+    head = "".join(f"<th>{escape(m)}</th>" for m in course.STUDENT_MODULES)
     rows = []
     for rank, p in listed:
         cells = []
-        for m in paths.STUDENT_MODULES:
+        for m in course.STUDENT_MODULES:
             x = p.matches.get(m)
             if x is None:
                 cells.append("<td class='num'>-</td>")

@@ -24,12 +24,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from autograder import paths
+from autograder import course, paths
 
 MAX_FILE = 2 * 2 ** 20
 MAX_ENTRIES = 20000
 MAX_DEPTH = 32
-SKIP_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git", "node_modules"}
+SKIP_PARTS = course.SUBMISSION_SKIP
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Submission:
 
     @property
     def missing(self):
-        return [m for m in paths.STUDENT_MODULES if m not in self.files]
+        return [m for m in course.STUDENT_MODULES if m not in self.files]
 
 
 def _rank(parts):
@@ -62,7 +62,7 @@ def _candidates(names):
         if not parts or _skip(parts):
             continue
         fname = parts[-1]
-        if not fname.endswith(".py") or fname[:-3] not in paths.STUDENT_MODULES:
+        if not fname.endswith(".py") or fname[:-3] not in course.STUDENT_MODULES:
             continue
         mod = fname[:-3]
         if mod not in best or _rank(parts) < _rank(best[mod]):
@@ -73,7 +73,7 @@ def _candidates(names):
 def _reference_inodes():
     out = set()
     ref = paths.reference_dir()
-    for mod in paths.STUDENT_MODULES:
+    for mod in course.STUDENT_MODULES:
         try:
             st = os.stat(ref / f"{mod}.py")
             out.add((st.st_dev, st.st_ino))
@@ -90,7 +90,7 @@ def load(path):
         _load_folder(sub, path)
     elif path.is_file() and zipfile.is_zipfile(path):
         _load_zip(sub, path)
-    elif path.is_file() and path.suffix == ".py" and path.stem in paths.STUDENT_MODULES:
+    elif path.is_file() and path.suffix == ".py" and path.stem in course.STUDENT_MODULES:
         _load_folder_files(sub, {(path.name,): path})
     else:
         sub.problems.append(f"{path.name}: not a folder, a zip or a student module file")
@@ -180,7 +180,7 @@ def zip_entries(zf, budget):
 def _load_folder(sub, root):
     files = walk_folder(root, Budget(sub.problems))
     names = {parts: p for parts, p in files.items()
-             if parts[-1].endswith(".py") and parts[-1][:-3] in paths.STUDENT_MODULES}
+             if parts[-1].endswith(".py") and parts[-1][:-3] in course.STUDENT_MODULES}
     _load_folder_files(sub, names)
 
 
@@ -251,7 +251,7 @@ def make_scratch(sub, base=None):
     os.chmod(pkg, 0o755)
     files = dict(paths.given_files())
     stubs = paths.stub_files()
-    for mod in paths.STUDENT_MODULES:
+    for mod in course.STUDENT_MODULES:
         data = sub.files.get(mod, stubs.get(mod))
         if data is not None:
             files[f"{mod}.py"] = data

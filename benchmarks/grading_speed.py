@@ -22,8 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+from autograder import course  # noqa: E402
+
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
-MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+MODULES = course.STUDENT_MODULES
 
 
 def _submission(folder):

@@ -23,9 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+from autograder import course  # noqa: E402
+
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 CORPUS = ROOT / "tests" / "corpus" / "similarity" / "known"
-MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+MODULES = course.STUDENT_MODULES
 TEST_FLAGGED = {("alice", "dave"), ("erin", "cs231n_public")}
 NAME = re.compile(r"\b([a-z][a-z0-9_]*)\s*=(?!=)")
 
@@ -69,8 +73,6 @@ def perturb(source, rng):
 
 def _test_class(folder):
     """The submissions of the test class, put into the release as the tests do."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location("_similarity_tests",
                                                   ROOT / "tests" / "test_similarity.py")
     tests = importlib.util.module_from_spec(spec)

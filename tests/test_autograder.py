@@ -10,23 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 
-# Every function and class of the student API (the contract: the student modules' docstrings).
-API_NAMES = [
-    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-    "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
-    "temporal_affine_backward", "temporal_softmax_loss",
-    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
-    "dot_product_attention_forward", "dot_product_attention_backward",
-    "attention_lstm_step_forward", "attention_lstm_step_backward", "attention_lstm_forward",
-    "attention_lstm_backward", "CaptioningRNN",
-    "positional_encoding", "causal_mask", "padding_mask", "scaled_dot_product_attention",
-    "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer", "Transformer",
-    "CaptioningTransformer",
-]
+# Every function and class of the student API (the contract: the course manifest).
+API_NAMES = list(course.API_NAMES)
 
 
 def _stub_text(mod):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 
 def require_e2e(reason):
     """tests/conftest.py's require_e2e (skip here, fail under CI)."""
@@ -39,7 +41,7 @@ SOURCE = ROOT / "solutions" / "sequence_models"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 TOKEN = "seqlab-browser-test"
 
 pytestmark = pytest.mark.e2e

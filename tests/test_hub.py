@@ -33,11 +33,13 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "sequence_models"
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 # both hand in the reference modules; ann before the due date, bob after it, claiming 2000
 ANN, BOB = "seqlab-ann", "seqlab-bob"
 STUDENTS = (ANN, BOB)

@@ -38,11 +38,13 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "sequence_models"
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
 RELEASE_DIR = ROOT / "assignments" / ASSIGNMENT
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "cache",
                                      ".pytest_cache", "gradebook.db*")
 COMMAND_TIMEOUT = 1200

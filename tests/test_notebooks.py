@@ -13,7 +13,7 @@
   treats stderr as a failure and a trailing value as a partial grade). The wall time is
   printed (never asserted); the time budget is in docs/conventions.md.
 
-Add a notebook by appending it to ``NOTEBOOKS`` (and its check names to ``EXPECTED_CHECKS``).
+Add a notebook by appending it to ``NOTEBOOKS`` (its check cells are the course manifest's).
 Notebooks whose source is not in the repository yet are skipped.
 
 Environment knobs: ``SEQLAB_GRADING=1`` in the environment of pytest is passed on to the
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = ROOT / "solutions" / "sequence_models"
 RELEASE_DIR = ROOT / "assignments" / "sequence_models"
@@ -41,21 +43,11 @@ NOTEBOOKS = [
     "04_transformer.ipynb",
 ]
 
-# The check cells each notebook must have, in order (grade_id = "check_" + name). A notebook
-# not listed here is only checked for the structure of the check cells it has.
-EXPECTED_CHECKS = {
-    "01_rnn_captioning.ipynb": [
-        "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-        "word_embedding_forward", "word_embedding_backward",
-        "temporal_affine_forward", "temporal_affine_backward", "temporal_softmax_loss",
-        "CaptioningRNN",
-    ],
-    "04_transformer.ipynb": [
-        "positional_encoding", "causal_mask", "padding_mask", "scaled_dot_product_attention",
-        "MultiHeadAttention", "FeedForward", "EncoderLayer", "DecoderLayer", "Transformer",
-        "CaptioningTransformer",
-    ],
-}
+# The check cells each notebook must have, in order (grade_id = "check_" + name): the course
+# manifest's.
+EXPECTED_CHECKS = {course.notebook_file(key): [c.grade_id.removeprefix("check_")
+                                              for c in course.check_cells() if c.notebook == key]
+                   for key in course.NOTEBOOKS}
 
 # Notebooks this test runs in their short mode (SEQLAB_GRADING=1), and why the full training
 # would add no check here: the suite's time goes where it tests something.
@@ -68,7 +60,7 @@ SHORT_MODE = {
                             "that it learns it, and benchmarks/notebooks.py times the full run",
 }
 
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 CELL_TIMEOUT = int(os.environ.get("SEQLAB_NOTEBOOK_TIMEOUT", "600"))
 
 HIDDEN_BLOCK = ("### BEGIN HIDDEN TESTS\n"

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course, paths
 from autograder import release as R
 
 ROOT = R.ROOT
 RELEASE = R.RELEASE_DIR
-STUDENT_MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+STUDENT_MODULES = list(course.STUDENT_MODULES)
 
 
 def test_stub_source_names_functions_and_methods():
@@ -190,7 +191,7 @@ def _solution_lines():
     """Distinctive lines that occur only inside solution regions of the source."""
     inside, outside = set(), set()
     for path in R.SOURCE_DIR.rglob("*.py"):
-        if R._ignored(path.relative_to(R.SOURCE_DIR)):
+        if paths.ignored(path.relative_to(R.SOURCE_DIR)):
             continue
         active = False
         for line in path.read_text().splitlines():
@@ -208,9 +209,9 @@ def _solution_lines():
             active = False
             for line in "".join(cell["source"]).splitlines():
                 s = line.strip()
-                if s.startswith((R.BEGIN, R.HIDDEN_BEGIN)):
+                if s.startswith((R.BEGIN, course.BEGIN_HIDDEN)):
                     active = True
-                elif s.startswith((R.END, R.HIDDEN_END)):
+                elif s.startswith((R.END, course.END_HIDDEN)):
                     active = False
                 elif not active:
                     outside.add(s)
@@ -339,14 +340,13 @@ BUNDLE_RELEASE = [
     "images/attention.png", "images/attention_masks.png", "images/lstm.png", "images/lstm1.png",
     "images/multihead.png", "images/rnn.png", "images/rnn_step_graph.png",
     "images/teacher_forcing.png", "images/transformer.png",
-    "seqlab/__init__.py", "seqlab/analysis.py", "seqlab/attention_layers.py",
-    "seqlab/captioning.py", "seqlab/data.py", "seqlab/dates.py", "seqlab/gradient_check.py",
-    "seqlab/lstm_layers.py", "seqlab/metrics.py", "seqlab/rnn_layers.py", "seqlab/solver.py",
-    "seqlab/torch_utils.py", "seqlab/transformer.py", "seqlab/visualize.py",
+    "seqlab/__init__.py", "seqlab/analysis.py", "seqlab/data.py", "seqlab/dates.py",
+    "seqlab/gradient_check.py", "seqlab/metrics.py", "seqlab/solver.py",
+    "seqlab/torch_utils.py", "seqlab/visualize.py",
     "tests/conftest.py", "tests/test_01_rnn_layers.py", "tests/test_01_to_03_captioning.py",
     "tests/test_02_lstm_layers.py", "tests/test_03_attention_layers.py",
     "tests/test_04_transformer.py",
-]
+] + [f"seqlab/{module}.py" for module in course.STUDENT_MODULES]
 
 
 def test_bundle_file_list_is_pinned(tmp_path, built):

@@ -20,17 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "assignments" / "sequence_models"
 SOURCE = ROOT / "solutions" / "sequence_models"
 
 # notebook -> the student modules finished before it (reference copies in the scratch release)
-FINISHED_BEFORE = {
-    "01_rnn_captioning.ipynb": [],
-    "02_lstm_captioning.ipynb": ["rnn_layers", "captioning"],
-    "03_attention_captioning.ipynb": ["rnn_layers", "captioning", "lstm_layers"],
-    "04_transformer.ipynb": ["rnn_layers", "captioning", "lstm_layers", "attention_layers"],
-}
+FINISHED_BEFORE = {course.notebook_file(key): [m for m, (nb, _) in course.API.items() if nb < key]
+                   for key in course.NOTEBOOKS}
 FIRST_TASK = {
     "01_rnn_captioning.ipynb": "rnn_step_forward",
     "02_lstm_captioning.ipynb": "lstm_step_forward",
@@ -71,7 +69,7 @@ def _task_order(cells):
 def test_no_cell_calls_a_student_function_before_its_task(name):
     cells = _cells(name)
     tasks = _task_order(cells)
-    modules = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+    modules = course.STUDENT_MODULES
     unfinished = set()
     for module in modules:
         if module not in FINISHED_BEFORE[name]:

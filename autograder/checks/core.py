@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from autograder import course
+
 # ---------------------------------------------------------------------------------------------
 # what goes to the worker and what comes back
 # ---------------------------------------------------------------------------------------------
@@ -205,11 +207,9 @@ def all_checks():
 
 # The notebook each check belongs to: by student module, and for CaptioningRNN (used by
 # notebooks 01-03) by the cell type its title names (no cell type: notebook 01).
-NOTEBOOKS = {"01": "01_rnn_captioning", "02": "02_lstm_captioning",
-             "03": "03_attention_captioning", "04": "04_transformer"}
-_MODULE_NOTEBOOK = {"rnn_layers": "01", "lstm_layers": "02", "attention_layers": "03",
-                    "transformer": "04"}
-_CELL_TYPE_NOTEBOOK = {"rnn": "01", "lstm": "02", "attention": "03"}
+NOTEBOOKS = course.NOTEBOOKS
+_MODULE_NOTEBOOK = {m: nb for m, (nb, _) in course.API.items() if m != "captioning"}
+_CELL_TYPE_NOTEBOOK = course.CAPTIONING_CELLS
 _CELL_TYPE = re.compile(r"cell_type='(\w+)'")
 
 

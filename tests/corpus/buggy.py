@@ -11,6 +11,8 @@ Used by tests/test_autograder_buggy.py.
 """
 from dataclasses import dataclass
 
+from autograder import course
+
 
 @dataclass
 class Mutation:
@@ -61,20 +63,7 @@ DEPENDS = {
 }
 
 # The API names of each student module, and the modules that import each one.
-MODULE_APIS = {
-    "rnn_layers": ["rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-                   "word_embedding_forward", "word_embedding_backward",
-                   "temporal_affine_forward", "temporal_affine_backward",
-                   "temporal_softmax_loss"],
-    "lstm_layers": ["lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward"],
-    "attention_layers": ["dot_product_attention_forward", "dot_product_attention_backward",
-                         "attention_lstm_step_forward", "attention_lstm_step_backward",
-                         "attention_lstm_forward", "attention_lstm_backward"],
-    "captioning": ["CaptioningRNN"],
-    "transformer": ["positional_encoding", "causal_mask", "padding_mask",
-                    "scaled_dot_product_attention", "MultiHeadAttention", "FeedForward",
-                    "EncoderLayer", "DecoderLayer", "Transformer", "CaptioningTransformer"],
-}
+MODULE_APIS = {module: list(names) for module, (_, names) in course.API.items()}
 IMPORTED_BY = {"rnn_layers": ["captioning"], "lstm_layers": ["attention_layers", "captioning"],
                "attention_layers": ["captioning"], "captioning": [], "transformer": []}
 

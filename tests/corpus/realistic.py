@@ -15,7 +15,9 @@ Used by tests/test_corpus_realistic.py.
 import re
 from dataclasses import dataclass, field
 
-MODULES = ["rnn_layers", "lstm_layers", "attention_layers", "captioning", "transformer"]
+from autograder import course
+
+MODULES = list(course.STUDENT_MODULES)
 
 
 @dataclass
