@@ -835,7 +835,8 @@ def fig_attention_masks(out_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# 9. multihead.png: splitting into heads and merging back, and the classic reshape bug.
+# 9. multihead.png: splitting into heads and merging back, and the classic reshape bug
+#    (in words and shapes: the PyTorch calls are the student's to find).
 # ---------------------------------------------------------------------------------------------
 HEAD_COL = [("#D6E9FB", "#1E6FBF"), ("#FFE3CC", "#D2691E")]
 
@@ -876,8 +877,8 @@ def fig_multihead(out_dir):
     # row 1, left to right: split the heads
     r1 = [tensor(xs[0], y1, "(N, T, d_model)"), tensor(xs[1], y1, "(N, T, d_model)"),
           tensor(xs[2], y1, "(N, T, h, d_k)"), tensor(xs[3], y1, "(N, h, T, d_k)", "h")]
-    for k, s_ in enumerate(["q/k/v_proj\n(linear)", ".view(N, T,\n  h, d_k)",
-                            ".transpose\n(1, 2)"]):
+    for k, s_ in enumerate(["q/k/v_proj\n(linear)", "split d_model\ninto h × d_k",
+                            "head axis next\nto the batch"]):
         o = op(os_[k], y1, s_)
         arrow(ax, r1[k].r, o.l, ms=11)
         arrow(ax, o.r, r1[k + 1].l, ms=11)
@@ -894,13 +895,13 @@ def fig_multihead(out_dir):
     r2 = [tensor(xs[0], y2, "(N, T, d_model)"), tensor(xs[1], y2, "(N, T, d_model)"),
           tensor(xs[2], y2, "(N, T, h, d_k)"), tensor(xs[3], y2, "(N, h, T, d_k)", "h")]
     arrow(ax, at.b, r2[3].t, ms=11)
-    for k, s_ in enumerate(["out_proj\n(linear)", ".reshape(N, T,\n  d_model)",
-                            ".transpose\n(1, 2)"]):
+    for k, s_ in enumerate(["out_proj\n(linear)", "merge h × d_k\ninto d_model",
+                            "head axis\nback"]):
         o = op(os_[k], y2, s_)
         arrow(ax, r2[k + 1].l, o.r, ms=11)
         arrow(ax, o.l, r2[k].r, ms=11)
     text(ax, xs[0], y2 - 0.6, "out", fs=10, color=MUTED)
-    text(ax, os_[1], y2 - 0.65, "(.view would need .contiguous() after the transpose)",
+    text(ax, os_[1], y2 - 0.65, "the heads side by side again, in order: head 0, head 1, ...",
          fs=9.5, color=MUTED)
 
     # example: T = 4, d_model = 8, h = 2, d_k = 4
@@ -915,17 +916,18 @@ def fig_multihead(out_dir):
     good = [[[(hd, p)] * 4 for p in range(4)] for hd in range(2)]
     _grid(ax, 6.4, gy, good[0], cell, title="head 0")
     _grid(ax, 8.5, gy, good[1], cell, title="head 1")
-    text(ax, 8.24, gy - 0.2, "view(N, T, h, d_k).transpose(1, 2)\ncorrect: each head sees"
-         " all 4 tokens,\nonly its own d_k features", fs=9.5, va="top", color=KIND["h"][1])
+    text(ax, 8.24, gy - 0.2, "correct: head i = features\ni·d_k … (i+1)·d_k − 1 of every"
+         " token:\nall 4 tokens, its own d_k features", fs=9.5, va="top", color=KIND["h"][1])
     flat = [(c // 4, p) for p in range(4) for c in range(8)]       # memory order
     bad = [[flat[(hd * 4 + r) * 4:(hd * 4 + r) * 4 + 4] for r in range(4)] for hd in range(2)]
     arrow(ax, (10.5, gy + 2 * cell), (11.7, gy + 2 * cell), color=GRAD, ms=12)
     _grid(ax, 12.1, gy, bad[0], cell, title="\"head 0\"")
     _grid(ax, 14.2, gy, bad[1], cell, title="\"head 1\"")
-    text(ax, 13.94, gy - 0.2, "view(N, h, T, d_k) directly: wrong\na \"row\" is half a token;"
-         " head 0 sees\nonly tokens 0-1, head 1 only 2-3", fs=9.5, va="top", color=GRAD)
+    text(ax, 13.94, gy - 0.2, "reshaped straight to (N, h, T, d_k):\nwrong, a \"row\" is half a"
+         " token;\nhead 0 sees only tokens 0-1,\nhead 1 only tokens 2-3", fs=9.5, va="top",
+         color=GRAD)
     bb = box(ax, 18.85, gy + 2 * cell, 3.9, 2.0, "", kind="white", ec=GRAD, lw=1.8)
-    text(ax, bb.cx, bb.cy, "reshape without\nthe transpose\nmixes positions:\n"
+    text(ax, bb.cx, bb.cy, "right shape,\nwrong heads:\nit mixes positions,\n"
          "the classic bug", fs=11, color=GRAD, weight="bold")
     return save(fig, out_dir, "multihead.png")
 

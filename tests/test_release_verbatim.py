@@ -28,7 +28,6 @@ ALLOWED = {
 PENDING = {
     ("01_rnn_captioning.ipynb", "np.add.at(dW, x, dout)"),
     ("02_lstm_captioning.ipynb", "dnext_h = dh[:, t] + dprev_h"),
-    ("04_transformer.ipynb", "weights = torch.softmax(scores, dim=-1)"),
 }
 
 MIN_CHARS = 20

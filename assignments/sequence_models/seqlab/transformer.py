@@ -6,7 +6,8 @@ passes. Do not use ``nn.MultiheadAttention``, ``nn.Transformer*`` or
 ``torch.nn.functional.scaled_dot_product_attention`` here: the tests compare against them.
 
 Shape letters: N batch, T (Tq, Tk) time steps (of the queries, of the keys), S source length,
-d = d_model, h = num_heads, V vocabulary size, P number of image-grid positions.
+d = d_model, h = num_heads, L = num_layers, V vocabulary size, P number of image-grid positions,
+C image-feature size (``input_dim``).
 
 Masks are bool tensors where **True means "may attend"** (as in
 ``torch.nn.functional.scaled_dot_product_attention``; ``nn.MultiheadAttention`` uses the opposite
@@ -199,9 +200,11 @@ class MultiHeadAttention(nn.Module):
     split into h heads of size d/h, attended independently with scaled dot-product attention,
     concatenated back to size d and projected by ``out_proj`` (``nn.Linear(d, d)``).
 
-    Split the heads with a reshape and a transpose: (N, T, d) -> (N, T, h, d/h) -> (N, h, T, d/h);
-    undo it at the end with a transpose and a reshape:
-    (N, h, T, d/h) -> (N, T, h, d/h) -> (N, T, d).
+    Head i owns the features i*d/h .. (i+1)*d/h - 1 of every position of a projection (N, T, d).
+    Bring each projection to shape (N, h, T, d/h), head i at index i of dimension 1, so that the
+    attention treats (N, h) as batch dimensions; bring the result (N, h, Tq, d/h) back to
+    (N, Tq, d) with the heads side by side, in the same order. A single reshape straight to
+    (N, h, T, d/h) has the right shape and the wrong content (notebook 04, section 4).
 
     Attributes (submodules): q_proj, k_proj, v_proj, out_proj; plus num_heads, head_dim and
     dropout (the dropout probability on the attention weights, used in training mode only).
