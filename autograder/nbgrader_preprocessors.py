@@ -65,7 +65,7 @@ def stub_release(assignment=None, **_):
         for folder in folders:
             for path in sorted(folder.rglob("*"), reverse=True):
                 rel = path.relative_to(folder)
-                if release._ignored(rel):
+                if paths.ignored(rel):
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
                 elif path.is_file() and path.suffix == ".py":
                     text = path.read_text(encoding="utf-8")
@@ -74,6 +74,7 @@ def stub_release(assignment=None, **_):
                         path.write_text(stubbed, encoding="utf-8")
                     if release.BEGIN in stubbed or release.END in stubbed:
                         raise release.ReleaseError(f"{rel}: a solution marker is left")
+            (folder / release.API_MD).write_bytes(release.api_md(paths.source_dir()))
     except BaseException as exc:   # fail closed: no release rather than one with solutions
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)

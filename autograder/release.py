@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from autograder import course, paths
+from autograder import api_doc, course, paths
 from autograder.course import ASSIGNMENT
 from autograder.course import BEGIN_SOLUTION as BEGIN
 from autograder.course import END_SOLUTION as END
@@ -40,6 +40,8 @@ from autograder.release_text import text_problems
 ROOT = paths.course_root()
 SOURCE_DIR = paths.source_dir()
 RELEASE_DIR = paths.assignment_dir()
+API_MD = Path("API.md")                  # the API contract, shipped beside the notebooks
+API_DOC = ROOT / "docs" / "API.md"       # ... and its copy in the repository's docs
 
 # What the release needs from datasets/ at run time (seqlab.data builds its cache from these).
 # The instructor's scripts (train_encoder.py, check_features.py) and the cache stay behind.
@@ -162,7 +164,13 @@ def build_release(source_dir=SOURCE_DIR):
         else:
             files[rel] = (source_dir / rel).read_bytes()
     files.update(_release_notebooks(source_dir, notebooks))
+    files[API_MD] = api_md(source_dir)
     return files
+
+
+def api_md(source_dir: Path = SOURCE_DIR) -> bytes:
+    """The release's API.md, written from the docstrings of ``source_dir``'s student modules."""
+    return api_doc.markdown(source_dir).encode("utf-8")
 
 
 def check_text(files):
@@ -180,11 +188,14 @@ def _existing(release_dir):
     return {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
 
 
-def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=None):
-    """Write (or, with check=True, compare) the release. Returns the list of changed paths.
+def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=None,
+            doc=None):
+    """Write (or, with check=True, compare) the release. Returns the list of changed paths,
+    relative to ``release_dir``.
 
     ``wanted`` is a release already computed by :func:`build_release` (saves a second
-    nbgrader run); by default it is built from ``source_dir``.
+    nbgrader run); by default it is built from ``source_dir``. ``doc``: a path that also
+    receives the release's API.md (``API_DOC`` for the repository's docs/API.md).
     """
     if wanted is None:
         wanted = build_release(source_dir)
@@ -192,9 +203,15 @@ def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=
     have = _existing(release_dir)
     changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
                      | {rel for rel in have if rel not in wanted})
+    if doc is not None and (not doc.is_file() or doc.read_bytes() != wanted[API_MD]):
+        changed.append(Path(os.path.relpath(doc, release_dir)))
+        if not check:
+            doc.write_bytes(wanted[API_MD])
     if check:
         return changed
     for rel in changed:
+        if rel.parts[0] == "..":
+            continue
         path = release_dir / rel
         if rel in wanted:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,18 +291,19 @@ def main(argv):
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
-            changed = release(check=args.check)
+            changed = release(check=args.check, doc=API_DOC)
+            shown = [os.path.normpath(RELEASE_DIR.relative_to(ROOT) / rel) for rel in changed]
             if args.check:
                 if changed:
                     print("release out of date; these files differ:")
-                    for rel in changed:
+                    for rel in shown:
                         print("  ", rel)
                     return 1
                 print("release is up to date")
                 return 0
             print(f"release written to {RELEASE_DIR.relative_to(ROOT)}: "
                   f"{len(changed)} file(s) changed")
-            for rel in changed:
+            for rel in shown:
                 print("  ", rel)
             return 0
         names = bundle(args.out)

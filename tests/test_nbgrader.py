@@ -24,7 +24,6 @@ One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked
    The last test runs mallory's cell as a kernel would, to prove that the attack is real.
 """
 import csv
-import fnmatch
 import hashlib
 import html
 import json
@@ -123,14 +122,8 @@ def _nbformat():
 
 def _release_files(folder):
     """{relative path: bytes} of a release folder, without what the release never holds."""
-    from autograder.release import IGNORED
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and not any(fnmatch.fnmatch(part, pat) for part in rel.parts
-                                   for pat in IGNORED):
-            out[rel.as_posix()] = p.read_bytes()
-    return out
+    from autograder.paths import packed_files
+    return {rel.as_posix(): (folder / rel).read_bytes() for rel in packed_files(folder)}
 
 
 def _meta(cell):

@@ -59,7 +59,7 @@ def built():
 
 
 def test_release_is_in_sync_with_solutions(built):
-    changed = R.release(check=True, wanted=built)
+    changed = R.release(check=True, wanted=built, doc=R.API_DOC)
     assert not changed, ("assignments/ is out of date; run `python -m autograder release` and "
                          f"commit. Differing files: {[str(c) for c in changed]}")
 
@@ -336,7 +336,7 @@ BUNDLE_OUTSIDE_THE_RELEASE = [
 ]
 BUNDLE_RELEASE = [
     "01_rnn_captioning.ipynb", "02_lstm_captioning.ipynb", "03_attention_captioning.ipynb",
-    "04_transformer.ipynb",
+    "04_transformer.ipynb", "API.md",
     "images/attention.png", "images/attention_masks.png", "images/lstm.png", "images/lstm1.png",
     "images/multihead.png", "images/rnn.png", "images/rnn_step_graph.png",
     "images/teacher_forcing.png", "images/transformer.png",

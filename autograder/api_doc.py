@@ -1,0 +1,100 @@
+"""The student API contract (``API.md``), written from the reference modules' docstrings.
+
+:func:`markdown` reads ``seqlab/<module>.py`` of the source as text (nothing is imported, so
+neither numpy nor torch is needed) and writes, for every student module of the course manifest,
+its docstring, then for every API name its signature and docstring (for a class: the
+constructor and every public method). ``python -m autograder release`` writes the result to
+``docs/API.md`` and ships it with the release as ``API.md``; the docstrings stay the one source.
+"""
+import ast
+import inspect
+from pathlib import Path
+
+from autograder import course
+
+HEADER = """\
+# The seqlab API
+
+This is the contract of the functions and classes you write in `seqlab/`: the name, the
+arguments, and the inputs and outputs with their shapes and dtypes. It is generated from the
+docstrings of the modules you receive; the autograder grades exactly what it says.
+
+What the hidden checks grade, for every function (each check is listed by name in your
+feedback):
+
+- **Values** against the reference implementation, on several sizes (including N=1, T=1), and
+  for backward functions the **gradients** (against the reference and against numeric or
+  PyTorch gradients of your own forward function).
+- **dtype**: float32 in -> float32 out (the outputs have the dtype of the float inputs). Under
+  NumPy 2, a NumPy scalar such as `np.sqrt(H)` or an array made with `np.zeros(shape)` (float64)
+  turns float32 into float64; a Python float, `np.zeros_like(x)` and
+  `np.zeros(shape, dtype=x.dtype)` do not.
+- **Inputs unchanged**: no function modifies its arguments; a backward function leaves the
+  upstream gradient and the cache as it received them.
+- **Numerical stability**: large inputs give finite results (no `nan`, no `inf`).
+- The classes are graded through their methods, with the parameter names and shapes given
+  below (the checks load the reference's parameters into your model by those names).
+
+Given helpers (documented in their own files) are not graded.
+"""
+
+
+def _doc(node: ast.AST) -> str:
+    return inspect.cleandoc(ast.get_docstring(node, clean=False) or "(no docstring)")
+
+
+def _args(func: ast.FunctionDef, method: bool) -> str:
+    args = ast.unparse(func.args)
+    if method:
+        args = args.removeprefix("self").removeprefix(", ")
+    return args
+
+
+def _block(text: str) -> list[str]:
+    return ["```text", text, "```", ""]
+
+
+def _methods(cls: ast.ClassDef) -> list[ast.FunctionDef]:
+    return [n for n in cls.body if isinstance(n, ast.FunctionDef)
+            and (n.name == "__init__" or not n.name.startswith("_"))]
+
+
+def _entry(node: ast.AST) -> list[str]:
+    """The section of one API name (a function or a class)."""
+    if isinstance(node, ast.FunctionDef):
+        return [f"### `{node.name}({_args(node, False)})`", ""] + _block(_doc(node))
+    methods = _methods(node)
+    init = next((m for m in methods if m.name == "__init__"), None)
+    lines = [f"### `class {node.name}({_args(init, True) if init else ''})`", ""]
+    lines += _block(_doc(node))
+    for method in methods:
+        if method.name == "__init__":
+            if ast.get_docstring(method):
+                lines += ["Constructor:", ""] + _block(_doc(method))
+            continue
+        lines += [f"#### `{node.name}.{method.name}({_args(method, True)})`", ""]
+        lines += _block(_doc(method))
+    return lines
+
+
+def markdown(source_dir: Path) -> str:
+    """The text of API.md for the assignment source ``source_dir`` (``solutions/<assignment>``).
+
+    Raises KeyError naming an API name that its module does not define at its top level.
+    """
+    lines = [HEADER]
+    for module, (notebook, names) in course.API.items():
+        path = source_dir / course.PACKAGE / f"{module}.py"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        books = sorted({course.notebook_of(api, t) for api in names
+                        for t in (course.CAPTIONING_CELLS if api == course.CAPTIONING_API
+                                  else (None,))})
+        where = f"notebook{'s' if len(books) > 1 else ''} {', '.join(books)}"
+        lines += [f"## `{course.PACKAGE}/{module}.py` ({where})", ""]
+        lines += _block(_doc(tree))
+        for name in names:
+            if name not in defs:
+                raise KeyError(f"{path.name} defines no {name}")
+            lines += _entry(defs[name])
+    return "\n".join(lines).rstrip("\n") + "\n"
