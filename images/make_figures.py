@@ -772,8 +772,8 @@ def fig_transformer(out_dir):
     text(ax, nx, 14.45, "keys K and values V from the encoder\noutput (memory)", fs=11,
          ha="left", color=mcol, va="top")
     text(ax, nx, 13.05, "Post-LN, as in the paper:", fs=11.5, ha="left", weight="bold")
-    text(ax, nx, 12.5, r"$x \leftarrow \mathrm{LayerNorm}(x + \mathrm{Sublayer}(x))$",
-         fs=11.5, ha="left")
+    text(ax, nx, 12.5, r"$x \leftarrow \mathrm{LayerNorm}(x + \mathrm{Dropout}(\mathrm{Sublayer}(x)))$",
+         fs=11, ha="left")
     text(ax, nx, 11.6, "Masked: a causal mask, so position $i$\nattends only to positions"
          r" $\leq i$", fs=11, ha="left", va="top", color=MUTED)
     return save(fig, out_dir, "transformer.png")

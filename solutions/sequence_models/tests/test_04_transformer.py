@@ -7,6 +7,7 @@ Most checks compare your modules with PyTorch's own (``nn.MultiheadAttention``,
 in float64 and eval mode, so a correct implementation agrees to ~1e-15. A stub that is not
 written yet fails with NotImplementedError.
 """
+import inspect
 import math
 
 import pytest
@@ -358,6 +359,76 @@ def test_encoder_layer_is_permutation_equivariant(heads):
     other[:, 0] = randn(3, d, seed=35)
     assert (layer(other)[:, 1:] - layer(x)[:, 1:]).abs().max() > 1e-3, (
         "EncoderLayer: the output of a token must depend on the other tokens (self-attention)")
+
+
+# ------------------------------------------------------------------ dropout order (training mode)
+
+def assert_post_ln_rows(what, rows, eps):
+    """``rows`` (..., d) is the result of an Add & Norm whose LayerNorm has gain 1 and bias 0:
+    every row (one token) has mean 0 and biased variance var / (var + eps), within 100 eps of 1,
+    whatever the dropout before the LayerNorm did. Dropout *after* the LayerNorm zeroes entries
+    and scales the others by 1 / (1 - p): the rows lose mean 0 and variance 1."""
+    mean_err = rows.mean(dim=-1).abs().max().item()
+    var_err = (rows.var(dim=-1, unbiased=False) - 1).abs().max().item()
+    assert mean_err < 1e-8 and var_err < 100 * eps, (
+        f"{what}: in training mode (dropout 0.5) every row must have mean 0 and variance 1 (post-LN, "
+        f"LayerNorm gain 1, bias 0), whatever the dropout mask; got max |mean| {mean_err:.2g}, "
+        f"max |variance - 1| {var_err:.2g}. Likely cause: dropout after the LayerNorm; the order "
+        f"is LayerNorm(x + Dropout(sublayer(x))).")
+
+
+def inputs_of(module, argument, calls):
+    """Forward pre-hook that appends ``module``'s argument ``argument`` to ``calls``."""
+    def hook(mod, args, kwargs):
+        calls.append(inspect.signature(mod.forward).bind(*args, **kwargs).arguments[argument])
+    return module.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_encoder_layer_dropout_before_the_residual_sum(seed):
+    """Training mode, dropout 0.5: the output of each Add & Norm (the input of feed_forward and
+    the layer's output) has rows of mean 0 and variance 1, for any dropout mask."""
+    d = 16
+    torch.manual_seed(seed)
+    layer = EncoderLayer(d, 4, 24, dropout=0.5).double().train()
+    x = randn(3, 7, d, seed=40 + seed) * 2 + 0.5
+    src = tokens_with_padding(3, 7, 9, lengths=[7, 5, 2])
+    ff_inputs = []
+    handle = inputs_of(layer.feed_forward, "x", ff_inputs)
+    out = layer(x, mask=padding_mask(src, 0))
+    handle.remove()
+    eps = layer.norm2.eps
+    if ff_inputs:
+        assert_post_ln_rows("EncoderLayer: the input of feed_forward (after Add & Norm 1)",
+                            ff_inputs[0], eps)
+    assert_post_ln_rows("EncoderLayer output (after Add & Norm 2)", out, eps)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decoder_layer_dropout_before_the_residual_sum(seed):
+    """Training mode, dropout 0.5: the query of cross_attn, the input of feed_forward and the
+    layer's output (the three Add & Norm results) have rows of mean 0 and variance 1."""
+    d, T, S = 16, 5, 7
+    torch.manual_seed(seed)
+    layer = DecoderLayer(d, 4, 24, dropout=0.5).double().train()
+    x, memory = randn(3, T, d, seed=50 + seed) * 2 + 0.5, randn(3, S, d, seed=60 + seed)
+    src = tokens_with_padding(3, S, 9, lengths=[7, 4, 2])
+    tgt = tokens_with_padding(3, T, 9, lengths=[5, 5, 3])
+    queries, ff_inputs = [], []
+    handles = [inputs_of(layer.cross_attn, "query", queries),
+               inputs_of(layer.feed_forward, "x", ff_inputs)]
+    out = layer(x, memory, tgt_mask=padding_mask(tgt, 0) & causal_mask(T),
+                memory_mask=padding_mask(src, 0))
+    for handle in handles:
+        handle.remove()
+    eps = layer.norm3.eps
+    if queries:
+        assert_post_ln_rows("DecoderLayer: the query of cross_attn (after Add & Norm 1)",
+                            queries[0], eps)
+    if ff_inputs:
+        assert_post_ln_rows("DecoderLayer: the input of feed_forward (after Add & Norm 2)",
+                            ff_inputs[0], eps)
+    assert_post_ln_rows("DecoderLayer output (after Add & Norm 3)", out, eps)
 
 
 # ------------------------------------------------------------------ Transformer
