@@ -119,28 +119,69 @@ FLOAT32_CAUSE = ("under NumPy 2 a NumPy scalar such as np.sqrt(H), or an array m
 """The usual reason a function given float32 inputs returns float64."""
 
 
-def check_float32(name, outputs):
+def check_float32(name, outputs, expected=None, rtol=2e-4, atol=2e-5):
     """Print one line saying whether every output of a float32 call is a float32 array.
 
     Used by the notebooks' check cells: the models train in float32, so every function must
     return float32 arrays (outputs and gradients) when its float inputs are float32. All wrong
     outputs are reported at once. Raises AssertionError (with the same message, naming each
-    wrong output, its type or dtype, and the usual cause) when any output is not float32.
+    wrong output, its type or dtype, and the usual cause) when any output is not float32, or,
+    given ``expected``, when its values are off.
 
     Inputs:
     - name: the function that was called, e.g. "lstm_step_forward".
     - outputs: dict {output name: what the function returned for it}, e.g.
       ``{"next_h": next_h, "next_c": next_c}``; the order is kept in the message.
+    - expected: optional dict {output name: the same output computed in float64}; then the
+      values must also agree: |got - expected| <= atol * max(1, max |expected|) +
+      rtol * |expected| everywhere (float32 keeps about 7 significant digits).
 
     Returns None.
     """
     wrong = [f"{k} is {v.dtype}" if isinstance(v, np.ndarray) else f"{k} is {type(v).__name__}"
              for k, v in outputs.items()
              if not (isinstance(v, np.ndarray) and v.dtype == np.float32)]
-    if not wrong:
-        print(f"[OK ] {name}: float32 in -> float32 out ({', '.join(outputs)})")
+    off = []
+    for k, v in (expected or {}).items():
+        got = outputs[k]
+        if not (isinstance(got, np.ndarray) and got.dtype == np.float32):
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        if got.shape != v.shape:
+            off.append(f"{k} has shape {got.shape}, expected {v.shape}")
+        elif not np.all(np.abs(got - v) <= atol * max(1.0, np.max(np.abs(v), initial=0))
+                        + rtol * np.abs(v)):
+            off.append(f"{k} is off by up to {np.max(np.abs(got - v)):.1e}")
+    if not wrong and not off:
+        values = ", values as in float64" if expected else ""
+        print(f"[OK ] {name}: float32 in -> float32 out ({', '.join(outputs)}){values}")
         return
-    line = (f"[BAD] {name}: float32 in -> float32 out expected, but {', '.join(wrong)}. "
-            f"Usual cause: {FLOAT32_CAUSE}")
+    line = f"[BAD] {name}: "
+    if wrong:
+        line += (f"float32 in -> float32 out expected, but {', '.join(wrong)}. "
+                 f"Usual cause: {FLOAT32_CAUSE}")
+    if off:
+        line += ("; " if wrong else "") + f"float32 values wrong: {'; '.join(off)}"
+    print(line)
+    raise AssertionError(line)
+
+
+def check_unchanged(name, arrays, copies):
+    """Print one line saying whether a function left the arrays it was given unchanged.
+
+    Inputs:
+    - name: the function that was called.
+    - arrays: dict {argument name: array}, the arrays passed to the function (read after the
+      call).
+    - copies: dict {argument name: array}, copies of them made before the call.
+
+    Returns None; raises AssertionError naming every argument that was modified.
+    """
+    changed = [k for k in arrays if not np.array_equal(arrays[k], copies[k])]
+    if not changed:
+        print(f"[OK ] {name}: inputs unchanged ({', '.join(arrays)})")
+        return
+    line = (f"[BAD] {name} modified its argument(s) {', '.join(changed)}: build new arrays "
+            f"(x = x - m), never write into the ones you are given (x -= m, x[...] = ...)")
     print(line)
     raise AssertionError(line)

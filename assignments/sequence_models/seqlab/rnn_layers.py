@@ -12,6 +12,10 @@ autograder checks it for every function). Under NumPy 2 a NumPy scalar such as `
 and an array made with ``np.zeros(shape)`` (float64 by default) turn float32 into float64; a
 Python float (``math.sqrt(H)``, ``1.0``), ``np.zeros_like(x)`` and ``np.zeros(shape,
 dtype=x.dtype)`` do not.
+
+Large inputs: tanh saturates at -1 or 1, never NaN, in float64 and float32 (the autograder feeds
+pre-activations in the thousands). A tanh written with exp() overflows to inf / inf = NaN once
+|a| passes about 710 (float64) or 89 (float32); np.tanh does not.
 """
 import numpy as np
 
@@ -200,7 +204,11 @@ def temporal_softmax_loss(x, y, mask):
     - loss: a Python float
     - dx: gradient of the loss with respect to the scores, shape (N, T, V)
 
-    Subtract the row maximum before exponentiating so that large scores do not overflow.
+    Large scores (gaps of hundreds between words, float32 included) must give a finite loss.
+    Subtracting the row maximum keeps exp() from overflowing, but the probability of a word far
+    below the maximum still underflows to 0, and log(0) = -inf: compute the log-probabilities
+    directly, log p = (x - max) - log(sum(exp(x - max))) (log-sum-exp), not as log(softmax).
+    With every position masked the loss is 0 and dx is zero.
 
     float32 in -> float32 out: dx has the dtype of x (loss is a Python float).
     """
