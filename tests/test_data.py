@@ -34,6 +34,7 @@ def _module(name):
 
 shapes = _module("shapes")
 builder = _module("build_captioning")
+heldout = _module("heldout")
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +166,70 @@ def test_objects_cells_match_positions(full):
                 gy, gx = divmod(g, 4)
                 assert 16 * gy < y + 11.6 and 16 * gy + 16 > y - 11.6
                 assert 16 * gx < x + 11.6 and 16 * gx + 16 > x - 11.6
+
+
+# ---------------------------------------------------------------------------- held-out split
+
+def _pairs(objects):
+    """Unordered pairs of objects (colour, shape, size, layout cell) that share an image."""
+    out = set()
+    for objs in objects:
+        keys = sorted((o["color"], o["shape"], o["size"], o["layout_cell"]) for o in objs)
+        out.update((a, b) for i, a in enumerate(keys) for b in keys[i + 1:])
+    return out
+
+
+def _as_objects(attrs):
+    return [[{"color": shapes.COLORS[c], "shape": shapes.SHAPES[s], "size": shapes.SIZES[z],
+              "layout_cell": int(cell)} for c, s, z, cell in a.tolist() if c >= 0]
+            for a in attrs]
+
+
+def test_heldout_scenes_are_deterministic_and_new(full):
+    a = heldout.sample_scenes(200)
+    assert a.dtype == np.int8 and a.shape == (200, 3, 4)
+    assert a.tobytes() == heldout.sample_scenes(200).tobytes()
+    assert a.tobytes() != heldout.sample_scenes(200, seed=1).tobytes()
+    rows = [set(range(3 * r, 3 * r + 3)) for r in range(3)]
+    cols = [set(range(c, 9, 3)) for c in range(3)]
+    for scene in a:
+        cells = scene[:, 3].tolist()
+        assert cells == sorted(cells) and set(cells) in rows + cols      # three in a line
+        assert (scene[:, 0] >= 0).all()
+    # checked against the built training data, not the generator the split was drawn with
+    held = _as_objects(a)
+    assert not _pairs(held) & _pairs(full["train_objects"])
+    keys = {_key(o) for o in held}
+    for split in ("train", "val", "test"):
+        assert not keys & {_key(o) for o in full[f"{split}_objects"]}, split
+
+
+def test_heldout_split_is_built_like_the_others(full):
+    d = {**full, **heldout.load()}
+    n, L = heldout.SIZE, shapes.CAPTION_LENGTH
+    assert d["heldout_captions"].shape == (n, L) and d["heldout_captions"].dtype == np.int32
+    assert (d["heldout_image_idxs"] == np.arange(n)).all()
+    assert d["heldout_references"].shape == (n, 3, L)
+    assert d["heldout_features"].shape == (n, 128) and d["heldout_features"].dtype == np.float32
+    assert d["heldout_grid_features"].shape == (n, 16, 128)
+    assert d["heldout_images"].shape == (n, 64, 64, 3) and d["heldout_images"].dtype == np.uint8
+    assert d["heldout_object_cells"].shape == (n, 3, 16)
+    attrs = d["heldout_object_attrs"]
+    assert attrs.tobytes() == heldout.sample_scenes(n).tobytes()
+    texts = sd.decode_captions(d["heldout_captions"], d["idx_to_word"])
+    refs = sd.references(d, "heldout")
+    for text, r, objs in zip(texts, refs, _as_objects(attrs)):
+        assert GRAMMAR.fullmatch(text) and text.count(" and ") == 2
+        assert text == " and ".join(f"a {o['size']} {o['color']} {o['shape']} "
+                                    f"{shapes.POSITION_PHRASES[o['layout_cell']]}" for o in objs)
+        assert r[0] == text and len(r) == 3
+    # features from the shipped encoder, as for the other splits
+    encoder = _module("encoder")
+    pooled, grid = encoder.extract_features(d["heldout_images"][:20])
+    assert np.allclose(pooled, d["heldout_features"][:20], atol=1e-5)
+    assert np.allclose(grid, d["heldout_grid_features"][:20], atol=1e-5)
+    images = {im.tobytes() for im in d["heldout_images"]}
+    assert len(images) == n and not images & {im.tobytes() for im in full["test_images"]}
 
 
 def test_cached_load_reads_the_cache(full, monkeypatch):
