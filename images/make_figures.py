@@ -271,7 +271,8 @@ def fig_rnn(out_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. rnn_step_graph.png: computational graph of one RNN step with its backward gradients.
+# 2. rnn_step_graph.png: computational graph of one RNN step and its backward pass; only the
+#    tanh node is worked out, the other gradients are left to the student ("?").
 # ---------------------------------------------------------------------------------------------
 def _grad_edge(ax, p0, p1, off=0.17):
     """Dashed red arrow running backward, parallel to the edge p0 -> p1."""
@@ -318,18 +319,17 @@ def fig_rnn_step_graph(out_dir):
     text(ax, 6.8, 5.75, "$x\\,W_x$", fs=12, ha="left")
     text(ax, 7.95, 2.75, r"$\mathrm{prev\_h}\,W_h$", fs=12, ha="right")
     text(ax, 9.6, 4.72, "$a$", fs=13)
-    text(ax, 3.15, 7.35, r"$dx = da\,W_x^{\top}$", fs=12.5, color=GRAD, ha="left")
-    text(ax, 3.0, 5.05, r"$dW_x = x^{\top} da$", fs=12.5, color=GRAD, ha="left")
-    text(ax, 2.75, 4.05, r"$d\mathrm{prev\_h} = da\,W_h^{\top}$", fs=12.5, color=GRAD,
-         ha="left")
-    text(ax, 3.0, 1.35, r"$dW_h = \mathrm{prev\_h}^{\top} da$", fs=12.5, color=GRAD,
-         ha="left")
-    text(ax, 6.3, 5.0, "$da$", fs=12.5, color=GRAD)
-    text(ax, 6.3, 3.8, "$da$", fs=12.5, color=GRAD)
-    text(ax, 8.5, 1.75, r"$db = \sum_n da$", fs=12.5, color=GRAD, ha="left")
+    # the gradients of the sum and of the products are the student's to derive
+    text(ax, 3.15, 7.35, r"$dx = \;?$", fs=12.5, color=GRAD, ha="left")
+    text(ax, 3.0, 5.05, r"$dW_x = \;?$", fs=12.5, color=GRAD, ha="left")
+    text(ax, 2.75, 4.05, r"$d\mathrm{prev\_h} = \;?$", fs=12.5, color=GRAD, ha="left")
+    text(ax, 3.0, 1.35, r"$dW_h = \;?$", fs=12.5, color=GRAD, ha="left")
+    text(ax, 6.3, 5.0, "?", fs=12.5, color=GRAD)
+    text(ax, 6.3, 3.8, "?", fs=12.5, color=GRAD)
+    text(ax, 8.5, 1.75, r"$db = \;?$", fs=12.5, color=GRAD, ha="left")
     text(ax, 9.6, 4.0, "$da$", fs=12.5, color=GRAD)
     text(ax, 12.75, 4.0, r"$d\mathrm{next\_h}$", fs=12.5, color=GRAD)
-    # the one nonlinear step, spelled out
+    # the one nonlinear step, worked out
     g = box(ax, 13.1, 2.65, 5.6, 0.95, "", kind="white", ec=GRAD, lw=1.3)
     text(ax, g.cx, g.cy + 0.15,
          r"$da = d\mathrm{next\_h} \odot (1 - \mathrm{next\_h}^2)$", fs=13, color=GRAD)
