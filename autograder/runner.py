@@ -332,6 +332,24 @@ def _load(path, opts):
         return sub
 
 
+_warm_lock = threading.Lock()
+_warm_thread = None
+
+
+def _warm_up_torch():
+    """Import torch in the background (1-3 s) while the first workers start: the transformer
+    checks and every PyTorch-autograd comparison need it. Only when some worker will run: an
+    empty submission does not pay for it. The thread is not a daemon: an interpreter that
+    exits while a thread is inside torch's import aborts ("terminate called without an active
+    exception", exit -6), so exit waits for it; the command line ends with ``os._exit``
+    once its files are written, and waits for neither."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(target=core.import_torch, name="torch-import")
+            _warm_thread.start()
+
+
 def grade(submission_paths, opts):
     """Grade submissions; returns a list of SubmissionResult (in the order given)."""
     checks = core.select(opts.only, opts.notebooks)
@@ -340,11 +358,6 @@ def grade(submission_paths, opts):
         by_module.setdefault(c.module, []).append(c)
     modules = [m for m in MODULE_ORDER if m in by_module] + \
         [m for m in by_module if m not in MODULE_ORDER]
-
-    # torch takes 1-3 s to import: do it while the first workers start (it is needed by the
-    # transformer checks and by every PyTorch-autograd comparison)
-    warm = threading.Thread(target=core.import_torch, daemon=True)
-    warm.start()
 
     subs, scratches = [], []
     try:
@@ -356,6 +369,8 @@ def grade(submission_paths, opts):
         for s in scratches:
             submission_mod.remove_scratch(s)
         raise
+    if any(m in sub.files for sub in subs for m in modules):
+        _warm_up_torch()
 
     tasks = []
     for i, sub in enumerate(subs):
@@ -395,9 +410,6 @@ def grade(submission_paths, opts):
     finally:
         for s in scratches:
             submission_mod.remove_scratch(s)
-        # an interpreter that exits while a thread is inside torch's import aborts
-        # ("terminate called without an active exception", exit -6) after a fast batch
-        warm.join()
 
     out = []
     order = {c.id: k for k, c in enumerate(checks)}
