@@ -14,6 +14,8 @@ Options
   --allow-isolation L    grade even when this machine isolates student code only at level L
                          (full | reduced | none; default full: refuse anything less). The level
                          used is printed and written into results.json (extra_data.isolation)
+  --grader-memory MIB    memory limit of the grader process itself (default 2048), in a cgroup
+                         leaf of its own where the machine allows one; the progress says which
   --verbose              every failed check, with the expected values it compared
   --quiet                one line per submission on stdout; on stderr only errors and
                          warnings about isolation (no progress)
@@ -52,6 +54,9 @@ def _parser():
     p.add_argument("--list", action="store_true", help="list API names and checks")
     p.add_argument("--allow-isolation", default="full", choices=["full", "reduced", "none"],
                    help="lowest isolation level accepted (see autograder/README.md)")
+    p.add_argument("--grader-memory", type=int, metavar="MIB",
+                   help="memory limit of the grader process itself, in a cgroup of its own "
+                        "where the machine allows one (default 2048: sandbox.GRADER_MEMORY)")
     p.add_argument("--visibility", default="visible",
                    choices=["visible", "hidden", "after_due_date", "after_published"])
     return p
@@ -161,6 +166,8 @@ def main(argv=None):
         s = os.path.abspath(s)
         extra.append(s if os.path.isdir(s) else os.path.dirname(s))
     opts.limits.hide = runner.default_hidden_paths(extra=extra)
+    if args.grader_memory is not None:
+        opts.limits.grader_memory = args.grader_memory * 2 ** 20
     t0 = time.monotonic()
     try:
         results = runner.grade(args.submissions, opts)

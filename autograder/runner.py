@@ -25,7 +25,7 @@ from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
 from autograder.report import CheckResult
-from autograder.sandbox import Limits, Worker, WorkerFailure
+from autograder.sandbox import GraderGroup, Limits, Worker, WorkerFailure
 
 TORCH_MODULES = {"transformer"}
 # modules are started longest first, so that two jobs finish together
@@ -351,7 +351,20 @@ def _warm_up_torch():
 
 
 def grade(submission_paths, opts):
-    """Grade submissions; returns a list of SubmissionResult (in the order given)."""
+    """Grade submissions; returns a list of SubmissionResult (in the order given). The grader
+    process runs in a cgroup leaf of its own with a memory limit (``limits.grader_memory``)
+    where the machine allows one (see sandbox.GraderGroup); the log says which."""
+    with GraderGroup(opts.limits.grader_memory) as group:
+        _log(opts, f"grader memory: {group.describe()}")
+        try:
+            return _grade(submission_paths, opts)
+        finally:
+            peak = group.peak()
+            if peak is not None:
+                _log(opts, f"grader memory: peak {peak // 2 ** 20} MiB in its cgroup")
+
+
+def _grade(submission_paths, opts):
     checks = core.select(opts.only, opts.notebooks)
     by_module = {}
     for c in checks:

@@ -54,7 +54,10 @@ BOOT_NAME = "_seqlab_worker.py"
 BOOT_SOURCE = Path(__file__).with_name("worker_boot.py")
 MARKER_ENV = "SEQLAB_SANDBOX_TOKEN"
 GiB = 2 ** 30
-CGROUP_SLACK = 256 * 2 ** 20
+CGROUP_SLACK = 256 * 2 ** 20  # a worker's cgroup: its address-space limit plus its tmpfs folders
+GRADER_MEMORY = 2 * GiB       # default bound of the grader process's own memory (GraderGroup)
+V2_MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+V1_CONTROLLERS = ("memory", "pids", "freezer")
 
 _ALLOWED_DTYPES = {"|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8",
                    "<f2", "<f4", "<f8", "<c8", "<c16"}
@@ -77,6 +80,7 @@ class Limits:
     nofile: int = 512
     output_chars: int = 4000  # captured output kept per call
     reply_bytes: int = 64 * 2 ** 20  # array bytes one call may return
+    grader_memory: int = GRADER_MEMORY  # the grader process itself (GraderGroup)
     hide: list = field(default_factory=list)
 
 
@@ -223,6 +227,28 @@ def _own_cgroups():
     return out
 
 
+def _own_bases():
+    """This process's groups: {"v2": [folders of the unified hierarchy], "memory" | "pids" |
+    "freezer": folder of that v1 controller}."""
+    own = _own_cgroups()
+    out = {"v2": []}
+    if "" in own:
+        out["v2"] = [Path(m) / own[""] for m in V2_MOUNTS
+                     if os.path.exists(os.path.join(m, "cgroup.controllers"))]
+    for ctrl in V1_CONTROLLERS:
+        if ctrl in own:
+            out[ctrl] = Path("/sys/fs/cgroup") / ctrl / own[ctrl]
+    return out
+
+
+def _bases():
+    """Where worker groups are made: next to the grader's own leaf while a GraderGroup holds
+    this process, else under this process's groups."""
+    with _grader_lock:
+        group = _grader_group
+    return group.bases if group is not None else _own_bases()
+
+
 def _write_checked(path, value):
     """Write a cgroup setting and read it back: True when the kernel took it (a memory limit
     comes back rounded down to a page)."""
@@ -234,19 +260,33 @@ def _write_checked(path, value):
     return 0 <= int(value) - got < 65536
 
 
+def _rmdir(path):
+    """Remove a cgroup folder; retried for half a second (its last processes may be exiting)."""
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            time.sleep(0.01)
+
+
 class Cgroup:
     """A cgroup for one worker with the memory and pids controllers (both required): cgroup v2
     when its group really has both controllers, else v1 (memory, pids, and freezer when there
-    is one), each created under this process's own group. ``ok`` is False when neither gives
-    both; ``why`` then says what was missing."""
+    is one), each made next to the grader's own leaf (see GraderGroup), or under this
+    process's group when it has none. ``ok`` is False when neither gives both; ``why`` then
+    says what was missing."""
 
     def __init__(self, name, mem_bytes, max_pids):
         self.v2 = None
         self.v1 = {}
         self.why = ""
-        self._create_v2(name, mem_bytes, max_pids)
+        bases = _bases()
+        self._create_v2(bases, name, mem_bytes, max_pids)
         if self.v2 is None:
-            self._create_v1(name, mem_bytes, max_pids)
+            self._create_v1(bases, name, mem_bytes, max_pids)
 
     @classmethod
     def probe(cls):
@@ -260,14 +300,9 @@ class Cgroup:
     def ok(self):
         return self.v2 is not None or ("memory" in self.v1 and "pids" in self.v1)
 
-    def _create_v2(self, name, mem_bytes, max_pids):
-        rel = _own_cgroups().get("")
-        if rel is None:
-            return
-        for mount in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-            if not os.path.exists(os.path.join(mount, "cgroup.controllers")):
-                continue
-            path = Path(mount) / rel / name
+    def _create_v2(self, bases, name, mem_bytes, max_pids):
+        for base in bases["v2"]:
+            path = base / name
             try:
                 path.mkdir()
             except OSError:
@@ -282,19 +317,15 @@ class Cgroup:
                 _write_checked(path / "memory.swap.max", 0)
                 self.v2 = path
                 return
-            self.why = f"cgroup v2 at {mount} lacks the memory or pids controller"
-            try:
-                path.rmdir()
-            except OSError:
-                pass
+            self.why = f"cgroup v2 at {base} lacks the memory or pids controller"
+            _rmdir(path)
 
-    def _create_v1(self, name, mem_bytes, max_pids):
-        own = _own_cgroups()
+    def _create_v1(self, bases, name, mem_bytes, max_pids):
         for ctrl, settings in (("memory", {"memory.limit_in_bytes": mem_bytes}),
                                ("pids", {"pids.max": max_pids}), ("freezer", {})):
-            if ctrl not in own:
+            if ctrl not in bases:
                 continue
-            path = Path("/sys/fs/cgroup") / ctrl / own[ctrl] / name
+            path = bases[ctrl] / name
             try:
                 path.mkdir()
             except OSError:
@@ -302,10 +333,7 @@ class Cgroup:
             if all(_write_checked(path / f, v) for f, v in settings.items()):
                 self.v1[ctrl] = path
             else:
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
+                _rmdir(path)
         if not self.ok:
             self.why = (self.why + "; " if self.why else "") + \
                 "no cgroup v1 memory and pids controllers could be used"
@@ -360,14 +388,160 @@ class Cgroup:
 
     def remove(self):
         for path in ([self.v2] if self.v2 else []) + list(self.v1.values()):
-            for _ in range(50):
+            _rmdir(path)
+
+
+_grader_lock = threading.Lock()
+_grader_group = None  # the GraderGroup that holds this process now
+
+
+def _subtree(folder, sign):
+    """A function that enables (sign '+') or disables ('-') a controller for the children of a
+    cgroup v2 folder."""
+    return lambda ctrl: (folder / "cgroup.subtree_control").write_text(sign + ctrl)
+
+
+class GraderGroup:
+    """A context manager that bounds the grader process's own memory: it moves this process
+    into a cgroup leaf of its own with a memory limit, next to the groups of its workers
+    (cgroup v2 allows processes in leaves only)::
+
+        <the grader's group>/seqlab-grader-<hex>/grader     this process, memory limit ``limit``
+        <the grader's group>/seqlab-grader-<hex>/seqlab-... one group per worker (Cgroup)
+
+    On exit the process goes back to its group and both folders are removed. Where this cannot
+    be done (no memory controller, no permission, cgroup v2 with other processes in the
+    grader's group), nothing changes: ``bounded`` is False and ``describe()`` says why. Only
+    the memory allocated inside is counted (the kernel does not move earlier charges)."""
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self.name = f"seqlab-grader-{secrets.token_hex(6)}"
+        self.how = ""   # "cgroup v2" or "cgroup v1" once this process is inside
+        self.why = ""   # why it is not, otherwise
+        self.bases = None
+        self.leaf = None
+        self._undo = []  # (function, argument), undone last first
+
+    @property
+    def bounded(self) -> bool:
+        return bool(self.how)
+
+    def describe(self) -> str:
+        """'limited to N MiB (cgroup v1)' or 'not limited (why)'."""
+        if self.bounded:
+            return f"limited to {self.limit // 2 ** 20} MiB ({self.how})"
+        return f"not limited ({self.why or 'no cgroup could be made'})"
+
+    def __enter__(self):
+        global _grader_group
+        with _grader_lock:
+            if _grader_group is not None:  # a grade() inside a grade(): the outer one bounds it
+                self.why = "an enclosing grader group bounds it"
+                return self
+            try:
+                done = self._enter_v2() or self._enter_v1()
+            except OSError as exc:
+                done = False
+                self.why = f"{type(exc).__name__}: {exc}"
+            if done:
+                _grader_group = self
+            else:
+                self._unwind()
+        return self
+
+    def __exit__(self, *exc):
+        global _grader_group
+        with _grader_lock:
+            if _grader_group is self:
+                _grader_group = None
+                self._unwind()
+        return False
+
+    def _do(self, fn, arg, undo):
+        fn(arg)
+        self._undo.append((undo, arg))
+
+    def _unwind(self):
+        while self._undo:
+            fn, arg = self._undo.pop()
+            try:
+                fn(arg)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _join(folder):
+        (folder / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _enter_v2(self):
+        for base in _own_bases()["v2"]:
+            try:
+                have = set((base / "cgroup.controllers").read_text().split())
+                enabled = set((base / "cgroup.subtree_control").read_text().split())
+            except OSError:
+                continue
+            if not {"memory", "pids"} <= have:
+                self.why = f"cgroup v2 at {base} lacks the memory or pids controller"
+                continue
+            top, leaf = base / self.name, base / self.name / "grader"
+            self._do(Path.mkdir, top, _rmdir)
+            self._do(Path.mkdir, leaf, _rmdir)
+            self._do(self._join, leaf, lambda _, home=base: self._join(home))
+            try:  # a group hands controllers to its children only once no process is in it
+                for ctrl in sorted({"memory", "pids"} - enabled):
+                    self._do(_subtree(base, "+"), ctrl, _subtree(base, "-"))
+                for ctrl in ("memory", "pids"):
+                    self._do(_subtree(top, "+"), ctrl, _subtree(top, "-"))
+            except OSError:
+                self.why = (f"cgroup v2: other processes share the grader's group {base} "
+                            "(processes may sit in leaves only)")
+                self._unwind()
+                continue
+            if not _write_checked(leaf / "memory.max", self.limit):
+                self.why = "cgroup v2: the memory limit was not taken"
+                self._unwind()
+                continue
+            _write_checked(leaf / "memory.swap.max", 0)
+            self.bases, self.leaf, self.how = {"v2": [top]}, leaf, "cgroup v2"
+            return True
+        return False
+
+    def _enter_v1(self):
+        own = _own_bases()
+        base = own.get("memory")
+        if base is None:
+            self.why = (self.why + "; " if self.why else "") + "no cgroup memory controller"
+            return False
+        top, leaf = base / self.name, base / self.name / "grader"
+        self._do(Path.mkdir, top, _rmdir)
+        self._do(Path.mkdir, leaf, _rmdir)
+        if not _write_checked(leaf / "memory.limit_in_bytes", self.limit):
+            self.why = "cgroup v1: the memory limit was not taken"
+            return False
+        _write_checked(leaf / "memory.memsw.limit_in_bytes", self.limit)  # no swap either
+        self._do(self._join, leaf, lambda _, home=base: self._join(home))
+        bases = {"v2": [], "memory": top}
+        for ctrl in V1_CONTROLLERS[1:]:  # the workers' pids and freezer groups: alongside
+            if ctrl in own:
+                folder = own[ctrl] / self.name
                 try:
-                    path.rmdir()
-                    break
-                except OSError as exc:
-                    if exc.errno == errno.ENOENT:
-                        break
-                    time.sleep(0.01)
+                    self._do(Path.mkdir, folder, _rmdir)
+                    bases[ctrl] = folder
+                except OSError:
+                    bases[ctrl] = own[ctrl]
+        self.bases, self.leaf, self.how = bases, leaf, "cgroup v1"
+        return True
+
+    def peak(self):
+        """The most memory the grader used inside its leaf (bytes), or None."""
+        if self.leaf is None:
+            return None
+        name = "memory.peak" if self.how == "cgroup v2" else "memory.max_usage_in_bytes"
+        try:
+            return int((self.leaf / name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
 
 # ---------------------------------------------------------------------------------------------

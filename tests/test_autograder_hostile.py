@@ -129,23 +129,28 @@ def _grader_peak(stderr):
 
 
 def _cgroups():
-    """The grader's worker cgroups (named by sandbox.Worker and Cgroup.probe)."""
+    """The grader's cgroups: its workers' (named by sandbox.Worker and Cgroup.probe) and its
+    own (sandbox.GraderGroup)."""
     return sorted(p for p in glob.glob("/sys/fs/cgroup/**/seqlab-*", recursive=True)
-                  if re.fullmatch(r"seqlab-(probe-[0-9a-f]{12}|[0-9a-f]{16})",
+                  if re.fullmatch(r"seqlab-(probe-[0-9a-f]{12}|grader-[0-9a-f]{12}|[0-9a-f]{16})",
                                   os.path.basename(p)))
 
 
 def _empty_new_cgroups(before):
-    """seqlab cgroups made since ``before`` that hold no process (a worker's, not removed).
-    Groups with processes belong to other graders running at the same time."""
-    for _ in range(30):
-        left = []
-        for path in set(_cgroups()) - set(before):
+    """seqlab cgroups made since ``before`` that hold no process, themselves or below (a
+    worker's or the grader's own, not removed). Groups with processes belong to other graders
+    running at the same time."""
+    def busy(path):
+        for folder, _, _ in os.walk(path):
             try:
-                if not open(os.path.join(path, "cgroup.procs")).read().split():
-                    left.append(path)
+                if open(os.path.join(folder, "cgroup.procs")).read().split():
+                    return True
             except OSError:
                 continue
+        return False
+
+    for _ in range(30):
+        left = [p for p in set(_cgroups()) - set(before) if os.path.isdir(p) and not busy(p)]
         if not left:
             break
         time.sleep(0.1)
@@ -232,8 +237,10 @@ def test_grader_memory(graded, report):
     """The grader's own peak memory stays small whatever the workers do (the workers' is
     bounded by their rlimits and cgroups)."""
     peak = _grader_peak(graded["proc"].stderr)
+    bound = [line for line in graded["proc"].stderr.splitlines()
+             if line.startswith("grader memory:")]
     report(f"hostile batch, --jobs 2: grader peak RSS (VmHWM) {peak} MiB; whole tree's peak "
-           f"PSS {graded['tree_mib']} MiB")
+           f"PSS {graded['tree_mib']} MiB; {'; '.join(bound)}")
     assert peak is not None and peak < 1536
 
 
@@ -456,3 +463,66 @@ def rnn_forward(x, h0, Wx, Wh, b):
             assert "step (" in printed and "forward (" not in printed, t["output"]
         else:
             assert "forward (" in printed and "step (" not in printed, t["output"]
+
+
+GRADER_GROUP_PROBE = """
+import contextlib, json, sys
+sys.path.insert(0, sys.argv[1])
+from autograder import sandbox
+limit, mode = int(sys.argv[2]) * 2 ** 20, sys.argv[3]
+with (sandbox.GraderGroup(limit) if mode != "unbounded" else contextlib.nullcontext()) as g:
+    if g is not None:
+        if not g.bounded:
+            print("NOT BOUNDED", g.describe(), flush=True)
+            sys.exit(0)
+        print("LEAF", g.leaf, flush=True)
+        print("SELF", g.leaf.name in open("/proc/self/cgroup").read(), flush=True)
+        worker = sandbox.Cgroup("seqlab-" + "0" * 16, 2 ** 30, 64)
+        print("WORKER", json.dumps([str(p.parent) for p in [worker.v2, *worker.v1.values()] if p]),
+              flush=True)
+        worker.remove()
+    if mode != "clean":
+        block = b"x" * (3 * limit)  # written, so resident
+        print("SURVIVED", len(block), flush=True)
+print("BACK", "seqlab-grader" not in open("/proc/self/cgroup").read(), flush=True)
+"""
+
+
+def _grader_group(mode, limit_mib=200):
+    proc = subprocess.run([sys.executable, "-c", GRADER_GROUP_PROBE, str(ROOT), str(limit_mib),
+                           mode], capture_output=True, text=True, timeout=120)
+    lines = dict(l.split(" ", 1) for l in proc.stdout.splitlines() if " " in l)
+    return proc.returncode, lines
+
+
+def test_grader_group_bounds_the_grader(report):
+    """The grader process in its own cgroup leaf (sandbox.GraderGroup): without it, a process
+    may use three times the limit (the positive control); inside, the kernel stops it there.
+    Its workers' groups are made next to its leaf, not inside it (their memory is not the
+    grader's), and a grader that leaves its group goes back where it was, the group removed."""
+    code, out = _grader_group("unbounded")
+    assert code == 0 and "SURVIVED" in out, out
+    code, out = _grader_group("clean")
+    if "NOT" in out:
+        require_grader_group(out["NOT"])
+    assert code == 0 and out["SELF"] == "True" and out["BACK"] == "True", out
+    leaf = Path(out["LEAF"])
+    assert not leaf.exists() and not leaf.parent.exists()
+    assert all(Path(p) != leaf and Path(p).name == leaf.parent.name
+               for p in json.loads(out["WORKER"])), out  # siblings of the leaf
+    code, out = _grader_group("bound")
+    leaf = Path(out["LEAF"])
+    try:
+        assert code == -9 and "SURVIVED" not in out, (code, out)
+    finally:  # a grader killed inside its group cannot remove it
+        for folder in (leaf, leaf.parent):
+            if folder.exists():
+                folder.rmdir()
+    report(f"grader group {leaf.parent.name}/grader: a 200 MiB grader that writes 600 MiB is "
+           f"killed (status {code})")
+
+
+def require_grader_group(why):
+    if IS_ROOT and os.environ.get("SEQLAB_REQUIRE_E2E") == "1":
+        pytest.fail("the grader's cgroup could not be made under CI: " + why)
+    pytest.skip("the grader's cgroup could not be made: " + why)
