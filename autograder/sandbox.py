@@ -290,10 +290,13 @@ class Cgroup:
 
     @classmethod
     def probe(cls):
-        """True when this process can make a cgroup with memory and pids limits."""
-        group = cls(f"seqlab-probe-{secrets.token_hex(6)}", 256 * 2 ** 20, 64)
-        ok = group.ok
-        group.remove()
+        """True when this process can make a worker's cgroup with memory and pids limits, as
+        runner.grade makes them: next to the grader's own leaf where it can have one (under
+        cgroup v2, only then can its group hand controllers to children)."""
+        with GraderGroup(GRADER_MEMORY):
+            group = cls(f"seqlab-probe-{secrets.token_hex(6)}", 256 * 2 ** 20, 64)
+            ok = group.ok
+            group.remove()
         return ok
 
     @property
