@@ -25,7 +25,7 @@ from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
 from autograder.report import CheckResult
-from autograder.sandbox import GraderGroup, Limits, Worker, WorkerFailure
+from autograder.sandbox import WALL_FACTOR, GraderGroup, Limits, Worker, WorkerFailure
 
 TORCH_MODULES = {"transformer"}
 # modules are started longest first, so that two jobs finish together
@@ -221,8 +221,9 @@ class ModuleRun:
                 failed = pending[exc.index]
                 if exc.kind == "timeout":
                     self.strikes[api] = self.strikes.get(api, 0) + 1
-                    msg = (f"timed out after {timeout:g} s (an infinite loop, or far too slow);"
-                           " the worker was killed")
+                    msg = (f"timed out after {timeout:g} s of CPU time or "
+                           f"{timeout * WALL_FACTOR:g} s in all (an infinite loop, far too slow, "
+                           "or waiting forever); the worker was killed")
                 else:
                     self.crashes[api] = self.crashes.get(api, 0) + 1
                     msg = exc.message

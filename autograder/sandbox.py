@@ -69,7 +69,8 @@ _used_uids = set()
 
 @dataclass
 class Limits:
-    """Limits of one worker. ``timeout`` is per call (seconds of wall clock)."""
+    """Limits of one worker. ``timeout`` is per call: seconds of the worker's CPU time, and at
+    most ``WALL_FACTOR`` times as many seconds of wall-clock time (see :class:`Deadline`)."""
     timeout: float = 10.0
     init_timeout: float = 60.0
     mem_numpy: int = 1 * GiB
@@ -82,6 +83,52 @@ class Limits:
     reply_bytes: int = 64 * 2 ** 20  # array bytes one call may return
     grader_memory: int = GRADER_MEMORY  # the grader process itself (GraderGroup)
     hide: list = field(default_factory=list)
+
+
+WALL_FACTOR = 4  # a call may wait this many times its CPU budget of wall-clock time
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids):
+    """CPU time (user + system, with reaped children) used so far by the processes ``pids``."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass  # the process has ended
+    return ticks / _TICKS
+
+
+class Deadline:
+    """When a call's time is up: once the worker's own processes (``pids``) have used
+    ``seconds`` of CPU time since the call began, or after ``WALL_FACTOR * seconds`` of wall
+    clock, whichever comes first; without ``pids``, after ``seconds`` of wall clock.
+
+    CPU time does not run while the worker waits for a busy machine, so a call that runs out
+    of time under load is one that would run out on an idle machine, and grades do not depend
+    on the load; the wall-clock bound still stops a call that sleeps or blocks."""
+
+    def __init__(self, seconds, pids=()):
+        self.seconds = seconds
+        self.pids = tuple(pids)
+        self.start = time.monotonic()
+        self.wall = seconds * (WALL_FACTOR if self.pids else 1)
+        self.cpu_start = _cpu_seconds(self.pids) if self.pids else 0.0
+
+    def remaining(self):
+        """Seconds to wait before asking again (> 0), or 0 once the time is up."""
+        elapsed = time.monotonic() - self.start
+        if elapsed >= self.wall:
+            return 0.0
+        if not self.pids:
+            return self.wall - elapsed
+        if elapsed < self.seconds / 4:  # a worker runs at most 4 threads: no need to look yet
+            return self.seconds / 4 - elapsed
+        cpu_left = self.seconds - (_cpu_seconds(self.pids) - self.cpu_start)
+        return max(0.0, min(cpu_left, self.wall - elapsed))
 
 
 class WorkerFailure(Exception):
@@ -810,7 +857,7 @@ class Worker:
                                      self.token[16:].encode())
         self._reader.start()
         self.alive = True
-        deadline = time.monotonic() + self.limits.init_timeout
+        deadline = Deadline(self.limits.init_timeout)
         try:
             self._send(_pack({"kind": "config", "config": config}, {}), deadline)
             header, _ = self._receive(deadline, MAX_HEADER)
@@ -934,7 +981,7 @@ class Worker:
             raise WorkerFailure("crash", "the worker is not running")
         self._next_id += 1
         header = dict(header, id=self._next_id)
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout, self._core)
         try:
             self._send(_pack(header, arrays), deadline)
             resp, out_arrays = self._receive(deadline, budget or self.limits.reply_bytes)
@@ -966,14 +1013,14 @@ class Worker:
         header = {"kind": "batch", "id": self._next_id, "calls": specs}
         index = 0
         try:
-            deadline = time.monotonic() + timeout
+            deadline = Deadline(timeout, self._core)
             self._send(_pack(header, arrays), deadline)
             for index in range(len(calls)):
                 resp, out_arrays = self._receive(deadline, budget or self.limits.reply_bytes)
                 if resp.get("id") != self._next_id or resp.get("index") != index:
                     raise WorkerFailure("protocol", "the worker sent an answer out of order")
                 yield resp, out_arrays, self._output_of(resp, deadline)
-                deadline = time.monotonic() + timeout
+                deadline = Deadline(timeout, self._core)
         except WorkerFailure as exc:
             exc.index = index
             self.close()
@@ -987,13 +1034,14 @@ class Worker:
         self._answers += 1
         if resp.get("marked") is not True:
             return ""
-        text = self._reader.segment(self._answers, max(deadline, time.monotonic() + 1.0))
+        wait = max(deadline.remaining(), 1.0)
+        text = self._reader.segment(self._answers, time.monotonic() + wait)
         return text or ""
 
     def _send(self, data, deadline):
         view = memoryview(data)
         while view:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 raise WorkerFailure("timeout", "timed out while sending the inputs")
             try:
@@ -1015,7 +1063,7 @@ class Worker:
     def _read(self, n, deadline):
         chunks, got = [], 0
         while got < n:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 raise WorkerFailure("timeout", "timed out")
             r, _, _ = select.select([self._resp_r], [], [], min(remaining, 0.5))

@@ -1,0 +1,102 @@
+"""A call's time limit counts the worker's CPU time, so a busy machine does not change grades.
+
+``sandbox.Deadline``: a call ends once the worker has used its budget of CPU time, or after
+``WALL_FACTOR`` times that budget of wall clock (a call that sleeps or blocks). A worker that waits
+for the CPU (a loaded machine, a CPU-quota cgroup) uses no CPU time while it waits, so it is not
+cut off where an idle machine would have let it finish.
+"""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autograder import sandbox
+from autograder.sandbox import WALL_FACTOR, Deadline
+
+
+@pytest.fixture
+def process():
+    started = []
+
+    def start(code):
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_until_up(deadline, limit=60.0):
+    """Poll ``deadline`` as the worker protocol does; return the wall-clock seconds it took."""
+    start = time.monotonic()
+    while True:
+        left = deadline.remaining()
+        if left <= 0:
+            return time.monotonic() - start
+        assert time.monotonic() - start < limit, "the deadline never came"
+        time.sleep(min(left, 0.05))
+
+
+def test_a_process_that_waits_is_not_cut_off_at_its_cpu_budget(process):
+    """Waiting (here: sleeping, as a starved process does) uses no CPU time: the call goes on
+    past ``seconds`` of wall clock, up to WALL_FACTOR * seconds."""
+    proc = process("import time; time.sleep(60)")
+    time.sleep(0.3)  # the interpreter has started
+    deadline = Deadline(0.4, [proc.pid])
+    time.sleep(1.0)  # 2.5 times the budget: a wall-clock limit would have ended the call
+    assert deadline.remaining() > 0
+    took = _wait_until_up(deadline)
+    assert took + 1.0 >= 0.4 * WALL_FACTOR - 0.05
+
+
+def test_a_process_that_spins_is_cut_off_by_its_cpu_time(process):
+    proc = process("while True: pass")
+    deadline = Deadline(0.5, [proc.pid])
+    took = _wait_until_up(deadline)
+    used = sandbox._cpu_seconds([proc.pid]) - deadline.cpu_start
+    if took < 0.5 * WALL_FACTOR:  # ended by CPU time, not by the wall-clock bound
+        assert used >= 0.5
+
+
+def test_without_processes_a_deadline_is_wall_clock():
+    deadline = Deadline(0.3)
+    took = _wait_until_up(deadline)
+    assert 0.3 <= took < 0.3 * WALL_FACTOR
+
+
+def test_cpu_seconds_of_a_finished_process_is_zero_not_an_error(process):
+    proc = process("pass")
+    proc.wait()
+    assert sandbox._cpu_seconds([proc.pid]) == 0.0
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
+
+
+@pytest.mark.e2e
+def test_a_slow_start_within_the_cpu_budget_is_graded_not_timed_out(tmp_path):
+    """Each call of this rnn_step_forward first waits 0.8 s without using the CPU (as a worker
+    starved by a busy machine does), with --timeout 0.5: graded, at full marks."""
+    import json
+    text = REF.read_text(encoding="utf-8")
+    head = "def rnn_step_forward(x, prev_h, Wx, Wh, b):\n"
+    assert head in text
+    sub = tmp_path / "slow"
+    sub.mkdir()
+    (sub / "rnn_layers.py").write_text(
+        "import time as _time\n" + text.replace(head, head + "    _time.sleep(0.8)\n"),
+        encoding="utf-8")
+    out = tmp_path / "slow.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(sub), "--only",
+                           "rnn_step_forward", "--timeout", "0.5", "--json", str(out), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["tests"], data
+    assert all(t["score"] == t["max_score"] for t in data["tests"]), \
+        [t["output"][:200] for t in data["tests"] if t["score"] != t["max_score"]]
