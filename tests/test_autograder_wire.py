@@ -51,7 +51,7 @@ class _Pipe:
 
     def receive(self, budget=2 ** 20):
         try:
-            return self.worker._receive(time.monotonic() + 5, budget)
+            return self.worker._receive(sandbox.Deadline(5), budget)
         finally:
             os.close(self.worker._resp_r)
 
