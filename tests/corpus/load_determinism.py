@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
 from buggy import IMPORTED_BY  # noqa: E402
 from realistic import CORPUS, MODULES, module_text  # noqa: E402
 
