@@ -1,32 +1,17 @@
-"""``python -m autograder grade SUBMISSION [SUBMISSION ...] [options]``
+"""The command line, ``python -m autograder COMMAND ...``: one parser, one subcommand per tool.
 
-Grades each submission (a folder or a zip) with the hidden checks in isolated workers, prints a
-readable summary per API name, and writes Gradescope-style JSON.
+  release [--check]        regenerate assignments/sequence_models/ (and docs/API.md) from
+                           solutions/sequence_models/; --check writes nothing, exit 1 if stale
+  bundle OUT.zip           the student bundle (release + data files + README)
+  grade SUBMISSION...      grade submissions (folders or zips) with the hidden checks
+  list                     the API names and their checks (same as ``grade --list``)
+  gradescope OUT.zip       a Gradescope autograder bundle
+  nbgrader-prepare A       grade an nbgrader course's submissions of assignment A in parallel
+                           and cache the results for ``nbgrader autograde A``
+  similarity SUBMISSION... code similarity across the class and against known solutions
+  data FOLDER              the students' shared, world-readable copy of the data
 
-Options
-  --json OUT.json        results of the (single) submission
-  --out-dir DIR          one DIR/<submission name>.json per submission
-  --only NAME            grade only an API name (rnn_forward), a student module (rnn_layers)
-                         or a notebook (01, 02_lstm_captioning); repeatable
-  --notebook N           grade only the checks of notebook N (01..04); repeatable
-  --jobs N               workers running at a time (default: number of CPUs, at most 4)
-  --timeout SECONDS      wall-clock limit of one call into student code (default 10)
-  --allow-isolation L    grade even when this machine isolates student code only at level L
-                         (full | reduced | none; default full: refuse anything less). The level
-                         used is printed and written into results.json (extra_data.isolation)
-  --grader-memory MIB    memory limit of the grader process itself (default 2048), in a cgroup
-                         leaf of its own where the machine allows one; the progress says which
-  --verbose              every failed check, with the expected values it compared
-  --quiet                one line per submission on stdout; on stderr only errors and
-                         warnings about isolation (no progress)
-  --list                 list the API names and their checks, grade nothing
-
-The summary gives a total per notebook, then per API name (CaptioningRNN's checks are listed
-under the notebook of their cell type: rnn 01, lstm 02, attention 03). What a student reads
-(results.json) never holds the expected values; the summary shows them only with --verbose.
-
-Exit status 0 whenever grading completed (whatever the scores), 2 for bad arguments,
-1 when the grader itself failed (a valid JSON with the error is still written).
+``python -m autograder COMMAND --help`` lists a command's options.
 """
 import argparse
 import os
@@ -34,42 +19,174 @@ import re
 import sys
 import time
 
+ISOLATION_LEVELS = ("full", "reduced", "none")
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+DEFAULT_JOBS = min(4, os.cpu_count() or 1)
+GRADE_HELP = """Grades each submission (a folder or a zip) with the hidden checks in isolated
+workers, prints a readable summary (a total per notebook, then per API name; CaptioningRNN's
+checks are listed under the notebook of their cell type: rnn 01, lstm 02, attention 03) and
+writes Gradescope-style JSON. What a student reads (results.json) never holds the expected
+values; the summary shows them only with --verbose. Exit status 0 whenever grading completed
+(whatever the scores), 2 for bad arguments, 1 when the grader itself failed (a valid JSON with
+the error is still written)."""
 
-def _parser():
-    p = argparse.ArgumentParser(prog="python -m autograder grade",
-                                description="Grade seqlab submissions with the hidden checks.")
-    p.add_argument("submissions", nargs="*", help="folders or zips")
-    p.add_argument("--json", dest="json_out", help="results.json of the single submission")
-    p.add_argument("--out-dir", help="write one JSON per submission into this folder")
+
+# --------------------------------------------------------------------------- the parser
+
+def _jobs(p: argparse.ArgumentParser, what: str = "workers") -> None:
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                   help=f"{what} at a time (default: number of CPUs, at most 4)")
+
+
+def _isolation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-isolation", default="full", choices=ISOLATION_LEVELS,
+                   help="grade even when this machine isolates student code only at this level "
+                        "(default full: refuse anything less; see autograder/README.md). The "
+                        "level used is printed and written into results.json")
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help="grade only this API name, student module or notebook (repeatable)")
+                   help="grade only an API name (rnn_forward), a student module (rnn_layers) "
+                        "or a notebook (01, 02_lstm_captioning); repeatable")
     p.add_argument("--notebook", action="append", default=[], metavar="N",
-                   help="grade only the checks of this notebook, 01..04 (repeatable)")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+                   help="grade only the checks of notebook N (01..04); repeatable")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every command."""
+    top = argparse.ArgumentParser(prog="python -m autograder",
+                                  description="The seqlab course's tools.",
+                                  epilog="python -m autograder COMMAND --help lists a command's "
+                                         "options.")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("release", help="regenerate assignments/ from solutions/")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the committed release is out of date")
+
+    p = sub.add_parser("bundle", help="write the student bundle zip")
+    p.add_argument("out", help="path of the zip to write")
+
+    p = sub.add_parser("grade", help="grade submissions with the hidden checks",
+                       description=GRADE_HELP)
+    p.add_argument("submissions", nargs="*", help="folders or zips")
+    p.add_argument("--json", dest="json_out", metavar="OUT.json",
+                   help="results.json of the single submission")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="write one DIR/<submission name>.json per submission")
+    _selection(p)
+    _jobs(p)
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="wall-clock limit of one call into student code, seconds (default 10)")
     p.add_argument("--verbose", action="store_true",
-                   help="every failed check, with the expected values")
+                   help="every failed check, with the expected values it compared")
     p.add_argument("--quiet", action="store_true",
-                   help="one line per submission; no progress on stderr")
-    p.add_argument("--list", action="store_true", help="list API names and checks")
-    p.add_argument("--allow-isolation", default="full", choices=["full", "reduced", "none"],
-                   help="lowest isolation level accepted (see autograder/README.md)")
+                   help="one line per submission on stdout; on stderr only errors and "
+                        "warnings about isolation (no progress)")
+    p.add_argument("--list", action="store_true",
+                   help="list the API names and their checks, grade nothing")
+    _isolation(p)
     p.add_argument("--grader-memory", type=int, metavar="MIB",
-                   help="memory limit of the grader process itself, in a cgroup of its own "
-                        "where the machine allows one (default 2048: sandbox.GRADER_MEMORY)")
-    p.add_argument("--visibility", default="visible",
-                   choices=["visible", "hidden", "after_due_date", "after_published"])
-    return p
+                   help="memory limit of the grader process itself, in a cgroup leaf of its own "
+                        "where the machine allows one (default 2048: sandbox.GRADER_MEMORY); "
+                        "the progress says which")
+    p.add_argument("--visibility", default="visible", choices=VISIBILITIES)
+
+    p = sub.add_parser("list", help="list the API names and their checks")
+    _selection(p)
+
+    from autograder.gradescope_results import HINTS
+    from autograder.gradescope_results import VISIBILITIES as GS_VISIBILITIES
+    p = sub.add_parser("gradescope", help="build a Gradescope autograder bundle")
+    p.add_argument("out", help="the zip to write")
+    p.add_argument("--visibility", choices=GS_VISIBILITIES, default="visible",
+                   help="visibility of every test on Gradescope (default: visible)")
+    p.add_argument("--hints", choices=HINTS, default="with_feedback",
+                   help="after_due_date: hold the hints back in a separate 0-point test per "
+                        "function, shown after the due date (default: with_feedback)")
+
+    p = sub.add_parser("nbgrader-prepare",
+                       help="grade an nbgrader course's submissions in parallel and cache the "
+                            "results for autograde")
+    p.add_argument("assignment", help="the assignment (folder name under submitted/<student>/)")
+    p.add_argument("--student", action="append", default=[], metavar="ID",
+                   help="only this student (repeatable)")
+    _jobs(p)
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds per call into student code")
+    _isolation(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from autograder import similarity as sim
+    p = sub.add_parser("similarity",
+                       help="compare the student modules of submissions with each other and "
+                            "with a corpus of known solutions (read, never run)")
+    p.add_argument("submissions", nargs="+",
+                   help="folders, zips, or an nbgrader submitted/ folder (one per student)")
+    p.add_argument("--corpus", metavar="FOLDER",
+                   help="known solutions: one sub-folder (or file) per source; .py and .ipynb")
+    p.add_argument("--out", default="similarity.html", metavar="REPORT.html",
+                   help="the HTML report (default: similarity.html)")
+    p.add_argument("--json", dest="json_out", metavar="OUT.json",
+                   help="also write the scores of every pair and module as JSON")
+    p.add_argument("--threshold", type=float, default=sim.THRESHOLD,
+                   help=f"flag a module whose score reaches this (default {sim.THRESHOLD})")
+    p.add_argument("--min-match", type=int, default=sim.MIN_MATCH, metavar="CHARS",
+                   help=f"... and whose match is at least this long (default {sim.MIN_MATCH})")
+    p.add_argument("--noise", type=int, default=sim.NOISE, metavar="CHARS",
+                   help=f"shortest match that counts (default {sim.NOISE})")
+    p.add_argument("--window", type=int, default=sim.WINDOW,
+                   help=f"winnowing window (default {sim.WINDOW})")
+    p.add_argument("--common", type=float, default=sim.COMMON, metavar="FRACTION",
+                   help=f"ignore code shared by more than this fraction of the class "
+                        f"(default {sim.COMMON}; 1 keeps everything)")
+    _jobs(p, "processes")
+    p.add_argument("--top", type=int, default=20, help="pairs printed on stdout (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("data", help="build the students' shared copy of the data")
+    p.add_argument("folder", help="where students read the data (their SEQLAB_DATA_DIR)")
+    return top
 
 
-def _json_name(sub_name):
+def main(argv: list[str] | None = None) -> int:
+    """Run one command (``argv`` without the program name); returns the exit status."""
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return 0
+    if args.command == "grade":
+        return grade(args)
+    if args.command == "list":
+        return list_checks(args.only, args.notebook)
+    if args.command in ("release", "bundle"):
+        from autograder import release
+        return release.run(args.command, check=getattr(args, "check", False),
+                           out=getattr(args, "out", None))
+    if args.command == "gradescope":
+        from autograder import gradescope
+        return gradescope.run(args.out, args.visibility, args.hints)
+    if args.command == "nbgrader-prepare":
+        from autograder import nbgrader_prepare
+        return nbgrader_prepare.run(args)
+    if args.command == "similarity":
+        from autograder import similarity
+        return similarity.run(args)
+    from autograder import shared_data
+    return shared_data.run(args.folder)
+
+
+# --------------------------------------------------------------------------- grade and list
+
+def _json_name(sub_name: str) -> str:
     """The file name of a submission's results in --out-dir."""
     base = re.sub(r"\.zip$", "", sub_name)
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "submission"
     return base + ".json"
 
 
-def _json_names(submissions):
+def _json_names(submissions: list[str]) -> dict[str, str]:
     """{submission path: JSON file name}; raises ValueError naming two submissions whose
     results would land in the same file."""
     names, owner = {}, {}
@@ -97,33 +214,43 @@ def _peak_memory_mib():
     return "?"
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def list_checks(only: list[str], notebooks: list[str]) -> int:
+    """Print the selected API names, their points and their checks; exit status."""
+    from autograder.checks import core
+    try:
+        checks = core.select(only, notebooks)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    current = None
+    for c in checks:
+        if c.api != current:
+            current = c.api
+            total = sum(x.points for x in checks if x.api == c.api)
+            print(f"{c.api}  ({total:g} points)")
+        print(f"    {c.points:4.2f}  {c.title}")
+    return 0
+
+
+def grade(args: argparse.Namespace) -> int:
+    """The ``grade`` command (see the module docstring); exit status."""
+    if args.list:
+        return list_checks(args.only, args.notebook)
     from concurrent.futures import ThreadPoolExecutor
 
     from autograder import isolation
     # the isolation probe (a sandboxed interpreter, about 0.1 s) runs while the checks load
     probe = ThreadPoolExecutor(max_workers=1)
-    detected = probe.submit(isolation.detect) if args.submissions and not args.list else None
+    detected = probe.submit(isolation.detect) if args.submissions else None
     probe.shutdown(wait=False)
     from autograder import report, runner, sandbox
     from autograder.checks import core
 
     try:
-        selected = core.select(args.only, args.notebook)
+        core.select(args.only, args.notebook)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.list:
-        checks = selected
-        current = None
-        for c in checks:
-            if c.api != current:
-                current = c.api
-                total = sum(x.points for x in checks if x.api == c.api)
-                print(f"{c.api}  ({total:g} points)")
-            print(f"    {c.points:4.2f}  {c.title}")
-        return 0
     if not args.submissions:
         print("error: give at least one submission (folder or zip)", file=sys.stderr)
         return 2
@@ -195,3 +322,4 @@ def main(argv=None):
         print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s; "
               f"grader peak memory {_peak_memory_mib()} MiB", file=sys.stderr)
     return 0
+

@@ -22,16 +22,13 @@ The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
 ``--only ...``), so that a test can run it in a temporary folder. It always leaves a valid
 results.json. What to choose in Gradescope's settings: docs/gradescope.md.
 """
-import argparse
-import io
 import json
 import re
-import sys
-import zipfile
-from pathlib import Path
 
 from autograder import paths
-from autograder.gradescope_results import CONFIG_NAME, HINTS, VISIBILITIES, make_config
+from autograder.course import ASSIGNMENT, PACKAGE
+from autograder.gradescope_results import CONFIG_NAME, make_config
+from autograder.release import write_zip
 
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope setup: a virtual environment of its own, from a Python >= {min_python} that it checks,
@@ -132,39 +129,32 @@ def _pins():
     return pins
 
 
-def _add_tree(zf, folder, arcroot):
-    for rel in paths.packed_files(folder):
-        _write(zf, f"{arcroot}/{rel.as_posix()}", (folder / rel).read_bytes())
+def _tree(folder, arcroot):
+    """Zip entries of the packed files under ``folder``, named ``arcroot/<relative path>``."""
+    return [(f"{arcroot}/{rel.as_posix()}", (folder / rel).read_bytes())
+            for rel in paths.packed_files(folder)]
 
 
-def _write(zf, name, data, mode=0o644):
-    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
-    info.external_attr = mode << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
-    zf.writestr(info, data)
-
-
-def min_python():
+def min_python() -> str:
     """The course's minimum Python ("3.11"), from pyproject.toml's requires-python."""
     text = (paths.course_root() / "pyproject.toml").read_text()
     match = re.search(r'requires-python\s*=\s*">=\s*(3\.\d+)"', text)
     return match.group(1) if match else "3.11"
 
 
-def setup_script():
+def setup_script() -> str:
     """The text of setup.sh, with the pins of requirements.txt and the minimum Python."""
     pins = _pins()
     return SETUP_SH.format(numpy=pins.get("numpy", "2.4.6"), torch=pins.get("torch", "2.13.0"),
                            min_python=min_python())
 
 
-def config(visibility="visible", hints="with_feedback"):
+def config(visibility: str = "visible", hints: str = "with_feedback") -> dict:
     """gradescope_config.json: the visibility policy and the notebooks' graded cells in order."""
-    source = paths.course_root() / "solutions" / paths.ASSIGNMENT
-    return make_config(sorted(source.glob("[0-9][0-9]_*.ipynb")), visibility, hints)
+    return make_config(sorted(paths.source_dir().glob("[0-9][0-9]_*.ipynb")), visibility, hints)
 
 
-def build(out_zip, visibility="visible", hints="with_feedback"):
+def build(out_zip, visibility: str = "visible", hints: str = "with_feedback") -> list[str]:
     """Write the bundle; returns the list of archive names.
 
     ``visibility``: of every test on Gradescope (visible, after_due_date, after_published,
@@ -173,42 +163,24 @@ def build(out_zip, visibility="visible", hints="with_feedback"):
     """
     root = paths.course_root()
     policy = config(visibility, hints)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        _write(zf, "setup.sh", setup_script(), 0o755)
-        _write(zf, "run_autograder", RUN_AUTOGRADER, 0o755)
-        _write(zf, CONFIG_NAME, json.dumps(policy, indent=1) + "\n")
-        _write(zf, "requirements.txt", (root / "requirements.txt").read_bytes())
-        _add_tree(zf, paths.autograder_dir(), "autograder")
-        _add_tree(zf, paths.reference_dir(), f"solutions/{paths.ASSIGNMENT}/seqlab")
-        if paths.release_dir().is_dir():
-            _add_tree(zf, paths.release_dir(), f"assignments/{paths.ASSIGNMENT}/seqlab")
-        names = zf.namelist()
-    out_zip = Path(out_zip)
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    out_zip.write_bytes(buf.getvalue())
-    return names
+    entries = [("setup.sh", setup_script(), 0o755), ("run_autograder", RUN_AUTOGRADER, 0o755),
+               (CONFIG_NAME, json.dumps(policy, indent=1) + "\n"),
+               ("requirements.txt", (root / "requirements.txt").read_bytes())]
+    entries += _tree(paths.autograder_dir(), "autograder")
+    entries += _tree(paths.reference_dir(), f"solutions/{ASSIGNMENT}/{PACKAGE}")
+    if paths.release_dir().is_dir():
+        entries += _tree(paths.release_dir(), f"assignments/{ASSIGNMENT}/{PACKAGE}")
+    write_zip(out_zip, entries)
+    return [name for name, *_ in entries]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder gradescope",
-                                     description="Build a Gradescope autograder bundle.")
-    parser.add_argument("out", help="the zip to write")
-    parser.add_argument("--visibility", choices=VISIBILITIES, default="visible",
-                        help="visibility of every test on Gradescope (default: visible)")
-    parser.add_argument("--hints", choices=HINTS, default="with_feedback",
-                        help="after_due_date: hold the hints back in a separate 0-point test "
-                             "per function, shown after the due date (default: with_feedback)")
-    args = parser.parse_args(argv)
-    names = build(args.out, args.visibility, args.hints)
+def run(out: str, visibility: str = "visible", hints: str = "with_feedback") -> int:
+    """The ``gradescope OUT`` command: build the bundle and say what to set up; exit status."""
+    names = build(out, visibility, hints)
     from autograder.checks.core import all_checks
     total = sum(c.points for c in all_checks())
-    print(f"wrote {args.out}: {len(names)} files (setup.sh, run_autograder, autograder/, "
+    print(f"wrote {out}: {len(names)} files (setup.sh, run_autograder, autograder/, "
           f"the reference and the release)")
     print(f"In Gradescope: a Programming Assignment worth {total:g} points; students upload "
           f"the five module files or their sequence_models folder (see docs/gradescope.md).")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

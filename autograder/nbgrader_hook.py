@@ -81,7 +81,7 @@ def _run_grader(folder, apis, timeout):
         for a in apis:
             args += ["--only", a]
         code = ("import sys; sys.path.insert(0, %r); from autograder.cli import main; "
-                "sys.exit(main(%r))" % (str(COURSE_ROOT), args))
+                "sys.exit(main(%r))" % (str(COURSE_ROOT), ["grade"] + args))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp, env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,

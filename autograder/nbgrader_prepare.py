@@ -14,8 +14,6 @@ Exit status 0 when every submission has a result (whatever the scores), 1 when t
 failed, 2 for bad arguments or a machine that isolates student code less than
 ``--allow-isolation`` accepts (default full, as ``python -m autograder grade``).
 """
-import argparse
-import os
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from autograder import nbgrader_cache, paths, report
 from autograder import submission as submission_mod
 
 
-def load_modules(seqlab_dir):
+def load_modules(seqlab_dir) -> submission_mod.Submission:
     """The student modules of ``seqlab_dir`` as the grader reads them (an
     ``autograder.submission.Submission``: ``files`` {module: bytes}, ``problems``). A folder
     that does not exist gives a submission with every module missing."""
@@ -37,7 +35,8 @@ def load_modules(seqlab_dir):
     return submission_mod.load(seqlab_dir)
 
 
-def grade(subs, jobs=2, timeout=10.0, allow_isolation="full"):
+def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
+          allow_isolation: str = "full") -> list[dict]:
     """Grade loaded submissions (``load_modules``) in isolated workers, ``jobs`` at a time.
 
     Exactly the bytes in each ``sub.files`` are graded (copied to a fresh folder first).
@@ -69,7 +68,7 @@ def grade(subs, jobs=2, timeout=10.0, allow_isolation="full"):
     return out
 
 
-def submitted_folders(course_root, assignment, students=()):
+def submitted_folders(course_root, assignment: str, students=()) -> dict[str, Path]:
     """{student id: seqlab folder} of ``submitted/<student>/<assignment>/`` (sorted by id)."""
     base = Path(course_root) / "submitted"
     found = sorted(p.parent.name for p in base.glob(f"*/{assignment}") if p.is_dir())
@@ -113,26 +112,10 @@ def _progress(total, enabled):
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="python -m autograder nbgrader-prepare",
-                                description="Grade an nbgrader course's submissions in "
-                                            "parallel and cache the results for autograde.")
-    p.add_argument("assignment", help="the assignment (folder name under submitted/<student>/)")
-    p.add_argument("--student", action="append", default=[], metavar="ID",
-                   help="only this student (repeatable)")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                   help="workers at a time (default: number of CPUs, at most 4)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call into student code")
-    p.add_argument("--allow-isolation", default="full", choices=["full", "reduced", "none"],
-                   help="grade even when this machine isolates student code only at this "
-                        "level (default full: refuse anything less; see autograder/README.md)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv=None):
+def run(args) -> int:
+    """The ``nbgrader-prepare`` command (``args``: assignment, student, jobs, timeout,
+    allow_isolation, quiet); returns the exit status."""
     from autograder import isolation
-    args = _parser().parse_args(argv)
     root = paths.course_root()
     if not (root / "submitted").is_dir():
         print(f"error: no submitted/ folder in the course {root}", file=sys.stderr)

@@ -10,6 +10,7 @@ import importlib.abc
 import importlib.util
 import sys
 import threading
+import types
 
 from autograder import paths
 
@@ -45,7 +46,7 @@ def _package():
     return pkg
 
 
-def module(name):
+def module(name: str) -> types.ModuleType | None:
     """The reference module ``name`` (e.g. ``"rnn_layers"``), or None if it does not exist."""
     with _lock:
         if name in _loaded:
@@ -74,5 +75,5 @@ def module(name):
         return mod
 
 
-def available(name):
+def available(name: str) -> bool:
     return (paths.reference_dir() / f"{name}.py").exists()

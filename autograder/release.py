@@ -20,8 +20,6 @@
     requirements.txt. It is verified to contain no solution region, no hidden test and no
     autograder file.
 """
-import argparse
-import io
 import os
 import re
 import shutil
@@ -80,7 +78,7 @@ def _enclosing_name(lines, index):
     return ".".join(reversed(names)) or "this code"
 
 
-def stub_source(text, filename="<source>"):
+def stub_source(text: str, filename: str = "<source>") -> str:
     """Replace every solution region of a Python source by a ``NotImplementedError`` stub.
 
     Inputs:
@@ -151,7 +149,7 @@ def _release_notebooks(source_dir, notebooks):
         return out
 
 
-def build_release(source_dir=SOURCE_DIR):
+def build_release(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
     """Compute the release in memory: {relative path: bytes}."""
     files = {}
     notebooks = []
@@ -173,7 +171,7 @@ def api_md(source_dir: Path = SOURCE_DIR) -> bytes:
     return api_doc.markdown(source_dir).encode("utf-8")
 
 
-def check_text(files):
+def check_text(files: dict[Path, bytes]) -> None:
     """Raise ReleaseError listing every text problem of a release ({relative path: bytes})."""
     problems = text_problems({rel.as_posix(): data for rel, data in files.items()},
                              also_shipped={f"datasets/{name}" for name in DATASET_FILES})
@@ -188,8 +186,8 @@ def _existing(release_dir):
     return {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
 
 
-def release(source_dir=SOURCE_DIR, release_dir=RELEASE_DIR, check=False, wanted=None,
-            doc=None):
+def release(source_dir: Path = SOURCE_DIR, release_dir: Path = RELEASE_DIR, check: bool = False,
+            wanted: dict[Path, bytes] | None = None, doc: Path | None = None) -> list[Path]:
     """Write (or, with check=True, compare) the release. Returns the list of changed paths,
     relative to ``release_dir``.
 
@@ -232,10 +230,11 @@ STUDENT_REQUIREMENT_SKIP = ("nbgrader", "-e ", "--editable")
 
 def _student_requirements():
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    return "\n".join(l for l in lines if not l.strip().startswith(STUDENT_REQUIREMENT_SKIP)) + "\n"
+    kept = [line for line in lines if not line.strip().startswith(STUDENT_REQUIREMENT_SKIP)]
+    return "\n".join(kept) + "\n"
 
 
-def find_leaks(names_and_bytes):
+def find_leaks(names_and_bytes) -> list[str]:
     """Names of bundle entries that carry solution markers, hidden tests or autograder files."""
     leaks = []
     for name, data in names_and_bytes:
@@ -250,7 +249,8 @@ def find_leaks(names_and_bytes):
     return leaks
 
 
-def bundle(out_zip, release_dir=RELEASE_DIR, wanted=None):
+def bundle(out_zip, release_dir: Path = RELEASE_DIR,
+           wanted: dict[Path, bytes] | None = None) -> list[str]:
     """Write the student bundle zip. Returns the list of archive names."""
     if release(release_dir=release_dir, check=True, wanted=wanted):
         raise ReleaseError("the release is out of date: run `python -m autograder release` first")
@@ -269,46 +269,43 @@ def bundle(out_zip, release_dir=RELEASE_DIR, wanted=None):
     leaks = find_leaks(entries)
     if leaks:
         raise ReleaseError("the student bundle would leak:\n  " + "\n  ".join(leaks))
-    out_zip = Path(out_zip)
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))  # reproducible
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
+    write_zip(out_zip, sorted(entries))
     return [name for name, _ in sorted(entries)]
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(prog="python -m autograder")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_rel = sub.add_parser("release", help="regenerate assignments/ from solutions/")
-    p_rel.add_argument("--check", action="store_true",
-                       help="write nothing; exit 1 if the committed release is out of date")
-    p_bun = sub.add_parser("bundle", help="write the student bundle zip")
-    p_bun.add_argument("out", help="path of the zip to write")
-    args = parser.parse_args(argv)
+def write_zip(out_zip, entries) -> None:
+    """Write a reproducible zip (fixed dates, deflated) of ``entries``, in their order:
+    ``(name, bytes)`` or ``(name, bytes, mode)`` (default 0o644). Used by the student bundle
+    and the Gradescope bundle."""
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data, *mode in entries:
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.external_attr = (mode[0] if mode else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+
+
+def run(command: str, check: bool = False, out: str | None = None) -> int:
+    """The ``release [--check]`` and ``bundle OUT`` commands; returns the exit status."""
     try:
-        if args.command == "release":
-            changed = release(check=args.check, doc=API_DOC)
-            shown = [os.path.normpath(RELEASE_DIR.relative_to(ROOT) / rel) for rel in changed]
-            if args.check:
-                if changed:
-                    print("release out of date; these files differ:")
-                    for rel in shown:
-                        print("  ", rel)
-                    return 1
-                print("release is up to date")
-                return 0
-            print(f"release written to {RELEASE_DIR.relative_to(ROOT)}: "
-                  f"{len(changed)} file(s) changed")
-            for rel in shown:
-                print("  ", rel)
+        if command == "bundle":
+            names = bundle(out)
+            print(f"wrote {out}: {len(names)} files, no solution, hidden test or autograder file")
             return 0
-        names = bundle(args.out)
-        print(f"wrote {args.out}: {len(names)} files, no solution, hidden test or autograder file")
-        return 0
+        changed = release(check=check, doc=API_DOC)
     except ReleaseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    shown = [os.path.normpath(RELEASE_DIR.relative_to(ROOT) / rel) for rel in changed]
+    if check and changed:
+        print("release out of date; these files differ:")
+    elif check:
+        print("release is up to date")
+    else:
+        print(f"release written to {RELEASE_DIR.relative_to(ROOT)}: "
+              f"{len(changed)} file(s) changed")
+    for rel in shown:
+        print("  ", rel)
+    return 1 if check and changed else 0

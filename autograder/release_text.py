@@ -65,7 +65,7 @@ def _link_problem(folder, target, shipped):
     return None
 
 
-def text_problems(files, also_shipped=()):
+def text_problems(files: dict[str, bytes], also_shipped=()) -> list[str]:
     """Problems of the release's text, as a list of ``"where: what"`` strings (empty when fine).
 
     Inputs:
@@ -104,7 +104,7 @@ def text_problems(files, also_shipped=()):
     return problems
 
 
-def image_links(notebook_bytes):
+def image_links(notebook_bytes: bytes) -> list[str]:
     """Every image a notebook's Markdown cells show: a list of link targets (str), in order."""
     targets = []
     for cell in json.loads(notebook_bytes.decode("utf-8"))["cells"]:

@@ -9,7 +9,6 @@ this checks). Running it again rebuilds nothing that is up to date.
 Exit status 0 when the data is in place and readable by everyone, 1 otherwise, 2 for bad
 arguments.
 """
-import argparse
 import os
 import shutil
 import stat
@@ -38,7 +37,7 @@ def _closed_parents(folder):
     return [p for p in folder.parents if not p.stat().st_mode & stat.S_IXOTH]
 
 
-def build_shared(folder):
+def build_shared(folder: Path) -> None:
     """Copy ``datasets/`` to ``folder`` (a Path), build its cache there and make it readable
     by everyone. Raises RuntimeError when the build fails."""
     source = paths.course_root() / "datasets"
@@ -55,12 +54,9 @@ def build_shared(folder):
     _make_world_readable(folder)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m autograder data",
-                                description="Build the students' shared copy of the data.")
-    p.add_argument("folder", help="where students read the data (their SEQLAB_DATA_DIR)")
-    args = p.parse_args(argv)
-    folder = Path(args.folder)
+def run(folder: str) -> int:
+    """The ``data FOLDER`` command; returns the exit status."""
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         print(f"error: folder: expected a folder, got the file {folder}", file=sys.stderr)
         return 2

@@ -57,7 +57,7 @@ class Settings:
     common: float = COMMON
     min_common: int = MIN_COMMON
 
-    def check(self):
+    def check(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
         if self.noise < 5:
             raise ValueError(f"noise: expected an integer >= 5, got {self.noise}")
@@ -76,7 +76,7 @@ class Settings:
 _MULT = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime as the polynomial base
 
 
-def kgram_hashes(text, k):
+def kgram_hashes(text: str, k: int) -> np.ndarray:
     """64-bit hashes of every k-gram (k consecutive characters) of ``text``.
 
     Inputs: text, a str of length L; k, an int >= 1.
@@ -139,7 +139,7 @@ class Fingerprint:
                            self.positions[keep], self.position_hashes[keep])
 
 
-def filtered(code):
+def filtered(code: str) -> tuple[str, np.ndarray]:
     """``code`` (str) tokenized and filtered by copydetect -> (filtered str, raw positions): an
     int array of shape (len(filtered),) holding where each filtered character comes from in
     ``code`` (copydetect's own offset mapping, the one its highlighting uses)."""
@@ -177,7 +177,8 @@ class Boilerplate:
         return mask
 
 
-def fingerprint(code, settings, boilerplate=None):
+def fingerprint(code: str, settings: Settings,
+                boilerplate: "Boilerplate | None" = None) -> Fingerprint:
     """Winnowed fingerprints of the Python source ``code`` (str).
 
     With a ``Boilerplate``, a k-gram counts only when every one of its characters comes from a
@@ -231,7 +232,7 @@ def _decode(data):
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
-def expand(path):
+def expand(path) -> list[tuple[str, Path]]:
     """The submissions a command-line argument stands for: [(name, path)].
 
     A folder or zip is one submission, named after it; an nbgrader ``submitted/`` folder (or a
@@ -249,7 +250,7 @@ def expand(path):
     return [(path.name[:-4] if path.name.endswith(".zip") else path.name, path)]
 
 
-def read_submissions(args, inputs):
+def read_submissions(args, inputs: "Inputs") -> None:
     """Read the student modules of every submission named in ``args`` (paths) into ``inputs``.
     Only the five student modules are read, with ``submission.load`` as ``grade`` does."""
     for arg in args:
@@ -285,7 +286,7 @@ def _notebook_code(data):
 CORPUS_ENTRIES = 10 * submission.MAX_ENTRIES  # a corpus may hold many repositories
 
 
-def read_corpus(folder, inputs):
+def read_corpus(folder, inputs: "Inputs") -> None:
     """Read the known solutions under ``folder`` into ``inputs.corpus``: every ``.py`` file and
     the code cells of every ``.ipynb``. A source is a top-level entry of the folder (one public
     repository, one earlier submission). The folder is walked as a submission is
@@ -321,7 +322,7 @@ def read_corpus(folder, inputs):
         inputs.corpus.setdefault(source, []).append(Document(source, inside, rel, code))
 
 
-def read_inputs(submissions, corpus=None):
+def read_inputs(submissions, corpus=None) -> "Inputs":
     """Read the submissions (paths of folders, zips, ``submitted/`` trees) and the corpus
     folder (or None) -> Inputs. Raises ValueError naming a path that does not exist."""
     missing = [s for s in list(submissions) + ([corpus] if corpus else [])
@@ -372,7 +373,7 @@ class Pair:
     flagged: list = field(default_factory=list)
 
 
-def module_score(match, kind):
+def module_score(match: Match, kind: str) -> float:
     """The score a module comparison is ranked and flagged by: the higher of the two files'
     scores between students (either may have copied), the student's own for a corpus file (a
     public file may hold much more than the module)."""
@@ -397,7 +398,7 @@ def _matched_slices(fp, other):
     return overlap, slices
 
 
-def compare(a, b):
+def compare(a: Document, b: Document) -> Match:
     """Compare two fingerprinted Documents -> Match. The same numbers as copydetect's
     ``compare_files(a.fp, b.fp)``, faster on long files."""
     if not (a.fp.hashes & b.fp.hashes):
@@ -409,7 +410,7 @@ def compare(a, b):
                  overlap_a, slices_a, slices_b)
 
 
-def common_hashes(docs, settings):
+def common_hashes(docs: list[Document], settings: Settings) -> set:
     """Fingerprints present in more than ``settings.common`` of the documents ``docs`` (one
     module of every submission), when there are at least ``settings.min_common`` of them."""
     if len(docs) < max(settings.min_common, 1):
@@ -457,7 +458,8 @@ def _fingerprint_task(i):
     return fingerprint(doc.code, _WORK["settings"], boiler)
 
 
-def fingerprint_all(inputs, settings, jobs=1, quiet=True):
+def fingerprint_all(inputs: Inputs, settings: Settings, jobs: int = 1,
+                    quiet: bool = True) -> None:
     """Fingerprint every document of ``inputs`` in place: release boilerplate is dropped from
     the students' modules, then fingerprints common to much of the class (see ``Settings``)."""
     stubs = paths.stub_files()
@@ -503,7 +505,8 @@ def _finish(pair, settings):
     return pair
 
 
-def compare_all(inputs, settings, jobs=1, quiet=True):
+def compare_all(inputs: Inputs, settings: Settings, jobs: int = 1,
+                quiet: bool = True) -> list[Pair]:
     """Every pair of submissions and every (submission, corpus source) -> [Pair], ranked:
     flagged first, then by score (highest first), then by names."""
     names = sorted(inputs.students)
@@ -533,7 +536,7 @@ def compare_all(inputs, settings, jobs=1, quiet=True):
     return pairs
 
 
-def pairs_json(pairs, inputs, settings):
+def pairs_json(pairs: list[Pair], inputs: Inputs, settings: Settings) -> dict:
     """The scores of every pair and module as a JSON-able dict (no paths of this machine, no
     times: the same inputs give the same bytes)."""
     return {
@@ -557,41 +560,7 @@ def pairs_json(pairs, inputs, settings):
 
 # --------------------------------------------------------------------------- command line
 
-def _parser():
-    import argparse
-    p = argparse.ArgumentParser(
-        prog="python -m autograder similarity",
-        description="Compare the student modules of submissions with each other and with a "
-                    "corpus of known solutions; write an HTML report. Reads files only: "
-                    "student code is never imported or run.")
-    p.add_argument("submissions", nargs="+",
-                   help="folders, zips, or an nbgrader submitted/ folder (one per student)")
-    p.add_argument("--corpus", metavar="FOLDER",
-                   help="known solutions: one sub-folder (or file) per source; .py and .ipynb")
-    p.add_argument("--out", default="similarity.html", metavar="REPORT.html",
-                   help="the HTML report (default: similarity.html)")
-    p.add_argument("--json", dest="json_out", metavar="OUT.json",
-                   help="also write the scores of every pair and module as JSON")
-    p.add_argument("--threshold", type=float, default=THRESHOLD,
-                   help=f"flag a module whose score reaches this (default {THRESHOLD})")
-    p.add_argument("--min-match", type=int, default=MIN_MATCH, metavar="CHARS",
-                   help=f"... and whose match is at least this long (default {MIN_MATCH})")
-    p.add_argument("--noise", type=int, default=NOISE, metavar="CHARS",
-                   help=f"shortest match that counts (default {NOISE})")
-    p.add_argument("--window", type=int, default=WINDOW,
-                   help=f"winnowing window (default {WINDOW})")
-    p.add_argument("--common", type=float, default=COMMON, metavar="FRACTION",
-                   help=f"ignore code shared by more than this fraction of the class "
-                        f"(default {COMMON}; 1 keeps everything)")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                   help="processes working at a time (default: number of CPUs, at most 4)")
-    p.add_argument("--top", type=int, default=20,
-                   help="pairs printed on stdout (default 20)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def summary_lines(pairs, top):
+def summary_lines(pairs: list[Pair], top: int) -> list[str]:
     """Readable ranked list of the ``top`` first pairs."""
     lines = []
     for rank, p in enumerate(pairs[:top], 1):
@@ -603,8 +572,9 @@ def summary_lines(pairs, top):
     return lines
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def run(args) -> int:
+    """The ``similarity`` command (``args``: the options of ``python -m autograder similarity
+    --help``); returns the exit status."""
     settings = Settings(noise=args.noise, window=args.window, threshold=args.threshold,
                         min_match=args.min_match, common=args.common)
     try:

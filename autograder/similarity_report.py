@@ -38,7 +38,7 @@ def _pct(x):
     return f"{100 * x:.0f}%"
 
 
-def highlighted(code, slices, context=CONTEXT):
+def highlighted(code: str, slices, context: int = CONTEXT) -> str:
     """``code`` (str) as escaped HTML with each matched region (``slices``: (2, R) int array of
     raw start/end offsets) wrapped in ``<mark class="match">``; runs of unmatched lines longer
     than 2 * ``context`` are shortened to ``...``."""
@@ -119,7 +119,7 @@ def _details(listed):
     return "".join(out)
 
 
-def render(pairs, inputs, settings):
+def render(pairs, inputs, settings) -> str:
     """The report as a str of HTML. ``pairs``: ranked [similarity.Pair]; ``inputs``:
     similarity.Inputs; ``settings``: similarity.Settings."""
     listed = _listed(pairs)
@@ -142,6 +142,6 @@ def render(pairs, inputs, settings):
         + "</body></html>\n")
 
 
-def write(path, pairs, inputs, settings):
+def write(path, pairs, inputs, settings) -> None:
     """Render the report and write it to ``path`` (replaced atomically)."""
     report.write_text(render(pairs, inputs, settings), path)

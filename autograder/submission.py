@@ -41,7 +41,7 @@ class Submission:
     problems: list = field(default_factory=list)
 
     @property
-    def missing(self):
+    def missing(self) -> list[str]:
         return [m for m in course.STUDENT_MODULES if m not in self.files]
 
 
@@ -82,7 +82,7 @@ def _reference_inodes():
     return out
 
 
-def load(path):
+def load(path) -> Submission:
     """Read the student modules of a submission (folder, zip, or a single .py file)."""
     path = Path(path)
     sub = Submission(source=path, name=path.name)
@@ -115,7 +115,7 @@ class Budget:
             self._noted.add(kind)
             self.problems.append(message)
 
-    def take(self, parts):
+    def take(self, parts: tuple) -> bool:
         if self.entries <= 0:
             self._note("entries", "the submission has too many files; the rest were ignored")
             return False
@@ -126,7 +126,7 @@ class Budget:
         return True
 
 
-def walk_folder(root, budget):
+def walk_folder(root, budget: "Budget") -> dict[tuple, Path]:
     """Regular files under ``root`` (iteratively, symbolic links not followed, hidden and
     tool folders skipped), within ``budget``: {path parts: Path}."""
     found = {}
@@ -157,7 +157,7 @@ def walk_folder(root, budget):
     return found
 
 
-def zip_entries(zf, budget):
+def zip_entries(zf: zipfile.ZipFile, budget: "Budget") -> dict[tuple, zipfile.ZipInfo]:
     """Usable entries of an open zip within ``budget`` (shared with nested zips): regular
     files only, names made relative: {path parts: ZipInfo}."""
     infos = {}
@@ -240,7 +240,7 @@ def _load_zip(sub, path):
             sub.found_at[mod] = "/".join(parts)
 
 
-def make_scratch(sub, base=None):
+def make_scratch(sub: Submission, base=None) -> Path:
     """A fresh folder ``<tmp>/seqlab/`` with the given files, the submission's student modules,
     and release stubs for the student modules it lacks. Returns the folder (the parent of
     ``seqlab/``); readable by everyone, writable by the grader only."""
@@ -264,7 +264,7 @@ def make_scratch(sub, base=None):
     return scratch
 
 
-def remove_scratch(scratch):
+def remove_scratch(scratch) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -3,15 +3,16 @@
     python benchmarks/similarity_speed.py [--students 200] [--seed 0] [--keep DIR]
 
 Builds ``--students`` submissions: the six honest and copied students of the test class
-(``tests/corpus/similarity/``: ``rnn_layers``, and ``lstm_layers`` for three), and for the rest the reference solution's five
-student modules with perturbations (comments dropped, local names renamed, lines of solution
-code deleted, swapped with their neighbour, or followed by a new line); the corpus is the test
-class's. Times the whole command (process start, reading, fingerprints, every pair, the HTML and
-JSON; ``--jobs`` as the command's default unless given) and prints how the scores spread.
+(``tests/corpus/similarity/``: ``rnn_layers``, and ``lstm_layers`` for three), and for the
+rest the reference solution's five student modules with perturbations (comments dropped, local
+names renamed, lines of solution code deleted, swapped with their neighbour, or followed by a
+new line); the corpus is the test class's. Times the whole command (process start, reading,
+fingerprints, every pair, the HTML and JSON; ``--jobs`` as the command's default unless given)
+and prints how the scores spread.
 Nothing is asserted; the figures are for people.
 """
-import importlib.util
 import argparse
+import importlib.util
 import json
 import random
 import re

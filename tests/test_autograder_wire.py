@@ -218,7 +218,7 @@ def test_student_strings_are_safe_to_print():
 def test_colliding_output_names_are_refused(tmp_path, capsys):
     for name in ("alice smith", "alice_smith"):
         (tmp_path / name).mkdir()
-    code = cli.main([str(tmp_path / "alice smith"), str(tmp_path / "alice_smith"),
+    code = cli.main(["grade", str(tmp_path / "alice smith"), str(tmp_path / "alice_smith"),
                      "--out-dir", str(tmp_path / "out"), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err

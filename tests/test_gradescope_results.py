@@ -1,7 +1,8 @@
-"""What Gradescope shows: results.json against Gradescope's schema, one test per graded function in
-notebook order with Markdown feedback, the visibility policy, extra_data, a zip inside the upload,
-and the bundle's setup.sh (a venv from a checked Python; its real run is
-tools/gradescope_chroot.sh, too slow for every CI run)."""
+"""The Gradescope bundle and what Gradescope shows: the bundle built by ``python -m autograder
+gradescope``, unpacked as Gradescope does and ``run_autograder`` run there; results.json against
+Gradescope's schema, one test per graded function in notebook order with Markdown feedback, the
+visibility policy, extra_data, a zip inside the upload, and the bundle's setup.sh (a venv from a
+checked Python; its real run is tools/gradescope_chroot.sh, too slow for every CI run)."""
 import json
 import os
 import shutil
@@ -63,15 +64,22 @@ GRADESCOPE_SCHEMA = {
 }
 
 
-def _layout(tmp_path, *args):
-    """The bundle unpacked as Gradescope does: /autograder/source, run_autograder beside it."""
+def _layout(tmp_path):
+    """The bundle built by ``python -m autograder gradescope`` and unpacked as Gradescope does:
+    /autograder/source, run_autograder beside it, empty submission/ and results/."""
     bundle = tmp_path / "bundle.zip"
-    names = gradescope.build(bundle, *args)
+    proc = subprocess.run([sys.executable, "-m", "autograder", "gradescope", str(bundle)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     ag = tmp_path / "autograder"
     with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
         zf.extractall(ag / "source")
-    assert G.CONFIG_NAME in names
+    assert {"setup.sh", "run_autograder", "autograder/cli.py", "requirements.txt",
+            G.CONFIG_NAME, "solutions/sequence_models/seqlab/rnn_layers.py"} <= set(names)
+    assert not any("tests/" in n or n.endswith(".pyc") for n in names)
     shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")
+    os.chmod(ag / "run_autograder", 0o755)
     (ag / "submission").mkdir()
     (ag / "results").mkdir()
     return ag
@@ -97,6 +105,32 @@ def _check(api, title, score, max_score, output="", cell=""):
     return {"name": f"{api}: {title}{cell}", "score": score, "max_score": max_score,
             "status": "passed" if score == max_score else "failed", "output": output,
             "tags": [api], "visibility": "visible"}
+
+
+def test_run_autograder_grades_the_submission(tmp_path):
+    ag = _layout(tmp_path)
+    # Gradescope puts the uploaded files in /autograder/submission (here: a student folder)
+    sub = ag / "submission" / "my_work" / "seqlab"
+    sub.mkdir(parents=True)
+    for mod in ("rnn_layers", "transformer"):
+        shutil.copy(REF / f"{mod}.py", sub / f"{mod}.py")
+    data = _run(ag, "rnn_step_forward", "causal_mask")
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0
+    assert {t["tags"][0] for t in data["tests"]} == {"rnn_step_forward", "causal_mask"}
+    for t in data["tests"]:
+        assert t["status"] == "passed"
+
+
+def test_run_autograder_always_writes_results(tmp_path):
+    ag = _layout(tmp_path)
+    (ag / "submission" / "rnn_layers.py").write_text("this is not python(")
+    data = _run(ag, "rnn_step_forward")
+    assert data["score"] == 0
+    assert data["tests"] and all("SyntaxError" in t["output"] for t in data["tests"])
+    # a broken grader install still gives a valid (zero) result
+    shutil.rmtree(ag / "source" / "autograder")
+    data = _run(ag, "rnn_step_forward")
+    assert data["score"] == 0 and data["tests"] == []
 
 
 def test_run_autograder_writes_gradescope_results(tmp_path):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import paths, similarity
+from autograder import cli, paths, similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus" / "similarity"
@@ -86,9 +86,9 @@ def class_args(tmp_path_factory):
 def class_run(class_args, tmp_path_factory):
     """Run the command once on the class: -> (exit status, JSON dict, report path)."""
     out = tmp_path_factory.mktemp("report")
-    status = similarity.main(class_args + ["--corpus", str(CORPUS / "known"), "--out",
-                                           str(out / "report.html"), "--json",
-                                           str(out / "scores.json"), "--quiet"])
+    status = cli.main(["similarity", *class_args, "--corpus", str(CORPUS / "known"),
+                       "--out", str(out / "report.html"), "--json", str(out / "scores.json"),
+                       "--quiet"])
     return status, json.loads((out / "scores.json").read_text()), out / "report.html"
 
 
@@ -339,7 +339,7 @@ def test_student_code_is_shown_escaped_and_never_run(tmp_path):
         pkg.mkdir(parents=True)
         (pkg / "rnn_layers.py").write_text(evil)
     out = tmp_path / "r.html"
-    status = similarity.main([str(tmp_path / "<img src=x onerror=alert(1)>"),
+    status = cli.main(["similarity", str(tmp_path / "<img src=x onerror=alert(1)>"),
                               str(tmp_path / "twin"), "--out", str(out), "--quiet",
                               "--min-match", "0"])
     assert status == 0
@@ -350,11 +350,11 @@ def test_student_code_is_shown_escaped_and_never_run(tmp_path):
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
-    assert similarity.main([str(tmp_path / "nope"), str(tmp_path)]) == 2
+    assert cli.main(["similarity", str(tmp_path / "nope"), str(tmp_path)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
-    assert similarity.main([str(tmp_path), str(tmp_path), "--threshold", "0"]) == 2
+    assert cli.main(["similarity", str(tmp_path), str(tmp_path), "--threshold", "0"]) == 2
     assert "threshold: expected a number in (0, 1], got 0.0" in capsys.readouterr().err
-    assert similarity.main([str(tmp_path)]) == 2
+    assert cli.main(["similarity", str(tmp_path)]) == 2
     assert "at least two submissions" in capsys.readouterr().err
 
 
