@@ -285,16 +285,15 @@ def grade(args: argparse.Namespace) -> int:
     if args.out_dir:
         outputs.append(os.path.abspath(args.out_dir))
     sandbox.enable_subreaper()
-    opts = runner.Options(only=args.only, notebooks=args.notebook, jobs=args.jobs,
-                          timeout=args.timeout, visibility=args.visibility, isolation=level,
-                          log=None if args.quiet else sys.stderr)
     extra = [os.path.dirname(p) if p.endswith(".json") else p for p in outputs]
     for s in args.submissions:  # other students' submissions
         s = os.path.abspath(s)
         extra.append(s if os.path.isdir(s) else os.path.dirname(s))
-    opts.limits.hide = runner.default_hidden_paths(extra=extra)
+    opts = runner.Options(only=args.only, notebooks=args.notebook, jobs=args.jobs,
+                          timeout=args.timeout, hide=runner.default_hidden_paths(extra=extra),
+                          isolation=level, log=None if args.quiet else sys.stderr)
     if args.grader_memory is not None:
-        opts.limits.grader_memory = args.grader_memory * 2 ** 20
+        opts.grader_memory = args.grader_memory * 2 ** 20
     t0 = time.monotonic()
     try:
         results = runner.grade(args.submissions, opts)

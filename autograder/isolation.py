@@ -66,16 +66,16 @@ class Isolation:
     level: str
     missing: list = field(default_factory=list)
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for people: 'full' or 'reduced (missing: ...)'."""
         if not self.missing:
             return self.level
         return f"{self.level} (missing: {', '.join(self.missing)})"
 
-    def as_json(self):
+    def as_json(self) -> dict:
         return {"level": self.level, "method": self.method, "missing": list(self.missing)}
 
-    def at_least(self, level):
+    def at_least(self, level: str) -> bool:
         """True when this level is ``level`` or better."""
         return LEVELS.index(self.level) >= LEVELS.index(level)
 
@@ -98,7 +98,7 @@ def _guarantees(method, cgroup_ok):
     return have
 
 
-def level_of(method, cgroup_ok):
+def level_of(method: str, cgroup_ok: bool) -> Isolation:
     """-> Isolation for a method, given whether a memory+pids cgroup can be made."""
     missing = [g for g in GUARANTEES if g not in _guarantees(method, cgroup_ok)]
     if not missing:
@@ -146,7 +146,7 @@ def _bind_folder(folder, made):
     return args + ["--ro-bind", folder, folder]
 
 
-def bwrap_args(method, folders, hide, scratch, uid):
+def bwrap_args(method: str, folders, hide, scratch, uid) -> list:
     """bubblewrap's arguments (without the program) for a worker: read-only ``folders`` (the
     interpreter's), empty folders over ``hide`` paths that lie inside them, the scratch folder
     read-only at ``/submission``, fresh tmpfs folders. ``uid``: the uid inside the sandbox
@@ -171,15 +171,15 @@ def bwrap_args(method, folders, hide, scratch, uid):
     return args
 
 
-def setpriv_args(uid, gid):
+def setpriv_args(uid: int, gid: int) -> list:
     """setpriv's arguments that drop root to ``uid``/``gid`` for good (no groups, no
     capabilities in any set, no_new_privs)."""
     return [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={gid}",
             "--clear-groups", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
 
 
-def command(method, program, folders=(), hide=(), scratch=None, uid=None, gid=None,
-            args_fd=None):
+def command(method: str, program: list, folders=(), hide=(), scratch=None, uid=None, gid=None,
+            args_fd=None) -> tuple:
     """The command line that runs ``program`` (a list) under ``method``. With bubblewrap, its
     arguments are read from ``args_fd`` when given (``--args FD``: they stay off the command
     line); returns (argv, bwrap arguments to write into that fd or None)."""
@@ -240,7 +240,7 @@ def _probe(method, folders):
 
 
 @functools.lru_cache(maxsize=None)
-def detect(folders=None, cgroup_ok=None):
+def detect(folders=None, cgroup_ok=None) -> Isolation:
     """The best isolation this machine allows (probed once per process). ``folders``: the
     interpreter's folders (default: this interpreter's); ``cgroup_ok``: whether a memory+pids
     cgroup can be made (default: tried)."""
@@ -256,7 +256,7 @@ def detect(folders=None, cgroup_ok=None):
     return level_of("plain", cgroup_ok)
 
 
-def require(isolation, allowed):
+def require(isolation: Isolation, allowed: str) -> None:
     """Raise IsolationTooLow unless ``isolation`` is at least the ``allowed`` level."""
     if allowed not in LEVELS:
         raise ValueError(f"allowed isolation level: expected one of {', '.join(LEVELS)}, "

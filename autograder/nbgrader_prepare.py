@@ -56,8 +56,8 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
             for module, data in sub.files.items():
                 (folder / f"{module}.py").write_bytes(data)
             folders.append(folder)
-        opts = runner.Options(jobs=jobs, timeout=timeout, isolation=level)
-        opts.limits.hide = runner.default_hidden_paths(extra=[tmp])
+        opts = runner.Options(jobs=jobs, timeout=timeout, isolation=level,
+                              hide=runner.default_hidden_paths(extra=[tmp]))
         results = runner.grade(folders, opts)
     out = []
     for sub, res in zip(subs, results):

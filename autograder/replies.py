@@ -1,12 +1,13 @@
 """Checking a worker's answer (grader side). Every answer is treated as hostile.
 
-A worker answers each call with a JSON header and arrays (see ``sandbox.py``). The header
+A worker answers each call with a JSON header and arrays (see ``sandbox/wire.py``). The header
 should say whether the call succeeded (``ok``), the error of the step that failed, and, for
 each value the call asked for, what came back (``kind``, ``type``, ``shape``...) with the key
 of its array. ``decode`` keeps only the values the call asked for, checks every field's type
 and that each array has the shape and dtype its description claims, and turns anything
 malformed into a ``WorkerFailure("protocol")`` of that call.
 """
+from autograder.checks import core
 from autograder.sandbox import WorkerFailure
 
 KINDS = {"missing", "none", "tensor", "ndarray", "scalar", "sequence", "other"}
@@ -22,7 +23,7 @@ def _bad(what):
     return WorkerFailure("protocol", f"the worker sent a malformed answer ({what})")
 
 
-def wanted(name, returns):
+def wanted(name: str, returns: list) -> bool:
     """True when value ``name`` was asked for by ``returns`` (names, or ``prefix.*``)."""
     for r in returns:
         if r == name or (r.endswith(".*") and name.startswith(r[:-1])):
@@ -74,7 +75,7 @@ def _error(error):
     return out
 
 
-def decode(resp, arrays, returns):
+def decode(resp: dict, arrays: dict, returns: list) -> tuple:
     """Check one answer. ``resp``: its header (a dict); ``arrays``: {key: ndarray};
     ``returns``: the names the call asked for. Returns (ok, error dict or None,
     {name: (meta, array or None)}, json dict). Raises WorkerFailure("protocol")."""
@@ -106,3 +107,27 @@ def decode(resp, arrays, returns):
     if not isinstance(js, dict):
         raise _bad("'json' is not an object")
     return ok, error, values, js
+
+
+def result(resp: dict, arrays: dict, returns: list, output: str, scrub) -> core.Result:
+    """The checked core.Result of one answer (``decode``; raises WorkerFailure when it is
+    malformed): only the values the call asked for (``returns``), and ``scrub`` (a function
+    that removes the scratch folder's path) applied to every text."""
+    ok, error, values, js = decode(resp, arrays, returns)
+    if error:
+        error = {k: (scrub(v) if isinstance(v, str) else
+                     [scrub(x) for x in v] if isinstance(v, list) else v)
+                 for k, v in error.items()}
+    return core.Result(ok=ok, error=error,
+                       values={k: core.Value(m, a) for k, (m, a) in values.items()},
+                       json=js, output=scrub(output))
+
+
+def import_message(error) -> str:
+    """What a failed import answer says: the error's message and its last three places."""
+    error = error or {}
+    msg = error.get("message") or "import failed"
+    where = error.get("where") or []
+    if where:
+        msg += "\n    at " + "\n    at ".join(where[-3:])
+    return msg

@@ -17,43 +17,63 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
-
+from autograder import course, paths, replies, report
 from autograder import isolation as isolation_mod
-from autograder import course, paths, report
-from autograder import replies
 from autograder import submission as submission_mod
 from autograder.checks import core
 from autograder.report import CheckResult
-from autograder.sandbox import WALL_FACTOR, GraderGroup, Limits, Worker, WorkerFailure
+from autograder.sandbox import (
+    GRADER_MEMORY,
+    WALL_FACTOR,
+    GraderGroup,
+    Limits,
+    Worker,
+    WorkerFailure,
+)
 
 TORCH_MODULES = {"transformer"}
 # modules are started longest first, so that two jobs finish together
 MODULE_ORDER = list(reversed(course.STUDENT_MODULES))
 
+# the retry policy
+HANGS_BEFORE_SKIP = 3      # timeouts of one API name; then its remaining calls are skipped
+CRASHES_BEFORE_SKIP = 5    # crashes of one API name; then its remaining calls are skipped
+SHORT_TIMEOUT = 5          # after a timeout, the API name's calls get timeout / 5 ...
+MIN_TIMEOUT = 1.0          # ... but at least 1 s
+MODULE_BUDGET = (8, 30)    # a module's time: 8 call timeouts + 30 s
+RETRY_BUDGET = (3, 10)     # a retry in a fresh worker has at least 3 call timeouts + 10 s
+# failures that say nothing about the student's code when they happen once (a busy machine)
+COULD_NOT_RUN = ("timeout", "skipped")
+
 
 @dataclass
 class Options:
-    only: list = field(default_factory=list)       # API names, modules, notebooks
-    notebooks: list = field(default_factory=list)  # "01".."04"
+    """How to grade. ``only``: API names, modules or notebooks (all when empty); ``notebooks``:
+    "01".."04"; ``jobs``: workers at a time; ``timeout``: wall-clock seconds of one call;
+    ``limits``: each worker's resource limits; ``hide``: folders a worker must not see (default:
+    ``default_hidden_paths()``); ``grader_memory``: the grader process's own memory limit in
+    bytes (sandbox.GraderGroup); ``isolation``: an isolation.Isolation (None: detected);
+    ``log``: a file for progress messages (None: quiet)."""
+    only: list = field(default_factory=list)
+    notebooks: list = field(default_factory=list)
     jobs: int = 2
     timeout: float = 10.0
-    limits: Limits = None
-    visibility: str = "visible"
-    log: object = None  # a file for progress messages (None: quiet)
-    isolation: object = None  # an isolation.Isolation (None: detected)
+    limits: Limits = field(default_factory=Limits)
+    hide: Optional[list] = None
+    grader_memory: int = GRADER_MEMORY
+    isolation: object = None
+    log: object = None
 
     def __post_init__(self):
-        if self.limits is None:
-            self.limits = Limits(timeout=self.timeout)
-        self.limits.timeout = self.timeout
-        if not self.limits.hide:
-            self.limits.hide = default_hidden_paths()
+        if self.hide is None:
+            self.hide = default_hidden_paths()
         if self.isolation is None:
             self.isolation = isolation_mod.detect()
 
 
-def default_hidden_paths(extra=()):
+def default_hidden_paths(extra=()) -> list:
     """Folders a worker must not see even where they lie inside a folder it is given (an
     interpreter's site-packages holding an installed course): the course, the autograder
     package, the reference solutions, and ``extra`` (outputs, submissions). The worker's world
@@ -68,23 +88,18 @@ def default_hidden_paths(extra=()):
     return out
 
 
-# failures that say nothing about the student's code when they happen once (a busy machine)
-_COULD_NOT_RUN = ("timeout", "skipped")
-
-
 @dataclass
 class SubmissionResult:
+    """The CheckResults of one submission, in the order of the checks."""
     submission: submission_mod.Submission
     results: list
-    seconds: float = 0.0
-    internal_errors: list = field(default_factory=list)
 
     @property
-    def score(self):
+    def score(self) -> float:
         return round(sum(r.score for r in self.results), 4)
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         return round(sum(r.points for r in self.results), 4)
 
 
@@ -93,39 +108,99 @@ def _log(opts, msg):
         print(msg, file=opts.log, flush=True)
 
 
+def scrubber(scratch) -> Callable[[str], str]:
+    """A function that removes the scratch folder's path from a text (a student sees
+    ``seqlab/rnn_layers.py``, and ``<submission>`` for the folder itself)."""
+    folder = str(scratch)
+
+    def scrub(text):
+        if not text:
+            return text
+        return text.replace(folder + os.sep, "").replace(folder, "<submission>")
+    return scrub
+
+
+class Strikes:
+    """The retry policy of one module's worker: timeouts ("hangs") and crashes per API name,
+    and the module's time budget."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.hangs = {}     # api -> number of timeouts
+        self.crashes = {}   # api -> number of crashes
+        self.deadline = time.monotonic() + timeout * MODULE_BUDGET[0] + MODULE_BUDGET[1]
+
+    def timeout_for(self, api: str) -> float:
+        """The timeout of the next calls of ``api``: shorter after it hung once."""
+        if self.hangs.get(api, 0):
+            return min(self.timeout, max(MIN_TIMEOUT, self.timeout / SHORT_TIMEOUT))
+        return self.timeout
+
+    def count(self, api: str, kind: str):
+        """Count a failed call of ``api`` (kind ``timeout``: a hang; else a crash)."""
+        table = self.hangs if kind == "timeout" else self.crashes
+        table[api] = table.get(api, 0) + 1
+
+    def gave_up(self, api: str) -> bool:
+        return self.hangs.get(api, 0) >= HANGS_BEFORE_SKIP or \
+            self.crashes.get(api, 0) >= CRASHES_BEFORE_SKIP
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def forget(self, api: str):
+        """A retry of ``api`` in a fresh worker: its counts forgotten, time for it ensured."""
+        self.hangs.pop(api, None)
+        self.crashes.pop(api, None)
+        self.deadline = max(self.deadline, time.monotonic() + self.timeout * RETRY_BUDGET[0]
+                            + RETRY_BUDGET[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # one module of one submission
 # ---------------------------------------------------------------------------------------------
 
 class ModuleRun:
-    def __init__(self, sub, scratch, module, checks, opts):
+    """Runs the checks of one student module of one submission in its worker (started again
+    after a call kills it), with the retry policy of :class:`Strikes`; ``run()`` returns one
+    CheckResult per check."""
+
+    def __init__(self, sub, scratch, module: str, checks: list, opts: Options):
         self.sub = sub
         self.scratch = scratch
         self.module = module
         self.checks = checks
         self.opts = opts
         self.worker = None
-        self.import_error = None
-        self.strikes = {}      # api -> number of timeouts
-        self.crashes = {}      # api -> number of crashes
-        self.deadline = time.monotonic() + opts.timeout * 8 + 30
-        self.pending_output = ""
+        self.import_error = None   # (message, printed output) once importing it failed
+        self.strikes = Strikes(opts.timeout)
+        self.pending_output = ""   # printed while importing: shown with the next call's
+        self.scrub = scrubber(scratch)
 
-    def _scrub(self, text):
-        if not text:
-            return text
-        return text.replace(str(self.scratch) + os.sep, "").replace(str(self.scratch),
-                                                                    "<submission>")
+    def run(self) -> list:
+        out = []
+        try:
+            groups = {}
+            for check in self.checks:
+                groups.setdefault(check.api, []).append(check)
+            for api, checks in groups.items():
+                out.extend(self._run_group(api, checks))
+        finally:
+            self._close_worker()
+        return out
+
+    def _close_worker(self):
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
     def _ensure_worker(self):
         if self.worker is not None and self.worker.alive:
             return
         limits = self.opts.limits
         worker = Worker(self.scratch, self.module, self.module in TORCH_MODULES, limits,
-                        label=f"{self.sub.name}:{self.module}", isolation=self.opts.isolation)
+                        hide=self.opts.hide, isolation=self.opts.isolation)
         worker.start()
-        for note in worker.notes:
-            _log(self.opts, f"[{self.sub.name}:{self.module}] sandbox note: {note}")
         try:
             resp, arrays, output = worker.call({"kind": "import", "module": self.module}, {},
                                                max(limits.init_timeout, self.opts.timeout))
@@ -135,50 +210,33 @@ class ModuleRun:
             what = {"timeout": "timed out while importing it",
                     "protocol": "it wrote into the grader's result channel"}.get(
                 exc.kind, exc.message)
-            self.import_error = (what, self._scrub(exc.output))
+            self.import_error = (what, self.scrub(exc.output))
             return
-        if output.strip():  # printed while importing: shown with the next call's output
-            self.pending_output += self._scrub(output)
+        if output.strip():
+            self.pending_output += self.scrub(output)
         if not ok:
-            error = error or {}
-            msg = error.get("message") or "import failed"
-            where = error.get("where") or []
-            if where:
-                msg += "\n    at " + "\n    at ".join(where[-3:])
             worker.close()
-            self.import_error = (self._scrub(msg), self._scrub(output))
+            self.import_error = (self.scrub(replies.import_message(error)), self.scrub(output))
             return
         self.worker = worker
-
-    def _result(self, call, resp, arrays, output):
-        """A checked Result of one answer (raises WorkerFailure when it is malformed); only
-        the values the call asked for are kept."""
-        ok, error, values, js = replies.decode(resp, arrays, call.returns)
-        if error:
-            error = {k: (self._scrub(v) if isinstance(v, str) else
-                         [self._scrub(x) for x in v] if isinstance(v, list) else v)
-                     for k, v in error.items()}
-        return core.Result(ok=ok, error=error,
-                           values={k: core.Value(m, a) for k, (m, a) in values.items()},
-                           json=js, output=self._scrub(output))
 
     def _skip_reason(self, api):
         if self.import_error is not None:
             msg, out = self.import_error
             return core.Result(ok=False, failure=("import", f"importing {self.module}.py "
                                                   f"failed: {msg}"), output=out)
-        if self.strikes.get(api, 0) >= 3 or self.crashes.get(api, 0) >= 5:
+        if self.strikes.gave_up(api):
             return core.Result(ok=False, failure=(
                 "skipped", f"not run: earlier calls of {api} hung or crashed repeatedly"))
-        if time.monotonic() > self.deadline:
+        if self.strikes.out_of_time():
             return core.Result(ok=False, failure=(
                 "skipped", f"not run: the time budget of {self.module}.py was used up "
                            "(earlier calls hung or crashed)"))
         return None
 
-    def run_calls(self, api, calls):
-        """Run the calls of one API name; returns one Result per call. A call that hangs or
-        kills the worker fails alone: the rest go to a fresh worker."""
+    def run_calls(self, api: str, calls: list) -> list:
+        """Run the calls of one API name; returns one core.Result per call. A call that hangs
+        or kills the worker fails alone: the rest go to a fresh worker."""
         results = [None] * len(calls)
         pending = list(range(len(calls)))
         while pending:
@@ -187,15 +245,13 @@ class ModuleRun:
                 for i in pending:
                     results[i] = skip
                 break
-            timeout = self.opts.timeout
-            if self.strikes.get(api, 0):
-                timeout = min(timeout, max(1.0, timeout / 5))
+            timeout = self.strikes.timeout_for(api)
             try:
                 self._ensure_worker()
             except WorkerFailure as exc:
-                self.crashes[api] = self.crashes.get(api, 0) + 1
+                self.strikes.count(api, "crash")
                 results[pending[0]] = core.Result(ok=False, failure=(exc.kind, exc.message),
-                                                  output=self._scrub(exc.output))
+                                                  output=self.scrub(exc.output))
                 pending = pending[1:]
                 continue
             if self.import_error is not None:
@@ -207,8 +263,8 @@ class ModuleRun:
                 for resp, arrays, output in answers:
                     if self.pending_output:
                         output, self.pending_output = self.pending_output + output, ""
-                    results[pending[done]] = self._result(calls[pending[done]], resp, arrays,
-                                                          output)
+                    results[pending[done]] = replies.result(resp, arrays, calls[pending[done]]
+                                                            .returns, output, self.scrub)
                     del resp, arrays
                     done += 1
                 pending = []
@@ -218,82 +274,47 @@ class ModuleRun:
                     answers.close()
                     self.worker.close()
                     exc.output = ""
-                failed = pending[exc.index]
-                if exc.kind == "timeout":
-                    self.strikes[api] = self.strikes.get(api, 0) + 1
-                    msg = (f"timed out after {timeout:g} s of CPU time or "
-                           f"{timeout * WALL_FACTOR:g} s in all (an infinite loop, far too slow, "
-                           "or waiting forever); the worker was killed")
-                else:
-                    self.crashes[api] = self.crashes.get(api, 0) + 1
-                    msg = exc.message
+                self.strikes.count(api, exc.kind)
+                msg = exc.message if exc.kind != "timeout" else (
+                    f"timed out after {timeout:g} s of CPU time or {timeout * WALL_FACTOR:g} s "
+                    "in all (an infinite loop, far too slow, or waiting forever); the worker "
+                    "was killed")
                 self.worker = None
-                results[failed] = core.Result(ok=False, failure=(exc.kind, msg),
-                                              output=self._scrub(exc.output))
+                results[pending[exc.index]] = core.Result(ok=False, failure=(exc.kind, msg),
+                                                          output=self.scrub(exc.output))
                 pending = pending[exc.index + 1:]
         return results
-
-    def run(self):
-        out = []
-        try:
-            groups = {}
-            for check in self.checks:
-                groups.setdefault(check.api, []).append(check)
-            for api, checks in groups.items():
-                out.extend(self._run_group(api, checks))
-        finally:
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
-        return out
 
     def _run_group(self, api, checks):
         if self.module not in self.sub.files:
             return [CheckResult.of(c, message=f"{self.module}.py was not found in the submission")
                     for c in checks]
-        flat, owners, out = [], [], {}
-        for k, check in enumerate(checks):
-            try:
-                calls = check.get_calls()
-            except Exception:
-                out[k] = self._internal(check, "building the inputs")
-                continue
-            for call in calls:
-                flat.append(call)
-                owners.append(k)
-        self._run_and_evaluate(api, checks, flat, owners, out)
+        out = self._run_and_evaluate(api, checks, range(len(checks)))
         retry = [k for k in range(len(checks)) if out[k].could_not_run]
         if retry:  # once more, in a fresh worker, with the API name's strikes forgotten
             _log(self.opts, f"[{self.sub.name}:{self.module}] {len(retry)} check(s) of {api} "
                             "could not run; retrying them in a fresh worker")
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
-            self.strikes.pop(api, None)
-            self.crashes.pop(api, None)
-            self.deadline = max(self.deadline, time.monotonic() + self.opts.timeout * 3 + 10)
-            flat, owners, again = [], [], {}
-            for k in retry:
-                try:
-                    calls = checks[k].get_calls()
-                except Exception:
-                    again[k] = self._internal(checks[k], "building the inputs")
-                    continue
-                for call in calls:
-                    flat.append(call)
-                    owners.append(k)
-            self._run_and_evaluate(api, checks, flat, owners, again)
-            for k, res in again.items():
+            self._close_worker()
+            self.strikes.forget(api)
+            for k, res in self._run_and_evaluate(api, checks, retry).items():
                 res.not_graded = res.could_not_run
                 out[k] = res
         return [out[k] for k in range(len(checks))]
 
-    def _run_and_evaluate(self, api, checks, flat, owners, out):
-        """Run the calls ``flat`` (of ``checks[owners[i]]``) and put a CheckResult per check
-        into ``out`` (index -> result)."""
+    def _run_and_evaluate(self, api, checks, which):
+        """Run the calls of ``checks[k]`` for k in ``which``, evaluate them: {k: CheckResult}."""
+        flat, owners, out = [], [], {}
+        for k in which:
+            try:
+                calls = checks[k].get_calls()
+            except Exception:
+                out[k] = self._internal(checks[k], "building the inputs")
+                continue
+            flat.extend(calls)
+            owners.extend([k] * len(calls))
         results = self.run_calls(api, flat) if flat else []
         per_check = {}
-        for k, r in zip(owners, results):
+        for k, r in zip(owners, results, strict=True):
             per_check.setdefault(k, []).append(r)
         for k in sorted(set(owners)):
             check = checks[k]
@@ -304,11 +325,12 @@ class ModuleRun:
                 out[k] = self._internal(check, "evaluating the results")
                 continue
             stuck = not outcome.passed and any(
-                r.failure is not None and r.failure[0] in _COULD_NOT_RUN for r in rs)
-            out[k] = CheckResult.of(check, outcome.passed, message=self._scrub(outcome.message),
-                                    hint=outcome.hint, detail=self._scrub(outcome.detail),
+                r.failure is not None and r.failure[0] in COULD_NOT_RUN for r in rs)
+            out[k] = CheckResult.of(check, outcome.passed, message=self.scrub(outcome.message),
+                                    hint=outcome.hint, detail=self.scrub(outcome.detail),
                                     printed=report.printed_text(r.output for r in rs),
                                     could_not_run=stuck)
+        return out
 
     def _internal(self, check, what):
         tb = traceback.format_exc()
@@ -351,11 +373,12 @@ def _warm_up_torch():
             _warm_thread.start()
 
 
-def grade(submission_paths, opts):
-    """Grade submissions; returns a list of SubmissionResult (in the order given). The grader
-    process runs in a cgroup leaf of its own with a memory limit (``limits.grader_memory``)
-    where the machine allows one (see sandbox.GraderGroup); the log says which."""
-    with GraderGroup(opts.limits.grader_memory) as group:
+def grade(submission_paths: list, opts: Options) -> list:
+    """Grade submissions (folders or zips); returns a SubmissionResult per submission, in the
+    order given. The grader process runs in a cgroup leaf of its own with a memory limit
+    (``opts.grader_memory``) where the machine allows one (sandbox.GraderGroup); the log says
+    which."""
+    with GraderGroup(opts.grader_memory) as group:
         _log(opts, f"grader memory: {group.describe()}")
         try:
             return _grade(submission_paths, opts)
@@ -386,23 +409,13 @@ def _grade(submission_paths, opts):
     if any(m in sub.files for sub in subs for m in modules):
         _warm_up_torch()
 
-    tasks = []
-    for i, sub in enumerate(subs):
-        for m in modules:
-            tasks.append((i, m))
+    tasks = [(i, m) for i in range(len(subs)) for m in modules]
     # longest modules first across all submissions
     tasks.sort(key=lambda t: (modules.index(t[1]) if t[1] in TORCH_MODULES else 1, t[0],
                               modules.index(t[1])))
-    outputs = {}
-    started = {i: None for i in range(len(subs))}
-    finished_at = {}
-    lock = threading.Lock()
 
     def work(task):
         i, m = task
-        with lock:
-            if started[i] is None:
-                started[i] = time.monotonic()
         try:
             res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
         except Exception:  # a bug of the grader on this submission costs it alone
@@ -410,9 +423,6 @@ def _grade(submission_paths, opts):
             _log(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
             res = [CheckResult.of(c, message="internal grader error; please report it to the "
                                   "course staff") for c in by_module[m]]
-        with lock:
-            outputs[task] = res
-            finished_at[i] = time.monotonic()
         _log(opts, f"[{subs[i].name}] {m}: {sum(r.score for r in res):g} / "
                    f"{sum(r.points for r in res):g}")
         return res
@@ -420,7 +430,7 @@ def _grade(submission_paths, opts):
     try:
         # reference values computed up front would serialise the pool; they are memoized lazily
         with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-            list(pool.map(work, tasks))
+            outputs = dict(zip(tasks, pool.map(work, tasks), strict=True))
     finally:
         for s in scratches:
             submission_mod.remove_scratch(s)
@@ -428,11 +438,8 @@ def _grade(submission_paths, opts):
     out = []
     order = {c.id: k for k, c in enumerate(checks)}
     for i, sub in enumerate(subs):
-        results = []
-        for m in modules:
-            results.extend(outputs.get((i, m), []))
+        results = [r for m in modules for r in outputs[(i, m)]]
         results.sort(key=lambda r: order[r.id])
         report.note_dependencies(results)
-        secs = (finished_at.get(i, 0) - started[i]) if started[i] else 0.0
-        out.append(SubmissionResult(sub, results, seconds=secs))
+        out.append(SubmissionResult(sub, results))
     return out

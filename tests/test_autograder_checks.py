@@ -4,7 +4,7 @@ and the answer decoder behave."""
 import numpy as np
 import pytest
 
-from autograder import sandbox
+from autograder.sandbox import wire
 from autograder.checks import captioning as cap
 from autograder.checks import core
 from autograder.checks import transformer as tr
@@ -79,13 +79,13 @@ def test_compare_explains_differences():
 def test_answer_decoder_never_unpickles_or_trusts_tables():
     good = np.arange(6, dtype=np.float64).reshape(2, 3)
     data = good.tobytes()
-    out = sandbox._unpack_arrays([["a", "<f8", [2, 3], 0, 48]], data)
+    out = wire.unpack_arrays([["a", "<f8", [2, 3], 0, 48]], data)
     assert np.array_equal(out["a"], good)
-    assert sandbox._unpack_arrays([["a", "|O", [6], 0, 48]], data) == {}
-    assert sandbox._unpack_arrays([["a", "<f8", [4, 4], 0, 48]], data) == {}
-    assert sandbox._unpack_arrays([["a", "<f8", [6], 40, 48]], data) == {}
-    assert sandbox._unpack_arrays("garbage", data) == {}
-    assert sandbox._unpack_arrays([["a", "<f8"]], data) == {}
+    assert wire.unpack_arrays([["a", "|O", [6], 0, 48]], data) == {}
+    assert wire.unpack_arrays([["a", "<f8", [4, 4], 0, 48]], data) == {}
+    assert wire.unpack_arrays([["a", "<f8", [6], 40, 48]], data) == {}
+    assert wire.unpack_arrays("garbage", data) == {}
+    assert wire.unpack_arrays([["a", "<f8"]], data) == {}
 
 
 def test_numeric_gradient_from_perturbed_outputs_matches_the_analytic_gradient():

@@ -19,7 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from autograder import cli, replies, report, sandbox, submission  # noqa: E402
-from autograder.sandbox import WorkerFailure  # noqa: E402
+from autograder.sandbox import WorkerFailure, wire  # noqa: E402
+from autograder.sandbox.output import OutputReader  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ frames
@@ -29,13 +30,13 @@ def test_deep_header_is_refused_before_parsing():
     with pytest.raises(RecursionError):  # positive control: what the decoder used to call
         json.loads(deep)
     with pytest.raises(ValueError, match="nests too deep"):
-        sandbox.decode_header(b'{"a": ' + deep + b"}")
+        wire.decode_header(b'{"a": ' + deep + b"}")
     # brackets inside strings do not count; ordinary headers pass
     header = {"ok": True, "text": "[" * 500, "values": {"a": {"shape": [2, 3]}}}
-    assert sandbox.decode_header(json.dumps(header).encode()) == header
+    assert wire.decode_header(json.dumps(header).encode()) == header
     for bad in (b"[1, 2]", b"\xff\xfe", b'{"a": '):
         with pytest.raises(ValueError):
-            sandbox.decode_header(bad)
+            wire.decode_header(bad)
 
 
 class _Pipe:
@@ -133,7 +134,7 @@ def test_array_must_match_its_description():
 def _reader(chunks, keep=100):
     token = b"abc123"
     stream = io.BytesIO(b"".join(chunks))
-    r = sandbox._OutputReader(stream, keep, token)
+    r = OutputReader(stream, keep, token)
     r.run()  # synchronously: the stream ends
     return r
 
@@ -144,7 +145,7 @@ def test_output_reader_gives_each_answer_its_own_output():
     for size in (1, 3, 7, len(data)):  # any chunking of the stream
         stream = io.BytesIO(data)
         stream.read1 = lambda n, s=stream, k=size: s.read(min(n, k))
-        r = sandbox._OutputReader(stream, 100, b"abc123")
+        r = OutputReader(stream, 100, b"abc123")
         r.run()
         assert r.segment(2, time.monotonic()) == "second\n"
         assert r.segment(1, time.monotonic()) == "first\n"

@@ -4,7 +4,7 @@ A :class:`Check` is one graded test (one entry of results.json). It belongs to o
 ``api``, which is also its first tag), runs in the worker of one student ``module``, and has:
 
 - ``calls``: a function returning the list of :class:`Call` s to send to the worker. A call is a
-  small program over named input arrays (see ``autograder/worker_boot.py``); inputs are drawn
+  small program over named input arrays (see ``autograder/sandbox/boot.py``); inputs are drawn
   from a seeded numpy Generator, so every run sends the same bytes;
 - ``evaluate``: a function ``(results, ctx) -> Outcome`` run in the grader process on the plain
   arrays that came back. It compares them with what the reference (imported in this process)

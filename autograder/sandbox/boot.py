@@ -1,11 +1,12 @@
 """Worker bootstrap: runs student code in a sandboxed process (never imported by the grader).
 
-This file is *copied* into the scratch folder of a submission and started, inside the sandbox
-that ``isolation.py`` builds, as ``python -I -B _seqlab_worker.py REQUEST_FD ANSWER_FD``. Its
-configuration comes as the first frame of the request pipe, not on its command line. It is
-self-contained (standard library and numpy; torch only for workers that need it) because the
-worker must not be able to import anything from the autograder package. It starts with no
-privilege at all: the sandbox (namespaces, uid) is set up before this interpreter runs.
+This file is *copied* into the scratch folder of a submission, with ``wire.py`` as
+``_seqlab_wire.py``, and started, inside the sandbox that ``isolation.py`` builds, as
+``python -I -B _seqlab_worker.py REQUEST_FD ANSWER_FD``. Its configuration comes as the first
+frame of the request pipe, not on its command line. It imports the standard library, numpy
+(and torch for workers that need it) and the wire module only: the worker must not be able to
+import anything from the autograder package. It starts with no privilege at all: the sandbox
+(namespaces, uid) is set up before this interpreter runs.
 
 Before any student code runs it (as trusted code):
 1. reads its configuration; sets resource limits (address space, CPU time, file size,
@@ -13,35 +14,31 @@ Before any student code runs it (as trusted code):
 2. imports numpy (and torch) so that the student module finds them already loaded;
 3. sends a ``ready`` frame.
 
-After each answer it writes a marker ``\\0\\0<token>:<n>\\0\\0`` into its output (``n``: the
-answer's number), so that the grader gives each call the output it printed; the answer says
-whether the marker was written (``marked``).
+After each answer it writes ``wire.marker`` into its output, so that the grader gives each call
+the output it printed; the answer says whether the marker was written (``marked``).
 
 Then it serves requests read from the request pipe. A request is a small program of steps
 (``call`` a student function, make a ``tensor``, build a torch ``module`` and load weights, take
 a ``grad``, evaluate a function at many perturbed inputs for numeric gradients...) over an
 environment of named values that starts with the input arrays of the request. The response
 carries the values named in ``return``, converted to plain numeric arrays (or a description of
-what came back when that is impossible), and the error of the step that failed, if any. Frames
-are ``MAGIC, header length, data length, JSON header, raw array bytes``; nothing is ever pickled
-in either direction.
+what came back when that is impossible), and the error of the step that failed, if any.
 """
-import json
 import os
-import struct
 import sys
-import time
 import traceback
 
-MAGIC = b"SQLW"
-_HEAD = struct.Struct(">4sIQ")
-MAX_REQUEST = 512 * 2 ** 20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I leaves it out
+import _seqlab_wire as wire  # noqa: E402  (the copy of wire.py next to this file)
 
 # Snapshots of what the protocol needs, taken before student code can patch anything.
-_json_dumps = json.dumps
-_json_loads = json.loads
 _os_write = os.write
 _os_read = os.read
+_pack = wire.pack
+_sizes = wire.sizes
+_decode_header = wire.decode_header
+_unpack_arrays = wire.unpack_arrays
+_marker = wire.marker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,34 +87,16 @@ def _write_all(fd, data):
         view = view[n:]
 
 
-def _pack(header, arrays):
-    """header: JSON-able dict; arrays: {name: contiguous numeric ndarray}."""
-    table, blobs, offset = [], [], 0
-    for name, arr in arrays.items():
-        data = arr.tobytes()
-        table.append([name, arr.dtype.str, list(arr.shape), offset, len(data)])
-        blobs.append(data)
-        offset += len(data)
-    header = dict(header)
-    header["arrays"] = table
-    head = _json_dumps(header, allow_nan=True).encode("utf-8")
-    return _HEAD.pack(MAGIC, len(head), offset) + head + b"".join(blobs)
-
-
-def _unpack(fd, np):
-    magic, hlen, dlen = _HEAD.unpack(_read_exact(fd, _HEAD.size))
-    if magic != MAGIC or hlen + dlen > MAX_REQUEST:
+def _unpack(fd):
+    """One request frame from ``fd``: (header, {name: array}). EOFError at the end."""
+    try:
+        hlen, dlen = _sizes(_read_exact(fd, wire.HEAD.size), wire.MAX_REQUEST)
+    except ValueError:
+        raise EOFError("bad request frame") from None
+    if hlen + dlen > wire.MAX_REQUEST:
         raise EOFError("bad request frame")
-    header = _json_loads(_read_exact(fd, hlen).decode("utf-8"))
-    data = _read_exact(fd, dlen)
-    arrays = {}
-    for name, dtype, shape, off, nbytes in header.pop("arrays", []):
-        dt = np.dtype(dtype)
-        if dt.kind not in "biufc":
-            raise ValueError("refusing dtype " + dtype)
-        arr = np.frombuffer(data, dtype=dt, count=nbytes // max(dt.itemsize, 1), offset=off)
-        arrays[name] = arr.reshape(shape).copy()  # writeable, owned
-    return header, arrays
+    header = _decode_header(_read_exact(fd, hlen))
+    return header, _unpack_arrays(header.pop("arrays", []), _read_exact(fd, dlen))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +162,7 @@ class Interpreter:
         if len(value) != n:
             raise StepError("%s returned a tuple of %d values; expected %d (%s)"
                             % (target, len(value), n, ", ".join(out)))
-        for name, v in zip(out, value):
+        for name, v in zip(out, value, strict=True):
             if name:
                 env[name] = v
 
@@ -470,7 +449,7 @@ def _format_error(exc, scratch):
     frames = []
     for fr in tb:
         fname = fr.filename
-        if "seqlab" not in fname or fname.endswith("_seqlab_worker.py"):
+        if "seqlab" not in fname or fname.endswith(("_seqlab_worker.py", "_seqlab_wire.py")):
             continue
         rel = fname.replace(scratch + os.sep, "")
         frames.append("%s:%s in %s: %s" % (rel, fr.lineno, fr.name, (fr.line or "").strip()))
@@ -483,7 +462,6 @@ def _format_error(exc, scratch):
 # ---------------------------------------------------------------------------------------------
 
 def _run_call(interp, np, torch, call, env, scratch, ident):
-    t0 = time.perf_counter()
     meta = {"json": {}}
     response = dict(ident, ok=True, error=None, values={})
     out_arrays = {}
@@ -520,7 +498,6 @@ def _run_call(interp, np, torch, call, env, scratch, ident):
                 vmeta["key"] = key
             response["values"][nm] = vmeta
     response["json"] = meta["json"]
-    response["seconds"] = time.perf_counter() - t0
     return response, out_arrays
 
 
@@ -533,7 +510,7 @@ def _end_of_output(config, number):
         except BaseException:
             pass
     try:
-        data = b"\x00\x00" + config["marker"].encode() + b":%d\x00\x00" % number
+        data = _marker(config["marker"].encode(), number)
         view = memoryview(data)
         while view:
             view = view[_os_write(1, view):]
@@ -568,10 +545,9 @@ class _Answers:
 def main():
     req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
     import numpy as np  # trusted import
-    header, _ = _unpack(req_fd, np)
+    header, _ = _unpack(req_fd)
     config = header["config"]
     scratch = config["scratch"]
-    notes = []
     torch = None
     if config.get("torch"):
         import torch
@@ -595,12 +571,12 @@ def main():
     sys.stdin = open(os.devnull)
 
     interp = Interpreter(np, torch)
-    _write_all(resp_fd, _pack({"ready": True, "pid": os.getpid(), "notes": notes}, {}))
+    _write_all(resp_fd, _pack({"ready": True, "pid": os.getpid()}, {}))
     answers = _Answers(config, resp_fd)
 
     while True:
         try:
-            header, arrays = _unpack(req_fd, np)
+            header, arrays = _unpack(req_fd)
         except EOFError:
             break
         kind = header.get("kind")

@@ -1,0 +1,159 @@
+"""Finding and ending every process a worker started (grader side).
+
+A worker's processes are found by its cgroup, its session id, the marker variable in their
+environment, its fresh uid, and, in the command-line process, the child-subreaper flag (orphans
+are re-parented to the grader). This module holds the /proc scans behind these, the fresh uids
+and groups workers run under, and the cleanup of files their uid left in shared folders.
+"""
+import os
+import random
+import shutil
+import stat
+import threading
+
+_subreaper = False  # set by enable_subreaper() (CLI process only)
+_uid_lock = threading.Lock()
+_used_uids = set()
+
+
+def subreaper_enabled() -> bool:
+    """True once enable_subreaper() succeeded in this process."""
+    return _subreaper
+
+
+def enable_subreaper() -> None:
+    """Make this process the child subreaper (Linux): orphans of workers are re-parented to
+    it, so a detached grandchild is still found and killed. Only for the CLI process."""
+    global _subreaper
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_CHILD_SUBREAPER = 36
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+            _subreaper = True
+    except Exception:
+        pass
+
+
+def proc_stat(pid: int):
+    """(state, ppid, sid) of a process (state: b"R", b"S", b"Z"...), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        rest = data[data.rindex(b")") + 2:].split()
+        return rest[0], int(rest[1]), int(rest[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def proc_uid(pid: int):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def all_pids() -> list:
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+
+
+def has_marker(pid: int, token: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return token in f.read()
+    except OSError:
+        return False
+
+
+def reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def tasks_of_uid(uid: int) -> int:
+    n = 0
+    for pid in all_pids():
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Threads:"):
+                        n += int(line.split()[1])
+                        break
+        except (OSError, ValueError):
+            continue
+    return n
+
+
+
+def pick_uid() -> int:
+    with _uid_lock:
+        while True:
+            uid = random.SystemRandom().randrange(2_000_000_000, 2_100_000_000)
+            if uid not in _used_uids:
+                _used_uids.add(uid)
+                return uid
+
+
+_scratch_gids = {}
+
+
+def scratch_group(scratch) -> int:
+    """A fresh gid that alone may read ``scratch`` (mode 0750): workers of this submission run
+    with it, those of other submissions cannot read it (matters where there is no mount
+    namespace to hide other scratch folders)."""
+    key = os.path.realpath(scratch)
+    with _uid_lock:
+        gid = _scratch_gids.get(key)
+    if gid is None:
+        gid = pick_uid()
+        os.chown(key, 0, gid)
+        os.chmod(key, 0o750)
+        with _uid_lock:
+            _scratch_gids[key] = gid
+    return gid
+
+
+def is_zombie(pid: int) -> bool:
+    """True for a dead process not reaped yet, or one that is gone."""
+    st = proc_stat(pid)
+    return st is None or st[0] in (b"Z", b"X")
+
+
+workers_lock = threading.Lock()
+worker_pids = set()
+
+
+def register_worker_pid(pid: int, add: bool = True) -> None:
+    with workers_lock:
+        (worker_pids.add if add else worker_pids.discard)(pid)
+
+
+def cleanup_files_of(uid: int) -> None:
+    """Remove top-level files a worker uid left in the shared temporary folders (root mode)."""
+    for base in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(base, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_uid != uid:
+                continue
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass

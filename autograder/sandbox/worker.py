@@ -1,0 +1,533 @@
+"""A sandboxed worker process that runs student code (grader side).
+
+A :class:`Worker` is one Python process serving one student module of one submission
+(``rnn_layers``, ``transformer``...), started in the sandbox that ``isolation.py`` builds. The
+grader sends it programs (``boot.py`` runs them) and reads plain arrays back (``wire.py``);
+nothing it sends is ever unpickled, and all comparisons happen in the grader. Every answer is
+hostile: frames are size-checked (``wire.MAX_HEADER``, the per-call byte budget
+``Limits.reply_bytes``), JSON nesting is bounded before parsing, arrays are plain numeric
+dtypes whose size matches their shape; anything else is a WorkerFailure of that call
+(``replies.py`` checks the contents).
+"""
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autograder.sandbox import cgroup, procs, wire
+from autograder.sandbox.output import OutputReader
+
+HERE = Path(__file__).resolve().parent
+BOOT_NAME = "_seqlab_worker.py"
+# copied into the scratch folder: the worker imports the wire format as _seqlab_wire
+BOOT_FILES = {BOOT_NAME: HERE / "boot.py", "_seqlab_wire.py": HERE / "wire.py"}
+MARKER_ENV = "SEQLAB_SANDBOX_TOKEN"
+GiB = cgroup.GiB
+
+
+@dataclass
+class Limits:
+    """Resource limits of one worker (the time limit of a call is the caller's: see
+    :class:`Deadline`)."""
+    init_timeout: float = 60.0  # seconds to start and import numpy or torch
+    mem_numpy: int = 1 * GiB
+    mem_torch: int = 3 * GiB
+    cpu_seconds: int = 300
+    file_size: int = 64 * 2 ** 20
+    nproc: int = 64          # per worker uid (root) / extra tasks over the user's count
+    nofile: int = 512
+    output_chars: int = 4000  # captured output kept per call
+    reply_bytes: int = 64 * 2 ** 20  # array bytes one call may return
+
+
+WALL_FACTOR = 4  # a call may wait this many times its CPU budget of wall-clock time
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids):
+    """CPU time (user + system, with reaped children) used so far by the processes ``pids``."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass  # the process has ended
+    return ticks / _TICKS
+
+
+class Deadline:
+    """When a call's time is up: once the worker's own processes (``pids``) have used
+    ``seconds`` of CPU time since the call began, or after ``WALL_FACTOR * seconds`` of wall
+    clock, whichever comes first; without ``pids``, after ``seconds`` of wall clock.
+
+    CPU time does not run while the worker waits for a busy machine, so a call that runs out
+    of time under load is one that would run out on an idle machine, and grades do not depend
+    on the load; the wall-clock bound still stops a call that sleeps or blocks."""
+
+    def __init__(self, seconds, pids=()):
+        self.seconds = seconds
+        self.pids = tuple(pids)
+        self.start = time.monotonic()
+        self.wall = seconds * (WALL_FACTOR if self.pids else 1)
+        self.cpu_start = _cpu_seconds(self.pids) if self.pids else 0.0
+
+    def remaining(self):
+        """Seconds to wait before asking again (> 0), or 0 once the time is up."""
+        elapsed = time.monotonic() - self.start
+        if elapsed >= self.wall:
+            return 0.0
+        if not self.pids:
+            return self.wall - elapsed
+        if elapsed < self.seconds / 4:  # a worker runs at most 4 threads: no need to look yet
+            return self.seconds / 4 - elapsed
+        cpu_left = self.seconds - (_cpu_seconds(self.pids) - self.cpu_start)
+        return max(0.0, min(cpu_left, self.wall - elapsed))
+
+
+class WorkerFailure(Exception):
+    """The worker hung, died, or broke the protocol. ``kind``: timeout | crash | protocol."""
+
+    def __init__(self, kind, message, output=""):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.output = output
+
+
+
+def _course_root():
+    return os.path.realpath(HERE.parent.parent)
+
+
+def _is_site_dir(path):
+    """True for a folder of this interpreter's sys.path that a worker may see: not the course
+    (an editable install or a PYTHONPATH entry), not the current folder."""
+    if not path or not os.path.isabs(path) or not os.path.isdir(path):
+        return False
+    real = os.path.realpath(path)
+    course = _course_root()
+    # the course, a folder inside it, or a folder that holds it (e.g. PYTHONPATH=/home/me)
+    return not (real == course or real.startswith(course + os.sep)
+                or course.startswith(real.rstrip(os.sep) + os.sep))
+
+
+def interpreter_folders() -> list:
+    """Folders a worker needs to see, read-only: the interpreter's prefixes, its standard
+    library and the folders of sys.path that hold packages (numpy, torch). Never the course."""
+    import sysconfig
+    out = {sys.prefix, sys.base_prefix, sys.exec_prefix,
+           os.path.dirname(os.path.realpath(sys.executable)),
+           os.path.dirname(sys.executable),
+           sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+           sysconfig.get_paths()["platlib"], os.path.dirname(os.path.dirname(np.__file__))}
+    out.update(p for p in sys.path if _is_site_dir(p))
+    folders = sorted({os.path.realpath(p) for p in out if p and os.path.isdir(p)}, key=len)
+    course = _course_root()
+    keep = []
+    for f in folders:
+        if f == "/" or f == course or f.startswith(course + os.sep):
+            continue
+        if any(f == k or f.startswith(k.rstrip(os.sep) + os.sep) for k in keep):
+            continue
+        keep.append(f)
+    return keep
+
+
+
+class Worker:
+    """One sandboxed worker process for one student module of one submission.
+
+    ``isolation``: an ``isolation.Isolation`` (default: what this machine allows)."""
+
+    def __init__(self, scratch, module: str, use_torch: bool, limits: Limits, hide=(),
+                 isolation=None):
+        from autograder import isolation as isolation_mod
+        self.scratch = Path(scratch)
+        self.module = module
+        self.use_torch = use_torch
+        self.limits = limits
+        self.hide = list(hide)
+        self.isolation = isolation or isolation_mod.detect()
+        self.proc = None
+        self.cgroup = None
+        self.uid = None
+        self.token = secrets.token_hex(16)
+        self._req_w = None
+        self._resp_r = None
+        self._reader = None
+        self._next_id = 0
+        self._answers = 0
+        self._core = set()
+        self.alive = False
+
+    @property
+    def fresh_uid(self) -> bool:
+        return self.isolation.method in ("bwrap", "uid+bwrap", "uid")
+
+    # start / stop -----------------------------------------------------------------------
+    def start(self) -> "Worker":
+        from autograder import isolation as iso
+        scratch = self.scratch
+        for name, source in BOOT_FILES.items():  # the bootstrap and the wire format
+            target, data = scratch / name, source.read_bytes()
+            if not target.exists() or target.read_bytes() != data:
+                target.write_bytes(data)
+                os.chmod(target, 0o644)
+        method = self.isolation.method
+        mem = self.limits.mem_torch if self.use_torch else self.limits.mem_numpy
+        inside = iso.INSIDE_SCRATCH if "bwrap" in method else str(scratch)
+        tmp = "/tmp" if "bwrap" in method else None
+        if tmp is None:  # no private /tmp: a folder of its own in the scratch folder
+            wdir = scratch / ".w" / self.token[:12]
+            wdir.mkdir(parents=True)
+            tmp = str(wdir)
+        gid = None
+        if self.fresh_uid:
+            self.uid = procs.pick_uid()
+            gid = procs.scratch_group(scratch)
+            if tmp != "/tmp":
+                os.chown(tmp, self.uid, gid)
+                os.chmod(tmp, 0o700)
+        config = {"scratch": inside, "torch": self.use_torch,
+                  "path": [p for p in sys.path if _is_site_dir(p)],
+                  "limits": {"as": mem, "cpu": self.limits.cpu_seconds,
+                             "fsize": self.limits.file_size, "nofile": self.limits.nofile,
+                             "core": 0},
+                  "marker": self.token[16:]}
+        if self.fresh_uid:
+            config["limits"]["nproc"] = self.limits.nproc
+        else:
+            config["limits"]["nproc"] = procs.tasks_of_uid(os.getuid()) + self.limits.nproc
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp,
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+            MARKER_ENV: f"{os.getpid()}.{self.token}",  # the grader's pid: for tests
+        }
+        self.cgroup = None
+        if "memory and pids cgroup" not in self.isolation.missing:  # promised: fail closed
+            # the address-space limit bounds each process; the cgroup bounds them together
+            # (with room for the tmpfs folders)
+            self.cgroup = cgroup.Cgroup(f"seqlab-{self.token[:16]}", mem + cgroup.CGROUP_SLACK,
+                                 self.limits.nproc + 64)
+            if not self.cgroup.ok:
+                self.cgroup.remove()
+                self.cgroup = None
+                raise WorkerFailure("crash", "the worker's memory and pids cgroup could not be "
+                                    "made, although the isolation level promises one")
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        args_r = args_w = None
+        fds = [req_r, resp_w]
+        if "bwrap" in method:
+            args_r, args_w = os.pipe()
+            fds.append(args_r)
+        program = [sys.executable, "-I", "-B", "-u", f"{inside}/{BOOT_NAME}", str(req_r),
+                   str(resp_w)]
+        uid = self.uid if self.fresh_uid else os.geteuid()
+        argv, bargs = iso.command(method, program, folders=interpreter_folders(),
+                                  hide=self.hide, scratch=scratch, uid=uid,
+                                  gid=gid if gid is not None else os.getegid(),
+                                  args_fd=args_r)
+        if self.cgroup is not None:  # joins the cgroup before it starts anything
+            argv = self.cgroup.enter_command() + argv
+        try:
+            if bargs is not None:
+                data = b"".join(os.fsencode(a) + b"\0" for a in bargs)
+                if len(data) > 60000:
+                    raise WorkerFailure("crash", "the sandbox arguments do not fit a pipe")
+                os.write(args_w, data)
+                os.close(args_w)
+                args_w = None
+            with procs.workers_lock:  # spawn and register atomically (see tracked_pids)
+                self.proc = subprocess.Popen(
+                    argv, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=tuple(fds),
+                    start_new_session=True, close_fds=True)
+                procs.worker_pids.add(self.proc.pid)
+        finally:
+            for fd in fds + ([args_w] if args_w is not None else []):
+                os.close(fd)
+        self._req_w, self._resp_r = req_w, resp_r
+        os.set_blocking(req_w, False)
+        self._reader = OutputReader(self.proc.stdout, self.limits.output_chars,
+                                     self.token[16:].encode())
+        self._reader.start()
+        self.alive = True
+        deadline = Deadline(self.limits.init_timeout)
+        try:
+            self._send(wire.pack({"kind": "config", "config": config}, {}), deadline)
+            header, _ = self._receive(deadline, wire.MAX_HEADER)
+            if header.get("ready") is not True:
+                raise WorkerFailure("protocol", "the worker did not say it was ready")
+        except WorkerFailure as exc:
+            self.close()
+            raise WorkerFailure(exc.kind, "the worker process did not start: " + exc.message,
+                                self._reader.rest()) from None
+        self._core = self.tracked_pids()  # the worker's own processes (sandbox and python)
+        return self
+
+    def close(self) -> None:
+        """Kill the worker and everything it started; clean up."""
+        if self.proc is None:
+            return
+        self.alive = False
+        for fd in (self._req_w, self._resp_r):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._req_w = self._resp_r = None
+        self.kill_all()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._reader is not None:
+            self._reader.join(timeout=1)
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+        procs.register_worker_pid(self.proc.pid, add=False)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self.fresh_uid and self.uid is not None and self.isolation.method == "uid":
+            procs.cleanup_files_of(self.uid)
+        self.proc = None
+
+    # process tracking -------------------------------------------------------------------
+    def tracked_pids(self, quick: bool = False) -> set:
+        """Every live process that belongs to this worker (the worker included). ``quick``:
+        the cgroup alone when there is one."""
+        found = set()
+        if self.cgroup is not None:
+            found |= self.cgroup.pids()
+            if quick:
+                return found
+        sid = self.proc.pid if self.proc is not None else None
+        me = os.getpid()
+        token = self.token.encode()
+        my_uid = os.geteuid()
+        orphans = set()
+        for pid in procs.all_pids():
+            if pid == me:
+                continue
+            uid = procs.proc_uid(pid)
+            if uid is None:
+                continue
+            if self.fresh_uid and self.uid is not None and uid == self.uid:
+                found.add(pid)
+                continue
+            if uid != my_uid:
+                continue
+            st = procs.proc_stat(pid)
+            if st is None:
+                continue
+            _, ppid, psid = st
+            if psid == sid or procs.has_marker(pid, token):
+                found.add(pid)
+            elif procs.subreaper_enabled() and ppid == me:
+                orphans.add(pid)  # re-parented to us: escaped from some worker, or a worker
+        if orphans:
+            # Workers are spawned and registered under this lock, so a worker that the scan
+            # saw is registered by the time we get it.
+            with procs.workers_lock:
+                found |= orphans - procs.worker_pids
+        return found
+
+    def kill_all(self, keep_worker: bool = False) -> None:
+        """SIGKILL every tracked process (but the worker itself if keep_worker), until none."""
+        if self.proc is None:
+            return
+        worker_pid = self.proc.pid
+        for attempt in range(200):
+            if self.cgroup is not None and not keep_worker:
+                self.cgroup.kill()
+            if not keep_worker:
+                try:
+                    os.killpg(worker_pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            pids = self.tracked_pids(quick=keep_worker)
+            if keep_worker:
+                pids -= self._core | {worker_pid}
+            zombies = {p for p in pids if procs.is_zombie(p)}
+            for pid in zombies:
+                procs.reap(pid)  # adopted orphans (subreaper) that died
+            pids -= zombies
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                procs.reap(pid)
+            time.sleep(0.005 if attempt < 20 else 0.05)
+
+    # protocol ---------------------------------------------------------------------------
+    def call(self, header: dict, arrays: dict, timeout: float) -> tuple:
+        """Send one request that has one answer (``import``); return (answer header,
+        {name: array}, captured output). Raises WorkerFailure (and kills the worker) on
+        timeout, death, a bad frame or an answer over ``limits.reply_bytes``."""
+        if not self.alive:
+            raise WorkerFailure("crash", "the worker is not running")
+        self._next_id += 1
+        header = dict(header, id=self._next_id)
+        deadline = Deadline(timeout, self._core)
+        try:
+            self._send(_request(header, arrays), deadline)
+            resp, out_arrays = self._receive(deadline, self.limits.reply_bytes)
+            if resp.get("id") != self._next_id:
+                raise WorkerFailure("protocol", "the worker answered another request")
+        except WorkerFailure as exc:
+            self.close()  # kills everything; the output reader then reaches the end
+            exc.output = self._reader.rest()
+            raise
+        return resp, out_arrays, self._output_of(resp, deadline)
+
+    def batch(self, calls: list, timeout: float):
+        """Run calls [(steps, returns, inputs)] in one request; yield (answer header, arrays,
+        output) per call as it completes, each within ``timeout`` seconds of the previous one
+        and within ``limits.reply_bytes`` bytes.
+
+        On a timeout, a death, a bad frame or an answer over budget, the worker (and all it
+        started) is killed and WorkerFailure is raised with ``index`` = the call that did not
+        complete."""
+        if not self.alive:
+            raise WorkerFailure("crash", "the worker is not running")
+        self._next_id += 1
+        arrays = {}
+        specs = []
+        for i, (steps, returns, inputs) in enumerate(calls):
+            specs.append({"steps": steps, "return": returns})
+            for k, v in inputs.items():
+                arrays[f"{i}:{k}"] = v
+        header = {"kind": "batch", "id": self._next_id, "calls": specs}
+        index = 0
+        try:
+            deadline = Deadline(timeout, self._core)
+            self._send(_request(header, arrays), deadline)
+            for index in range(len(calls)):
+                resp, out_arrays = self._receive(deadline, self.limits.reply_bytes)
+                if resp.get("id") != self._next_id or resp.get("index") != index:
+                    raise WorkerFailure("protocol", "the worker sent an answer out of order")
+                yield resp, out_arrays, self._output_of(resp, deadline)
+                deadline = Deadline(timeout, self._core)
+        except WorkerFailure as exc:
+            exc.index = index
+            self.close()
+            exc.output = self._reader.rest()
+            raise
+        self.kill_all(keep_worker=True)  # anything the calls left running in the background
+
+    def _output_of(self, resp, deadline):
+        """The output printed by the call that gave answer ``resp`` (the next answer number);
+        empty when the worker could not mark its end (then it goes with a later call)."""
+        self._answers += 1
+        if resp.get("marked") is not True:
+            return ""
+        wait = max(deadline.remaining(), 1.0)
+        text = self._reader.segment(self._answers, time.monotonic() + wait)
+        return text or ""
+
+    def _send(self, data, deadline):
+        view = memoryview(data)
+        while view:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise WorkerFailure("timeout", "timed out while sending the inputs")
+            try:
+                _, w, _ = select.select([], [self._req_w], [], min(remaining, 0.5))
+            except (OSError, ValueError):
+                raise WorkerFailure("crash", self._death_message()) from None
+            if not w:
+                if self.proc.poll() is not None:
+                    raise WorkerFailure("crash", self._death_message())
+                continue
+            try:
+                n = os.write(self._req_w, view)
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                raise WorkerFailure("crash", self._death_message()) from None
+            view = view[n:]
+
+    def _read(self, n, deadline):
+        chunks, got = [], 0
+        while got < n:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise WorkerFailure("timeout", "timed out")
+            r, _, _ = select.select([self._resp_r], [], [], min(remaining, 0.5))
+            if not r:
+                continue
+            b = os.read(self._resp_r, min(n - got, 1 << 20))
+            if not b:
+                raise WorkerFailure("crash", self._death_message())
+            chunks.append(b)
+            got += len(b)
+        return b"".join(chunks)
+
+    def _receive(self, deadline, budget):
+        """Read one answer frame: (header dict, {key: array}). Everything about it is checked:
+        any malformed part, or more than ``budget`` bytes of array data, is a
+        WorkerFailure("protocol") of this call."""
+        try:
+            hlen, dlen = wire.sizes(self._read(wire.HEAD.size, deadline))
+        except ValueError:
+            raise WorkerFailure("protocol", "the worker sent a malformed answer") from None
+        if dlen > budget:
+            raise WorkerFailure("protocol", f"the answer holds {dlen} bytes of values, more "
+                                f"than a call may return ({budget} bytes)")
+        raw = self._read(hlen, deadline)
+        data = self._read(dlen, deadline)
+        try:
+            header = wire.decode_header(raw)
+            arrays = wire.unpack_arrays(header.pop("arrays", []), data)
+        except Exception as exc:  # RecursionError, MemoryError...: all the worker's fault
+            raise WorkerFailure("protocol", f"the worker sent a malformed answer "
+                                f"({type(exc).__name__})") from None
+        return header, arrays
+
+    def _death_message(self):
+        if self.proc is None:
+            return "the worker process died"
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "the worker process closed its result channel"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            why = {"SIGKILL": " (killed: out of memory, or a process limit)",
+                   "SIGXCPU": " (CPU time limit)", "SIGSEGV": " (segmentation fault)",
+                   "SIGXFSZ": " (file size limit)"}.get(name, "")
+            return f"the worker process was killed by {name}{why}"
+        return f"the worker process exited with status {code} (os._exit or exit in a thread?)"
+
+
+def _request(header, arrays):
+    """A request frame; its arrays made contiguous and checked to be of a plain numeric dtype."""
+    plain = {}
+    for name, arr in arrays.items():
+        arr = np.array(arr, order="C", copy=True)
+        if arr.dtype.str not in wire.ALLOWED_DTYPES:
+            raise TypeError(f"cannot send dtype {arr.dtype} ({name})")
+        plain[name] = arr
+    return wire.pack(header, plain)
