@@ -51,18 +51,15 @@ _cache = {}  # (module, fingerprint of the student files) -> results.json data
 
 # Check cells that grade a part of an API name's checks: notebook 02's CaptioningRNN cell grades
 # the LSTM captioner, notebook 03's the attention captioner; notebook 01's (plain
-# "CaptioningRNN") the RNN captioner and the checks whose title names no cell type.
+# "CaptioningRNN") the RNN captioner and the vocabulary checks.
 PARTS = {"CaptioningRNN_lstm": "CaptioningRNN", "CaptioningRNN_attention": "CaptioningRNN"}
-_CELL_TYPE = re.compile(r"cell_type='(lstm|attention)'")
 
 
 def cell_name(test):
-    """The name of the check cell (``grade(name)``) that a results.json test belongs to."""
-    api = (test.get("tags") or [None])[0]
-    if api == "CaptioningRNN":
-        m = _CELL_TYPE.search(test.get("name", ""))
-        return "CaptioningRNN_" + m.group(1) if m else api
-    return api
+    """The name of the check cell (``grade(name)``, grade_id ``check_<name>``) that a
+    results.json test belongs to: its check's cell (``extra_data.cell``); the API name
+    (``tags[0]``) for a test that names no cell."""
+    return (test.get("extra_data") or {}).get("cell") or (test.get("tags") or [None])[0]
 
 
 def _fingerprint(folder):

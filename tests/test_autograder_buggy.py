@@ -70,6 +70,9 @@ def test_caught_in_the_right_place(graded, mutation):
     for t in own:
         assert t["output"].startswith("FAILED: ")
         assert "internal grader error" not in t["output"]
+    if mutation.loss is not None:
+        lost = sum(t["max_score"] - t["score"] for t in data["tests"])
+        assert lost == pytest.approx(mutation.loss), f"{mutation.name}: lost {lost} points"
     if mutation.hint:
         assert any(mutation.hint in t["output"] for t in own), \
             f"{mutation.name}: no hint containing {mutation.hint!r}; got " \

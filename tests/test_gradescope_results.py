@@ -101,10 +101,10 @@ def _raw(tests, **top):
             "stdout_visibility": "hidden", "tests": tests, **top}
 
 
-def _check(api, title, score, max_score, output="", cell=""):
-    return {"name": f"{api}: {title}{cell}", "score": score, "max_score": max_score,
+def _check(api, title, score, max_score, output="", part=""):
+    return {"name": f"{api}: {title}", "score": score, "max_score": max_score,
             "status": "passed" if score == max_score else "failed", "output": output,
-            "tags": [api], "visibility": "visible"}
+            "tags": [api], "visibility": "visible", "extra_data": {"cell": api + part}}
 
 
 def test_run_autograder_grades_the_submission(tmp_path):
@@ -191,8 +191,8 @@ def test_hints_held_back_until_the_due_date_in_a_separate_zero_point_test():
 
 
 def test_markdown_shows_names_and_values_literally():
-    raw = _raw([_check("CaptioningRNN", "sample: <NULL> after <END>", 0.0, 1.0,
-                       "FAILED: got [[1 2]]\n```\n*not bold*", " (cell_type='lstm')")])
+    raw = _raw([_check("CaptioningRNN", "sample: <NULL> after <END> (cell_type='lstm')", 0.0,
+                       1.0, "FAILED: got [[1 2]]\n```\n*not bold*", "_lstm")])
     data = G.for_gradescope(raw, G.make_config(NOTEBOOKS), grader_versions={})
     (test,) = data["tests"]
     assert test["name"] == "02 · CaptioningRNN_lstm" and test["number"] == "2.5"

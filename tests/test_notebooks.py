@@ -98,12 +98,11 @@ def _cli_points():
         sys.path.insert(0, str(ROOT))
     try:
         from autograder.checks import core
-        from autograder.nbgrader_hook import cell_name
     except ImportError:
         return {}
     points = {}
     for check in core.select(None):
-        name = cell_name({"tags": list(check.all_tags), "name": f"{check.api}: {check.title}"})
+        name = check.cell.removeprefix("check_")
         points[name] = points.get(name, 0) + check.points
     return points
 

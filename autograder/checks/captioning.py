@@ -6,7 +6,7 @@ arrays drawn here (so nothing depends on the student's initialisation), and ``lo
 """
 import numpy as np
 
-from autograder import reference
+from autograder import course, reference
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
                                     numeric_gradient, perturbations, register, require_array,
                                     require_right, seeded)
@@ -18,6 +18,11 @@ WORDS = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "red", "big", "circle", "le
          "blue"]
 SCALES = {"W_proj": 0.5, "b_proj": 0.2, "W_embed": 0.7, "Wx": 0.5, "Wh": 0.5, "b": 0.2,
           "Wattn": 0.5, "W_vocab": 0.7, "b_vocab": 0.2}
+
+
+def cell_of(cell_type):
+    """The notebook check cell (grade_id) of a check of the ``cell_type`` captioner."""
+    return "check_" + course.cell_name(API, cell_type)
 
 
 def vocab(shuffled=False):
@@ -240,7 +245,7 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
         return f"loss and every gradient match{ctx}"
 
     return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=USES["loss", cell])
+                 evaluate=_run(evaluate), tags=USES["loss", cell], cell=cell_of(cell))
 
 
 def _check_numeric(cell, seed, points=1.0):
@@ -278,7 +283,7 @@ def _check_numeric(cell, seed, points=1.0):
     return Check(api=API, title=f"gradients vs numeric gradients of your loss "
                                 f"(cell_type={cell!r})",
                  points=points, module=MODULE, calls=calls, evaluate=_run(evaluate),
-                 tags=USES["loss", cell])
+                 tags=USES["loss", cell], cell=cell_of(cell))
 
 
 def _end_config(seed, w2i, dims, cell, N, max_length):
@@ -373,7 +378,7 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
         return f"captions match{ctx}"
 
     return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=USES["sample", cell])
+                 evaluate=_run(evaluate), tags=USES["sample", cell], cell=cell_of(cell))
 
 
 def _check_params(cell, points=0.5):
@@ -414,8 +419,6 @@ def build():
         checks.append(_check_numeric(cell, 650 + 10 * k))
         checks.append(_check_sample(cell, 700 + 10 * k))
         checks.append(_check_sample(cell, 750 + 10 * k, with_end=True, points=1.0))
-    # Every title names its cell type: the nbgrader hook gives the RNN checks to notebook 01's
-    # cell, the LSTM ones to notebook 02's and the attention ones to notebook 03's.
     checks.append(_check_loss("rnn", 800, shuffled=True, points=1.0,
                               title="loss reads <NULL> from word_to_idx (shuffled vocabulary, "
                                     "cell_type='rnn')"))

@@ -15,7 +15,6 @@ Check modules (``rnn.py``, ``lstm.py``...) build their checks with the helpers o
 builder with :func:`register`.
 """
 import math
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -138,10 +137,12 @@ class Check:
     tags: tuple = ()
     visibility: str = "visible"
     id: str = ""
+    cell: str = ""   # grade_id of its notebook check cell; default check_<api>
 
     def __post_init__(self):
         if not self.id:
             self.id = f"{self.api}: {self.title}"
+        self.cell = self.cell or f"check_{self.api}"
         self._calls = None
         self._lock = threading.RLock()
         self._memo = {}
@@ -205,20 +206,14 @@ def all_checks():
         return list(_checks)
 
 
-# The notebook each check belongs to: by student module, and for CaptioningRNN (used by
-# notebooks 01-03) by the cell type its title names (no cell type: notebook 01).
 NOTEBOOKS = course.NOTEBOOKS
-_MODULE_NOTEBOOK = {m: nb for m, (nb, _) in course.API.items() if m != "captioning"}
-_CELL_TYPE_NOTEBOOK = course.CAPTIONING_CELLS
-_CELL_TYPE = re.compile(r"cell_type='(\w+)'")
+# The notebook of each check cell (its grade_id), from the course manifest
+_CELL_NOTEBOOK = {c.grade_id: c.notebook for c in course.check_cells()}
 
 
 def notebook_of(check):
-    """"01".."04": the notebook whose graded cells hold ``check``."""
-    if check.module == "captioning":
-        m = _CELL_TYPE.search(check.title)
-        return _CELL_TYPE_NOTEBOOK.get(m.group(1), "01") if m else "01"
-    return _MODULE_NOTEBOOK.get(check.module, "")
+    """"01".."04": the notebook whose check cell (``check.cell``) holds ``check``."""
+    return _CELL_NOTEBOOK.get(check.cell, "")
 
 
 def notebook_key(name):

@@ -59,9 +59,11 @@ def call(fn, args, out, kwargs=None, label=None, no_grad=False):
     return step
 
 
-def module(cls, args, kwargs=None, out="m", state="sd.", dtype="float64"):
+def module(cls, args, kwargs=None, out="m", state="sd.", dtype="float64", train=False):
     step = {"op": "module", "cls": f"{MODULE}.{cls}", "args": args, "kwargs": kwargs or {},
             "out": out, "dtype": dtype}
+    if train:
+        step["eval"] = False
     if state is not None:
         step["state"] = state
     return step
@@ -863,27 +865,74 @@ def _layer_data(cls, seed, N, T, d, h, dff, S=None, mask=True):
     return data
 
 
-def _enc_steps(d):
-    steps = [module("EncoderLayer", [d["d"], d["h"], d["dff"]], {"dropout": 0.0}), tensor("x")]
+def _enc_steps(d, dropout=0.0, train=False, out="out.y"):
+    steps = [module("EncoderLayer", [d["d"], d["h"], d["dff"]], {"dropout": dropout},
+                    out="mt" if train else "m", train=train), tensor("x")]
     args = ["$t.x"]
     if "mask" in d:
         steps.append(tensor("mask"))
         args.append("$t.mask")
-    steps.append(call("$m", args, "out.y", label="EncoderLayer.forward"))
+    steps.append(call("$mt" if train else "$m", args, out, label="EncoderLayer.forward"))
     return steps
 
 
-def _dec_steps(d):
-    steps = [module("DecoderLayer", [d["d"], d["h"], d["dff"]], {"dropout": 0.0}), tensor("x"),
-             tensor("memory")]
+def _dec_steps(d, dropout=0.0, train=False, out="out.y"):
+    steps = [module("DecoderLayer", [d["d"], d["h"], d["dff"]], {"dropout": dropout},
+                    out="mt" if train else "m", train=train), tensor("x"), tensor("memory")]
     kwargs = {}
     for k in ("tgt_mask", "memory_mask"):
         if k in d:
             steps.append(tensor(k))
             kwargs[k] = "$t." + k
-    steps.append(call("$m", ["$t.x", "$t.memory"], "out.y", kwargs=kwargs,
+    steps.append(call("$mt" if train else "$m", ["$t.x", "$t.memory"], out, kwargs=kwargs,
                       label="DecoderLayer.forward"))
     return steps
+
+
+# Post-LN with LayerNorm gain 1 and bias 0 (their initial values): whatever the dropout mask,
+# the layer's output is a LayerNorm output, so every row (token) has mean 0 and biased variance
+# v / (v + eps) ~ 1. Dropout after the LayerNorm (x = dropout(norm(x + sublayer(x)))) zeroes
+# entries and scales the others by 1 / (1 - p): the rows' moments move far from 0 and 1.
+DROPOUT_P = 0.5
+ROW_MEAN_TOL, ROW_VAR_TOL = 1e-6, 1e-3
+
+
+def _dropout_order_check(cls, seed, points, S=None):
+    steps_of = _enc_steps if cls == "EncoderLayer" else _dec_steps
+    layer_data = _layer_data(cls, seed, 3, 6, 8, 2, 16, S=S)
+
+    def data():
+        d = layer_data()
+        for k in d["state"]:
+            if k.startswith("norm"):
+                d["state"][k] = np.full_like(d["state"][k], k.endswith(".weight"))
+                d["sd." + k] = d["state"][k]
+        d["_ctx"] = d["_ctx"][:-1] + f", dropout={DROPOUT_P}, train mode)"
+        return d
+
+    def steps(d):
+        return (steps_of(d, DROPOUT_P) + steps_of(d, DROPOUT_P, train=True, out="out.train"))
+
+    def extra(d, r, expected):
+        require_right(r, ["out.y"], expected, F64, "the train-mode property (the same layer "
+                      "in eval mode)", kinds=("tensor",))
+        y = require_array(r, "out.train", kinds=("tensor",), shape=expected["out.y"].shape)
+        mean, var = y.mean(axis=-1), y.var(axis=-1)
+        bad = (np.abs(mean) > ROW_MEAN_TOL) | (np.abs(var - 1) > ROW_VAR_TOL)
+        if np.any(bad):
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise Failed(f"in train mode (dropout={DROPOUT_P}) the output row {list(idx)} has "
+                         f"mean {mean[idx]:.3g} and variance {var[idx]:.3g}; with LayerNorm "
+                         f"gain 1 and bias 0 a post-LN layer's rows have mean 0 and variance 1 "
+                         f"whatever the dropout mask{d['_ctx']}",
+                         "the likely cause: dropout after the LayerNorm; post-LN applies "
+                         "dropout to the sublayer's output, before the residual sum: "
+                         "x = norm(x + dropout(sublayer(x)))")
+
+    expect = _nn_encoder if cls == "EncoderLayer" else _nn_decoder
+    return torch_check(cls, f"train mode, dropout={DROPOUT_P}: every output row has mean 0 and "
+                            f"variance 1 (LayerNorm gain 1, bias 0)", points, data, steps,
+                       ["out.y", "out.train"], expect, (), extra=extra)
 
 
 def _layer_checks():
@@ -897,9 +946,10 @@ def _layer_checks():
         o, [(lambda d: _nn_encoder(d, norm_first=True), pre_ln)]))
     out.append(torch_check(
         "EncoderLayer", "vs torch.nn.TransformerEncoderLayer, no mask "
-                        "(N=1, S=3, d=12, heads=4, d_ff=8)", 1.0,
+                        "(N=1, S=3, d=12, heads=4, d_ff=8)", 0.5,
         _layer_data("EncoderLayer", 1310, 1, 3, 12, 4, 8, mask=False), _enc_steps, ["out.y"],
         _nn_encoder, o, [(lambda d: _nn_encoder(d, norm_first=True), pre_ln)]))
+    out.append(_dropout_order_check("EncoderLayer", 1320, 0.5))
     out.append(torch_check(
         "DecoderLayer", "vs torch.nn.TransformerDecoderLayer, causal and memory padding masks "
                         "(N=2, T=5, S=7, d=8, heads=2, d_ff=16)", 2.0,
@@ -914,9 +964,10 @@ def _layer_checks():
                                       "encoder output (memory), the queries the decoder's x"),
          (lambda d: _nn_decoder(d, norm_first=True), pre_ln)]))
     out.append(torch_check(
-        "DecoderLayer", "vs torch.nn.TransformerDecoderLayer (N=1, T=1, S=2, d=4, heads=1)", 1.0,
+        "DecoderLayer", "vs torch.nn.TransformerDecoderLayer (N=1, T=1, S=2, d=4, heads=1)", 0.5,
         _layer_data("DecoderLayer", 1420, 1, 1, 4, 1, 6, S=2), _dec_steps, ["out.y"],
         _nn_decoder, o))
+    out.append(_dropout_order_check("DecoderLayer", 1430, 0.5, S=5))
     return out
 
 

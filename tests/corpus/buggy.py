@@ -3,7 +3,8 @@ text patches (each ``old`` must occur exactly once in the reference file, so a p
 longer applies is reported instead of silently testing nothing).
 
 ``api``: the API name whose code the mistake is in (it must lose points there);
-``hint``: a substring of the hint the autograder should give (None: no hint expected).
+``hint``: a substring of the hint the autograder should give (None: no hint expected);
+``loss``: the points it must lose in all, where they are known exactly.
 ``DEPENDS``: the API names whose checks may also fail because they call (or their checks run)
 the broken function, i.e. "downstream".
 
@@ -21,6 +22,7 @@ class Mutation:
     api: str
     subs: list
     hint: str = None
+    loss: float = None   # the points it must lose in all (None: any loss on its own API name)
 
 
 _CAPTION = {"CaptioningRNN"}
@@ -179,6 +181,22 @@ MUTATIONS = [
         "        x = self.norm2(x + self.dropout(self.feed_forward(x)))",
         "y = self.norm1(x)\n        x = x + self.dropout(self.self_attn(y, y, y, mask))\n"
         "        x = x + self.dropout(self.feed_forward(self.norm2(x)))")], "post-LN"),
+    # dropout after the LayerNorm: right in eval mode (and so with dropout 0); only the
+    # train-mode check (rows of mean 0 and variance 1 whatever the dropout mask) sees it
+    M("encoder_dropout_after_norm", "transformer", "EncoderLayer",
+      [("x = self.norm1(x + self.dropout(self.self_attn(x, x, x, mask)))\n"
+        "        x = self.norm2(x + self.dropout(self.feed_forward(x)))",
+        "x = self.dropout(self.norm1(x + self.self_attn(x, x, x, mask)))\n"
+        "        x = self.dropout(self.norm2(x + self.feed_forward(x)))")],
+      "dropout after the LayerNorm", loss=0.5),
+    M("decoder_dropout_after_norm", "transformer", "DecoderLayer",
+      [("x = self.norm1(x + self.dropout(self.self_attn(x, x, x, tgt_mask)))\n"
+        "        x = self.norm2(x + self.dropout(self.cross_attn(x, memory, memory, memory_mask)))\n"
+        "        x = self.norm3(x + self.dropout(self.feed_forward(x)))",
+        "x = self.dropout(self.norm1(x + self.self_attn(x, x, x, tgt_mask)))\n"
+        "        x = self.dropout(self.norm2(x + self.cross_attn(x, memory, memory, memory_mask)))\n"
+        "        x = self.dropout(self.norm3(x + self.feed_forward(x)))")],
+      "dropout after the LayerNorm", loss=0.5),
     M("decoder_cross_keys_from_decoder", "transformer", "DecoderLayer",
       [("self.cross_attn(x, memory, memory, memory_mask)", "self.cross_attn(x, x, x)")],
       "memory"),
