@@ -6,7 +6,7 @@ Rows (each: the reference and its PyTorch counterpart, same sizes, float32, 2 th
 * ``rnn``            numpy ``rnn_forward`` + ``rnn_backward``            vs ``torch.nn.RNN``
 * ``lstm``           numpy ``lstm_forward`` + ``lstm_backward``          vs ``torch.nn.LSTM``
 * ``attention_lstm`` numpy ``attention_lstm_forward`` + ``_backward``    vs a PyTorch autograd
-                     twin of the same math (written below: ``attention_lstm_torch``)
+                     twin of the same math (``autograder/checks/twins.py``)
 * ``mha``            ``seqlab.transformer.MultiHeadAttention`` training step (forward, backward,
                      Adam step) vs ``torch.nn.MultiheadAttention``
 * ``transformer``    ``seqlab.transformer.Transformer`` training step (forward, cross-entropy,
@@ -67,6 +67,9 @@ import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
+sys.path.insert(0, str(ROOT))
+
+from autograder.checks import twins  # noqa: E402
 
 from seqlab import attention_layers as AL  # noqa: E402
 from seqlab import lstm_layers as LL  # noqa: E402
@@ -217,26 +220,6 @@ def lstm_case(rng):
     return reference, pytorch, flops, formula
 
 
-def attention_lstm_torch(x, A, Wx, Wh, Wattn, b):
-    """PyTorch autograd twin of ``attention_lstm_forward``: the same math, step by step."""
-    T_, Hh = x.shape[1], A.shape[2]
-    scale = 1.0 / math.sqrt(Hh)
-    h = c = A.mean(dim=1)                                  # h0 = c0 = mean of the grid
-    xWx = x @ Wx + b                                       # (N, T, 4H), all steps at once
-    hs = []
-    for t in range(T_):
-        scores = (A @ h.unsqueeze(2)).squeeze(2) * scale   # (N, P)
-        weights = torch.softmax(scores, dim=1)
-        attn = (weights.unsqueeze(1) @ A).squeeze(1)       # (N, H)
-        a = xWx[:, t] + h @ Wh + attn @ Wattn
-        i, f, o = torch.sigmoid(a[:, :3 * Hh]).chunk(3, dim=1)
-        g = torch.tanh(a[:, 3 * Hh:])
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        hs.append(h)
-    return torch.stack(hs, dim=1)
-
-
 def attention_lstm_case(rng):
     x, _, Wx, Wh, b, dh = _recurrent_inputs(rng, 4)
     A = rng.standard_normal((N, P, H), dtype=np.float32)
@@ -251,7 +234,7 @@ def attention_lstm_case(rng):
 
     def pytorch():
         _zero_grads(*ts)
-        h = attention_lstm_torch(*ts)
+        h, _ = twins.attention_lstm(*ts)
         h.backward(dht)
         return [h.detach()] + [t.grad for t in ts]
 
@@ -276,13 +259,7 @@ def _tokens(gen, n, length, vocab, pad):
 
 def _copy_mha(ours, theirs):
     """Reference MultiHeadAttention weights -> nn.MultiheadAttention."""
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight,
-                                               ours.v_proj.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias,
-                                             ours.v_proj.bias]))
-        theirs.out_proj.weight.copy_(ours.out_proj.weight)
-        theirs.out_proj.bias.copy_(ours.out_proj.bias)
+    theirs.load_state_dict(twins.nn_state_dict(ours.state_dict()))
 
 
 def mha_case(rng):
@@ -364,19 +341,10 @@ def _copy_transformer(ours, theirs):
         theirs.src_embed.weight.copy_(ours.src_embed.weight)
         theirs.tgt_embed.weight.copy_(ours.tgt_embed.weight)
         theirs.generator.load_state_dict(ours.generator.state_dict())
-        pairs = [(o, t, ["self_attn"]) for o, t in zip(ours.encoder_layers,
-                                                        theirs.core.encoder.layers)]
-        pairs += [(o, t, ["self_attn", "cross_attn"]) for o, t in zip(ours.decoder_layers,
-                                                                      theirs.core.decoder.layers)]
-        for o, t, attns in pairs:
-            _copy_mha(o.self_attn, t.self_attn)
-            if "cross_attn" in attns:
-                _copy_mha(o.cross_attn, t.multihead_attn)
-                t.norm3.load_state_dict(o.norm3.state_dict())
-            t.linear1.load_state_dict(o.feed_forward.linear1.state_dict())
-            t.linear2.load_state_dict(o.feed_forward.linear2.state_dict())
-            t.norm1.load_state_dict(o.norm1.state_dict())
-            t.norm2.load_state_dict(o.norm2.state_dict())
+        layers = list(zip(ours.encoder_layers, theirs.core.encoder.layers))
+        layers += list(zip(ours.decoder_layers, theirs.core.decoder.layers))
+        for o, t in layers:
+            t.load_state_dict(twins.nn_state_dict(o.state_dict()))
 
 
 def transformer_case(rng):

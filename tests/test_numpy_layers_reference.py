@@ -6,13 +6,13 @@
 - a PyTorch autograd twin of the whole CaptioningRNN, for all three cell types.
 Also: float32 in -> float32 out, no argument modified, clear errors, greedy sampling rules.
 """
-import math
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
+from autograder.checks import twins
 from seqlab import attention_layers as AL
 from seqlab import lstm_layers as LL
 from seqlab.captioning import CaptioningRNN
@@ -38,43 +38,7 @@ def assert_close(name, got, expected, tol=TOL):
 
 
 # ---------------------------------------------------------------------------------------------
-# PyTorch twins of the same math (float64 autograd).
-
-def torch_gates(a, c, H):
-    i, f, o = torch.sigmoid(a[:, :3 * H]).split(H, dim=1)
-    g = torch.tanh(a[:, 3 * H:])
-    c = f * c + i * g
-    return o * torch.tanh(c), c
-
-
-def torch_lstm_step(x, h, c, Wx, Wh, b):
-    return torch_gates(x @ Wx + h @ Wh + b, c, h.shape[1])
-
-
-def torch_lstm(x, h0, Wx, Wh, b):
-    h, c, hs = h0, torch.zeros_like(h0), []
-    for k in range(x.shape[1]):
-        h, c = torch_lstm_step(x[:, k], h, c, Wx, Wh, b)
-        hs.append(h)
-    return torch.stack(hs, dim=1)
-
-
-def torch_attention(h, A):
-    scores = (A @ h[:, :, None])[:, :, 0] / math.sqrt(A.shape[2])
-    w = torch.softmax(scores, dim=1)
-    return (w[:, None, :] @ A)[:, 0], w
-
-
-def torch_attention_lstm(x, A, Wx, Wh, Wattn, b):
-    h = c = A.mean(dim=1)
-    hs, ws = [], []
-    for k in range(x.shape[1]):
-        attn, w = torch_attention(h, A)
-        h, c = torch_gates(x[:, k] @ Wx + h @ Wh + attn @ Wattn + b, c, h.shape[1])
-        hs.append(h)
-        ws.append(w)
-    return torch.stack(hs, dim=1), torch.stack(ws, dim=1)
-
+# helpers (the PyTorch twins of the same math are autograder/checks/twins.py)
 
 def to_torch_gate_order(W):
     """Our columns i, f, o, g (.., 4H) -> torch.nn.LSTM rows i, f, g, o (4H, ..)."""
@@ -128,7 +92,7 @@ CS231N_NEXT_C = np.asarray([
 def test_lstm_step_forward_cs231n_values_and_torch():
     args = cs231n_step_inputs()
     # The published values are themselves checked with torch (8 printed digits -> ~1e-8).
-    th, tc = torch_lstm_step(*map(t, args))
+    th, tc = twins.lstm_step(*map(t, args))
     assert_close("torch next_h vs CS231n", th.detach().numpy(), CS231N_NEXT_H, 1e-7)
     assert_close("torch next_c vs CS231n", tc.detach().numpy(), CS231N_NEXT_C, 1e-7)
     next_h, next_c, _ = LL.lstm_step_forward(*args)
@@ -148,7 +112,7 @@ def test_lstm_step_vs_torch(N, D, H):
     grads = LL.lstm_step_backward(dnext_h, dnext_c, cache)
 
     targs = list(map(t, (x, prev_h, prev_c, Wx, Wh, b)))
-    th, tc = torch_lstm_step(*targs)
+    th, tc = twins.lstm_step(*targs)
     (th * torch.tensor(dnext_h) + tc * torch.tensor(dnext_c)).sum().backward()
     assert_close("next_h", next_h, th.detach().numpy())
     assert_close("next_c", next_c, tc.detach().numpy())
@@ -178,7 +142,7 @@ def test_lstm_forward_backward_vs_torch(N, T, D, H):
     grads = LL.lstm_backward(dh, cache)
 
     targs = list(map(t, (x, h0, Wx, Wh, b)))
-    th = torch_lstm(*targs)
+    th = twins.lstm(*targs)
     th.backward(torch.tensor(dh))
     assert_close("h", h, th.detach().numpy())
     for name, g, tg in zip(["dx", "dh0", "dWx", "dWh", "db"], grads, grads_of(*targs)):
@@ -224,7 +188,7 @@ def test_dot_product_attention_vs_torch(N, P, H):
     attn, w, cache = AL.dot_product_attention_forward(prev_h, A)
     grads = AL.dot_product_attention_backward(dattn, cache)
     th, tA = t(prev_h), t(A)
-    tattn, tw = torch_attention(th, tA)
+    tattn, tw = twins.attention(th, tA)
     tattn.backward(torch.tensor(dattn))
     assert_close("attn", attn, tattn.detach().numpy())
     assert_close("attn_weights", w, tw.detach().numpy())
@@ -254,7 +218,7 @@ def test_attention_lstm_step_vs_torch(N, D, H):
 
     targs = list(map(t, (x, prev_h, prev_c, attn, Wx, Wh, Wattn, b)))
     tx, tph, tpc, tat, tWx, tWh, tWa, tb = targs
-    th, tc = torch_gates(tx @ tWx + tph @ tWh + tat @ tWa + tb, tpc, H)
+    th, tc = twins.lstm_gates(tx @ tWx + tph @ tWh + tat @ tWa + tb, tpc)
     (th * torch.tensor(dnext_h) + tc * torch.tensor(dnext_c)).sum().backward()
     assert_close("next_h", next_h, th.detach().numpy())
     assert_close("next_c", next_c, tc.detach().numpy())
@@ -275,7 +239,7 @@ def test_attention_lstm_forward_backward_vs_torch(N, T, D, P, H):
     grads = AL.attention_lstm_backward(dh, cache)
 
     targs = list(map(t, (x, A, Wx, Wh, Wattn, b)))
-    th, tw = torch_attention_lstm(*targs)
+    th, tw = twins.attention_lstm(*targs)
     th.backward(torch.tensor(dh))
     assert_close("h", h, th.detach().numpy())
     assert_close("attn_weights", w, tw.detach().numpy())
@@ -353,23 +317,8 @@ WORD_TO_IDX = {w: i for i, w in enumerate(WORDS)}
 
 def torch_caption_loss(model, features, captions):
     p = {k: t(v) for k, v in model.params.items()}
-    cin, cout = torch.tensor(captions[:, :-1]), torch.tensor(captions[:, 1:])
-    mask = (cout != WORD_TO_IDX["<NULL>"]).to(F64)
-    proj = torch.tensor(features, dtype=F64) @ p["W_proj"] + p["b_proj"]
-    x = p["W_embed"][cin]
-    if model.cell_type == "rnn":
-        h, hs = proj, []
-        for k in range(x.shape[1]):
-            h = torch.tanh(x[:, k] @ p["Wx"] + h @ p["Wh"] + p["b"])
-            hs.append(h)
-        h = torch.stack(hs, dim=1)
-    elif model.cell_type == "lstm":
-        h = torch_lstm(x, proj, p["Wx"], p["Wh"], p["b"])
-    else:
-        h, _ = torch_attention_lstm(x, proj, p["Wx"], p["Wh"], p["Wattn"], p["b"])
-    scores = h @ p["W_vocab"] + p["b_vocab"]
-    logp = torch.log_softmax(scores, dim=-1).gather(2, cout[..., None])[..., 0]
-    loss = -(logp * mask).sum() / captions.shape[0]
+    loss = twins.caption_loss(model.cell_type, p, torch.tensor(features, dtype=F64),
+                              torch.tensor(captions), WORD_TO_IDX["<NULL>"])
     loss.backward()
     return loss.item(), {k: v.grad.numpy() for k, v in p.items()}
 
@@ -446,7 +395,6 @@ def torch_greedy(model, features, max_length):
     """Greedy decoding written independently (no masking), for comparing the words."""
     p = {k: torch.tensor(v, dtype=F64) for k, v in model.params.items()}
     proj = torch.tensor(features, dtype=F64) @ p["W_proj"] + p["b_proj"]
-    H = p["Wh"].shape[0]
     h = c = proj.mean(dim=1) if model.cell_type == "attention" else proj
     if model.cell_type == "lstm":
         c = torch.zeros_like(h)
@@ -455,12 +403,12 @@ def torch_greedy(model, features, max_length):
     for _ in range(max_length):
         x = p["W_embed"][word]
         if model.cell_type == "rnn":
-            h = torch.tanh(x @ p["Wx"] + h @ p["Wh"] + p["b"])
+            h = twins.rnn_step(x, h, p["Wx"], p["Wh"], p["b"])
         elif model.cell_type == "lstm":
-            h, c = torch_lstm_step(x, h, c, p["Wx"], p["Wh"], p["b"])
+            h, c = twins.lstm_step(x, h, c, p["Wx"], p["Wh"], p["b"])
         else:
-            attn, w = torch_attention(h, proj)
-            h, c = torch_gates(x @ p["Wx"] + h @ p["Wh"] + attn @ p["Wattn"] + p["b"], c, H)
+            attn, w = twins.attention(h, proj)
+            h, c = twins.lstm_gates(x @ p["Wx"] + h @ p["Wh"] + attn @ p["Wattn"] + p["b"], c)
             weights.append(w)
         word = (h @ p["W_vocab"] + p["b_vocab"]).argmax(dim=1)
         words.append(word)

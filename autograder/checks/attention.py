@@ -3,39 +3,13 @@ import math
 
 import numpy as np
 
+from autograder.checks import twins
 from autograder.checks.core import (F64, Call, Check, Failed, register, require_array,
                                     require_right, sizes_str)
-from autograder.checks.lstm import gate_order_hints, t_sigmoid_gates
+from autograder.checks.lstm import gate_order_hints
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, layer_checks
 
 MODULE = "attention_layers"
-
-
-def t_attention(prev_h, A):
-    import torch
-    H = A.shape[2]
-    scores = (A @ prev_h[:, :, None])[:, :, 0] / math.sqrt(H)
-    w = torch.softmax(scores, dim=1)
-    return ((w[:, :, None] * A).sum(dim=1),)
-
-
-def t_att_lstm_step(x, prev_h, prev_c, attn, Wx, Wh, Wattn, b):
-    import torch
-    H = prev_h.shape[1]
-    i, f, o, g = t_sigmoid_gates(x @ Wx + prev_h @ Wh + attn @ Wattn + b, H)
-    c = f * prev_c + i * g
-    return o * torch.tanh(c), c
-
-
-def t_att_lstm(x, A, Wx, Wh, Wattn, b):
-    import torch
-    h = c = A.mean(dim=1)
-    hs = []
-    for t in range(x.shape[1]):
-        (attn,) = t_attention(h, A)
-        h, c = t_att_lstm_step(x[:, t], h, c, attn, Wx, Wh, Wattn, b)
-        hs.append(h)
-    return (torch.stack(hs, dim=1),)
 
 
 def _np_attention(prev_h, A, scale=True, axis=1):
@@ -141,7 +115,7 @@ def _attention_spec():
         outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
         grad_of=["prev_h", "A"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
-        torch_forward=t_attention, large=_scale(30.0, ("A", "prev_h")), saturating=True, seed=51,
+        torch_forward=twins.attention, large=_scale(30.0, ("A", "prev_h")), saturating=True, seed=51,
         forward_hints=hints)
     spec.extra_forward_checks.append(
         lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
@@ -159,7 +133,7 @@ def _step_spec():
         "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
     return LayerSpec(**args, make=_make_step,
                      sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
-                     torch_forward=t_att_lstm_step, large=_scale(400.0, ("x", "attn")),
+                     torch_forward=twins.attention_lstm_step, large=_scale(400.0, ("x", "attn")),
                      saturating=True, seed=52,
                      forward_hints=fh, backward_hints=bh)
 
@@ -182,7 +156,7 @@ def _seq_spec():
     spec = LayerSpec(**args, make=_make_seq,
                      sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
                             dict(N=3, T=5, D=3, P=6, H=4)],
-                     torch_forward=t_att_lstm,
+                     torch_forward=twins.attention_lstm,
                      large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
                      saturating=True, seed=53,
                      numeric_size=dict(N=2, T=3, D=3, P=4, H=3),

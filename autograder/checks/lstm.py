@@ -3,6 +3,7 @@ attention_layers."""
 import numpy as np
 
 from autograder import reference
+from autograder.checks import twins
 from autograder.checks.core import register
 from autograder.checks.numpy_specs import Hint, LayerSpec, layer_checks
 
@@ -52,31 +53,6 @@ def gate_order_hints(module, forward, backward, inputs, outs, upstream, grads, g
     return fwd_hints, bwd_hints
 
 
-def t_sigmoid_gates(a, H):
-    import torch
-    i, f, o = (torch.sigmoid(a[:, k * H:(k + 1) * H]) for k in range(3))
-    g = torch.tanh(a[:, 3 * H:])
-    return i, f, o, g
-
-
-def t_lstm_step(x, prev_h, prev_c, Wx, Wh, b):
-    import torch
-    H = prev_h.shape[1]
-    i, f, o, g = t_sigmoid_gates(x @ Wx + prev_h @ Wh + b, H)
-    c = f * prev_c + i * g
-    return o * torch.tanh(c), c
-
-
-def t_lstm(x, h0, Wx, Wh, b):
-    import torch
-    h, c = h0, torch.zeros_like(h0)
-    hs = []
-    for t in range(x.shape[1]):
-        h, c = t_lstm_step(x[:, t], h, c, Wx, Wh, b)
-        hs.append(h)
-    return (torch.stack(hs, dim=1),)
-
-
 def _lstm_np(x, h0, c0, Wx, Wh, b, tanh_c=True):
     """Independent numpy LSTM forward (for hints)."""
     H = h0.shape[1]
@@ -120,7 +96,7 @@ def _step_spec():
         "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
     return LayerSpec(**args, make=_make_step,
                      sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
-                     torch_forward=t_lstm_step, large=_scale(500.0, ("x", "prev_h")),
+                     torch_forward=twins.lstm_step, large=_scale(500.0, ("x", "prev_h")),
                      saturating=True, seed=41,
                      forward_hints=fh, backward_hints=bh)
 
@@ -140,7 +116,7 @@ def _seq_spec():
     return LayerSpec(**args, make=_make_seq,
                      sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4),
                             dict(N=3, T=6, D=4, H=2)],
-                     torch_forward=t_lstm, large=_scale(500.0, ("x", "h0")),
+                     torch_forward=twins.lstm, large=_scale(500.0, ("x", "h0")),
                      saturating=True, seed=42,
                      forward_hints=fh, backward_hints=bh)
 

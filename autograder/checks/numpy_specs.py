@@ -27,9 +27,8 @@ import numpy as np
 
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, SATURATION_HINT, Call, Check, Failed,
-                                    Outcome, compare,
-                                    matches, numeric_gradient, perturbations, require_array,
-                                    require_right, seeded, sizes_str)
+                                    Outcome, compare, import_torch, matches, numeric_gradient,
+                                    perturbations, require_array, require_right, seeded, sizes_str)
 
 
 @dataclass
@@ -54,7 +53,8 @@ class LayerSpec:
     upstream: list = field(default_factory=list)   # forward outs that receive a gradient
     grads: list = field(default_factory=list)      # backward's returned names
     grad_of: list = field(default_factory=list)    # the forward input of each grad
-    torch_forward: Optional[Callable] = None       # (tensors...) -> tuple for ``upstream``
+    # (tensors...) -> the outputs of ``upstream``, first in its tuple (checks/twins.py)
+    torch_forward: Optional[Callable] = None
     large: Optional[Callable] = None               # inputs -> large-magnitude inputs
     # an exponential inside (tanh, sigmoid, softmax): the large inputs reach saturation (|z| >
     # 710, where exp overflows in float64) and are graded in float64 and in float32
@@ -109,7 +109,6 @@ class LayerSpec:
         return {g: np.asarray(v) for g, v in zip(self.grads, out)}
 
     def torch_grads(self, inputs, douts):
-        from autograder.checks.core import import_torch
         torch = import_torch()
         tensors = {}
         for k in self.inputs:
@@ -119,6 +118,7 @@ class LayerSpec:
             else:
                 tensors[k] = torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
         outs = self.torch_forward(*[tensors[k] for k in self.inputs])
+        outs = (outs if isinstance(outs, tuple) else (outs,))[:len(self.upstream)]
         wrt = [tensors[k] for k in self.grad_of]
         grads = torch.autograd.grad(
             outs, wrt, grad_outputs=[torch.from_numpy(douts["d" + u]) for u in self.upstream],

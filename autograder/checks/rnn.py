@@ -2,7 +2,8 @@
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
+from autograder.checks import twins
+from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, import_torch,
                                     numeric_gradient, perturbations, register, require_array,
                                     require_right, seeded, sizes_str)
 from autograder.checks.numpy_specs import Hint, LayerSpec, _run, compare_outputs, layer_checks
@@ -12,32 +13,6 @@ MODULE = "rnn_layers"
 
 def _ref():
     return reference.module(MODULE)
-
-
-# ---------------------------------------------------------------------------------------------
-# independent PyTorch versions of the forwards (for the autograd checks)
-# ---------------------------------------------------------------------------------------------
-
-def t_rnn_step(x, prev_h, Wx, Wh, b):
-    import torch
-    return (torch.tanh(x @ Wx + prev_h @ Wh + b),)
-
-
-def t_rnn(x, h0, Wx, Wh, b):
-    import torch
-    hs, h = [], h0
-    for t in range(x.shape[1]):
-        h = torch.tanh(x[:, t] @ Wx + h @ Wh + b)
-        hs.append(h)
-    return (torch.stack(hs, dim=1),)
-
-
-def t_embed(x, W):
-    return (W[x],)
-
-
-def t_affine(x, w, b):
-    return (x @ w + b,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +86,7 @@ RNN_STEP = LayerSpec(
     inputs=["x", "prev_h", "Wx", "Wh", "b"], outs=["next_h", "cache"], make=_make_step,
     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=3, H=2), dict(N=4, D=1, H=6)],
     upstream=["next_h"], grads=["dx", "dprev_h", "dWx", "dWh", "db"],
-    grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=t_rnn_step,
+    grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=twins.rnn_step,
     large=_scale(400.0, ("x", "prev_h")), saturating=True, seed=11,
     backward_hints=[Hint(_tanh_grad_not_squared,
                          "the derivative of tanh(a) is 1 - tanh(a)**2 (squared)")])
@@ -121,7 +96,7 @@ RNN = LayerSpec(
     inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], make=_make_seq,
     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=7)],
     upstream=["h"], grads=["dx", "dh0", "dWx", "dWh", "db"],
-    grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=t_rnn,
+    grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=twins.rnn,
     large=_scale(600.0, ("x", "h0")), saturating=True, seed=12,
     backward_hints=[Hint(_rnn_no_recurrent_grad,
                          "the gradient reaching h[:, t] is dh[:, t] (from above) plus the "
@@ -132,7 +107,7 @@ EMBED = LayerSpec(
     inputs=["x", "W"], outs=["out", "cache"], make=_make_embed,
     sizes=[dict(N=2, T=5, V=4, D=3), dict(N=1, T=1, V=3, D=2),
            dict(N=3, T=4, V=10, D=6, int32=True)],
-    upstream=["out"], grads=["dW"], grad_of=["W"], torch_forward=t_embed, int_inputs=("x",),
+    upstream=["out"], grads=["dW"], grad_of=["W"], torch_forward=twins.embed, int_inputs=("x",),
     seed=13,
     backward_hints=[Hint(_embed_lost_repeats,
                          "`dW[x] += dout` keeps only one of the updates of a word that appears "
@@ -143,7 +118,7 @@ AFFINE = LayerSpec(
     inputs=["x", "w", "b"], outs=["out", "cache"], make=_make_affine,
     sizes=[dict(N=2, T=3, D=4, M=5), dict(N=1, T=1, D=3, M=2), dict(N=3, T=2, D=6, M=1)],
     upstream=["out"], grads=["dx", "dw", "db"], grad_of=["x", "w", "b"],
-    torch_forward=t_affine, large=_scale(1e3, ("x",)), seed=14)
+    torch_forward=twins.affine, large=_scale(1e3, ("x",)), seed=14)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,13 +150,11 @@ def _ref_loss(inp):
 
 
 def _torch_loss(inp):
-    from autograder.checks.core import import_torch
     torch = import_torch()
     x = torch.tensor(np.asarray(inp["x"], dtype=np.float64), requires_grad=True)
     y = torch.from_numpy(np.asarray(inp["y"], dtype=np.int64))
     m = torch.from_numpy(np.asarray(inp["mask"], dtype=bool))
-    logp = torch.log_softmax(x, dim=-1).gather(-1, y[..., None])[..., 0]
-    loss = -(logp * m).sum() / x.shape[0]
+    loss = twins.softmax_loss(x, y, m)
     loss.backward()
     return {"loss": np.asarray(loss.item()), "dx": x.grad.numpy()}
 

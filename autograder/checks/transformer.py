@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, LOOSE, Call, Check, Failed, compare,
-                                    import_torch, matches, register, require_array,
-                                    require_right, seeded)
+from autograder.checks import twins
+from autograder.checks.core import (F32, F64, LOOSE, Call, Check, Failed, compare, import_torch,
+                                    matches, register, require_array, require_right, seeded)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "transformer"
@@ -562,20 +562,12 @@ def _sdpa_checks():
 # MultiHeadAttention and FeedForward
 # ---------------------------------------------------------------------------------------------
 
-def _nn_mha(state, d_model, h, prefix=""):
+def _nn_mha(state, d_model, h):
     torch = _torch()
     mha = torch.nn.MultiheadAttention(d_model, h, dropout=0.0, batch_first=True,
                                       dtype=torch.float64)
-    g = lambda n: torch.from_numpy(state[prefix + n])  # noqa: E731
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([g("q_proj.weight"), g("k_proj.weight"),
-                                            g("v_proj.weight")]))
-        mha.in_proj_bias.copy_(torch.cat([g("q_proj.bias"), g("k_proj.bias"),
-                                          g("v_proj.bias")]))
-        mha.out_proj.weight.copy_(g("out_proj.weight"))
-        mha.out_proj.bias.copy_(g("out_proj.bias"))
-    mha.eval()
-    return mha
+    mha.load_state_dict(twins.nn_state_dict(state))
+    return mha.eval()
 
 
 def _mha_variant_split(d, merge_transpose):
@@ -778,38 +770,13 @@ def _ff_checks():
 # EncoderLayer, DecoderLayer
 # ---------------------------------------------------------------------------------------------
 
-def _copy_layer_to_nn(nn_layer, state, decoder=False):
-    torch = _torch()
-    g = lambda n: torch.from_numpy(state[n])  # noqa: E731
-    attn = [("self_attn", nn_layer.self_attn)]
-    if decoder:
-        attn.append(("cross_attn", nn_layer.multihead_attn))
-    with torch.no_grad():
-        for name, mha in attn:
-            mha.in_proj_weight.copy_(torch.cat([g(f"{name}.q_proj.weight"),
-                                                g(f"{name}.k_proj.weight"),
-                                                g(f"{name}.v_proj.weight")]))
-            mha.in_proj_bias.copy_(torch.cat([g(f"{name}.q_proj.bias"), g(f"{name}.k_proj.bias"),
-                                              g(f"{name}.v_proj.bias")]))
-            mha.out_proj.weight.copy_(g(f"{name}.out_proj.weight"))
-            mha.out_proj.bias.copy_(g(f"{name}.out_proj.bias"))
-        nn_layer.linear1.weight.copy_(g("feed_forward.linear1.weight"))
-        nn_layer.linear1.bias.copy_(g("feed_forward.linear1.bias"))
-        nn_layer.linear2.weight.copy_(g("feed_forward.linear2.weight"))
-        nn_layer.linear2.bias.copy_(g("feed_forward.linear2.bias"))
-        for k in ("norm1", "norm2", "norm3") if decoder else ("norm1", "norm2"):
-            getattr(nn_layer, k).weight.copy_(g(f"{k}.weight"))
-            getattr(nn_layer, k).bias.copy_(g(f"{k}.bias"))
-    nn_layer.eval()
-    return nn_layer
-
-
 def _nn_encoder(d, norm_first=False):
     torch = _torch()
     layer = torch.nn.TransformerEncoderLayer(d["d"], d["h"], d["dff"], dropout=0.0,
                                              batch_first=True, norm_first=norm_first,
                                              dtype=torch.float64)
-    _copy_layer_to_nn(layer, d["state"])
+    layer.load_state_dict(twins.nn_state_dict(d["state"]))
+    layer.eval()
     kw = {}
     if "mask" in d:
         kw["src_key_padding_mask"] = t_(~d["mask"][:, 0, :])
@@ -821,7 +788,8 @@ def _nn_decoder(d, norm_first=False):
     layer = torch.nn.TransformerDecoderLayer(d["d"], d["h"], d["dff"], dropout=0.0,
                                              batch_first=True, norm_first=norm_first,
                                              dtype=torch.float64)
-    _copy_layer_to_nn(layer, d["state"], decoder=True)
+    layer.load_state_dict(twins.nn_state_dict(d["state"]))
+    layer.eval()
     kw = {}
     if "tgt_mask" in d:
         kw["tgt_mask"] = t_(~d["tgt_mask"])
