@@ -17,7 +17,7 @@ keeps the API's parameter names, so the grader loads the same state_dict:
 
 This file never lies in a worker's folder. A ``substitute`` step carries the imports, the
 private helpers and the definitions of the names it replaces only
-(``checks.transformer.substitutes_source``), and the checks of a function run before those of
+(``checks.torch_specs.substitutes_source``), and the checks of a function run before those of
 its dependents, so a submission cannot borrow a substitute for its own checks. Once sent, student
 code in that worker can read it: it teaches nothing but how to call PyTorch.
 ``tests/test_autograder_substitutes.py`` checks each against the reference and tries the borrow.
@@ -159,8 +159,8 @@ class DecoderLayer(nn.Module):
 
 def library_substitutes(names):
     """{name: substitute} for ``names``, executed from the source a worker receives
-    (``checks.transformer.substitutes_source``), as a worker does."""
-    from autograder.checks.transformer import substitutes_source
+    (``checks.torch_specs.substitutes_source``), as a worker does."""
+    from autograder.checks.torch_specs import substitutes_source
     namespace = {}
     exec(compile(substitutes_source(names), "<library substitutes>", "exec"), namespace)
     return {name: namespace[name] for name in names}

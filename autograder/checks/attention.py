@@ -7,7 +7,8 @@ from autograder.checks import twins
 from autograder.checks.core import (F64, Call, Check, Failed, register, require_array,
                                     require_right, sizes_str)
 from autograder.checks.lstm import gate_order_hints
-from autograder.checks.numpy_specs import Hint, LayerSpec, _run, layer_checks
+from autograder.checks.hints import Hint
+from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks
 
 MODULE = "attention_layers"
 

@@ -10,9 +10,10 @@ A :class:`Check` is one graded test (one entry of results.json). It belongs to o
   arrays that came back. It compares them with what the reference (imported in this process)
   computes on the same inputs, and explains any difference.
 
-Check modules (``rnn.py``, ``lstm.py``...) build their checks with the helpers of
-``numpy_specs.py`` (numpy layers) or ``transformer.py``'s ``torch_check``, and register a
-builder with :func:`register`.
+Check modules (``rnn.py``, ``lstm.py``...) build their checks with the specs of
+``numpy_specs.py`` (numpy layers) or ``torch_specs.py`` (PyTorch), and register a builder with
+:func:`register`; ``hints.py`` holds the known-mistake matching both use, ``twins.py`` the
+PyTorch twins of the numpy layers.
 """
 import math
 import threading

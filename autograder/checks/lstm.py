@@ -5,7 +5,8 @@ import numpy as np
 from autograder import reference
 from autograder.checks import twins
 from autograder.checks.core import register
-from autograder.checks.numpy_specs import Hint, LayerSpec, layer_checks
+from autograder.checks.hints import Hint
+from autograder.checks.numpy_specs import LayerSpec, layer_checks
 
 MODULE = "lstm_layers"
 

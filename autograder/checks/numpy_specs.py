@@ -17,8 +17,8 @@ backward API name
   - the upstream gradient is not modified, and running backward twice on the same cache gives
     the same gradients (nothing in the cache was overwritten)
 
-Known mistakes (:class:`Hint`) are variants computed in the grader; when a failing result
-matches one, its message is added to the feedback.
+Known mistakes (``hints.Hint``, ``variant(inputs, douts)``) are variants computed in the
+grader; when a failing result matches one, its message is added to the feedback.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -27,18 +27,9 @@ import numpy as np
 
 from autograder import reference
 from autograder.checks.core import (F32, F64, NUMERIC, SATURATION_HINT, Call, Check, Failed,
-                                    Outcome, compare, import_torch, matches, numeric_gradient,
+                                    Outcome, compare, import_torch, numeric_gradient,
                                     perturbations, require_array, require_right, seeded, sizes_str)
-
-
-@dataclass
-class Hint:
-    """A known mistake: ``variant(inputs, douts) -> {output name: array}`` computes what an
-    implementation with that mistake returns; ``message`` is shown when the student's result
-    matches it (and not the reference)."""
-    variant: Callable
-    message: str
-    tol: dict = field(default_factory=lambda: dict(rtol=1e-5, atol=1e-6))
+from autograder.checks.hints import matching_hint, modified
 
 
 @dataclass
@@ -143,27 +134,6 @@ class LayerSpec:
 # evaluation helpers
 # ---------------------------------------------------------------------------------------------
 
-def _hint_for(check, key, hints, inputs, douts, result, names, prefix="", expected=None):
-    """The message of the first known mistake whose outputs the student's match (and that
-    differs from the expected outputs, so that a correct answer never gets a hint)."""
-    for i, hint in enumerate(hints):
-        try:
-            variant = check.memo((key, "hint", i), lambda h=hint: h.variant(inputs, douts))
-        except Exception:
-            continue
-        relevant = [n for n in names if n in variant]
-        if not relevant:
-            continue
-        if expected is not None and all(n in expected and matches(variant[n], expected[n],
-                                                                  hint.tol)
-                                        for n in relevant):
-            continue  # indistinguishable from the right answer on these inputs
-        if all(result.array(prefix + n) is not None
-               and matches(result.array(prefix + n), variant[n], hint.tol) for n in relevant):
-            return hint.message
-    return ""
-
-
 def compare_outputs(check, key, result, names, expected, tol, dtype, context, hints=(),
                     inputs=None, douts=None, prefix=""):
     """Require each output in ``names`` to be an ndarray of ``expected[name]``'s shape and
@@ -175,8 +145,8 @@ def compare_outputs(check, key, result, names, expected, tol, dtype, context, hi
                                 dtype=dtype)
             compare(name, arr, exp, tol, context)
     except Failed as f:
-        hint = f.hint or _hint_for(check, key, hints, inputs, douts, result, names, prefix,
-                                   expected)
+        hint = f.hint or matching_hint(check, key, hints, (inputs, douts), result, names,
+                                       expected, prefix)
         raise Failed(f.message, hint, f.detail)
 
 
@@ -193,14 +163,6 @@ def _run(evaluate):
 
 def _non_finite(arr):
     return arr is not None and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
-
-
-def _unchanged(label, before, after, what):
-    if after is None:
-        raise Failed(f"{label}: could not read {what} back")
-    if before.shape != after.shape or not np.array_equal(before, after, equal_nan=True):
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,8 +246,7 @@ def _forward_unchanged_check(spec, points):
         r = results[0]
         if r.problem():
             raise Failed(f"{spec.forward} did not complete: {r.problem()}")
-        changed = [k for k in spec.inputs
-                   if not _unchanged(k, inp[k], r.array("after." + k), k)]
+        changed = modified({k: inp[k] for k in spec.inputs}, r)
         if changed:
             raise Failed(f"{spec.forward} modified its argument(s) {', '.join(changed)}; "
                          f"a function must not write into the arrays it is given "
@@ -425,7 +386,7 @@ def _backward_unchanged_check(spec, points):
         inp, d = check.memo("data", data)
         if r.problem():
             raise Failed(f"{spec.backward} did not complete: {r.problem()}")
-        changed = [k for k in d if not _unchanged(k, d[k], r.array("after." + k), k)]
+        changed = modified(d, r)
         if changed:
             raise Failed(f"{api} modified the upstream gradient {', '.join(changed)} it was "
                          f"given; the caller may still need it",

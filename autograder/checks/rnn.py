@@ -6,7 +6,8 @@ from autograder.checks import twins
 from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, import_torch,
                                     numeric_gradient, perturbations, register, require_array,
                                     require_right, seeded, sizes_str)
-from autograder.checks.numpy_specs import Hint, LayerSpec, _run, compare_outputs, layer_checks
+from autograder.checks.hints import Hint
+from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks
 
 MODULE = "rnn_layers"
 

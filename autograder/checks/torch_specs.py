@@ -1,0 +1,252 @@
+"""Declarative checks of a PyTorch student module (the torch counterpart of numpy_specs).
+
+One :class:`TorchSpec` describes an API name: the worker steps that call it on a case's data,
+what the reference returns (``expect``), which outputs are compared and how (``outputs``) and
+the known mistakes (``hints``). :meth:`TorchSpec.check` turns one case (a title, points and a
+``data`` function; any field of the spec may be overridden for the case) into a ``Check``:
+
+- the call starts with a ``substitute`` step: the student's functions and classes the API name
+  depends on (``substituted``) are replaced by PyTorch library calls (autograder/substitutes.py),
+  so that a bug costs the points of the function it is in only;
+- every output of ``outputs`` must come back as a tensor of the expected shape and dtype kind,
+  within its tolerance, at the positions a correct implementation answers for;
+- ``extra(d, result, expected)`` asserts properties that need no reference (gated on the same
+  call's right values with ``require_right``);
+- on failure the feedback gets the hint of the first known mistake the outputs match, or
+  ``nan_hint`` when the failure is a NaN.
+
+:meth:`TorchSpec.unchanged` adds "does not modify its inputs". Below: one builder per worker
+operation (``tensor``, ``call``, ``module``, ``grad``, ``substitute``) and the reference side
+(parameters drawn with numpy, the reference module holding them).
+"""
+import ast
+import functools
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from autograder import reference
+from autograder.checks.core import (F64, Call, Check, Failed, compare, import_torch,
+                                    require_array, require_right, seeded)
+from autograder.checks.hints import matching_hint, modified
+from autograder.checks.numpy_specs import _run
+
+MODULE = "transformer"
+
+
+@dataclass(kw_only=True)
+class TorchSpec:
+    api: str
+    steps: Callable                            # d -> the steps that call the API name
+    expect: Optional[Callable] = None          # d -> {output name: expected array}
+    outputs: list = field(default_factory=list)  # [(name, tol, dtype kind or None[, where])]
+    returns: Optional[list] = None             # names sent back; default: those of outputs
+    hints: list = field(default_factory=list)  # [hints.Hint]: variant(d) -> {name: array}
+    extra: Optional[Callable] = None           # (d, result, expected): raise Failed
+    nan_hint: str = ""                         # the hint of a failure that is a NaN
+    substituted: tuple = ()                    # dependencies a library call replaces
+    uses: tuple = ()                           # dependencies that run as written (tags)
+    module: str = MODULE
+
+    def check(self, title, points, data, **case):
+        """The check of one case: ``data() -> dict`` (numpy arrays, sent to the worker, and
+        settings; ``_ctx`` is appended to messages); ``case``: fields of this spec to override."""
+        spec = replace(self, **case) if case else self
+        first = substitute(spec.substituted) if spec.substituted else None
+        returns = spec.returns if spec.returns is not None else [o[0] for o in spec.outputs]
+
+        def calls():
+            d = data()
+            arrays = {k: v for k, v in d.items() if isinstance(v, np.ndarray)}
+            return Call(steps=([first] if first else []) + spec.steps(d), returns=list(returns),
+                        inputs=arrays)
+
+        def evaluate(results, check):
+            d = check.memo("data", data)
+            r = results[0]
+            expected = check.memo("expected", lambda: spec.expect(d)) if spec.expect else {}
+            try:
+                for name, tol, kind, *where in spec.outputs:
+                    exp = expected[name]
+                    arr = require_array(r, name, label=name.replace("out.", ""),
+                                        shape=exp.shape, dtype=kind, kinds=("tensor",))
+                    if where:
+                        pos = where[0](d)
+                        arr, exp = arr[pos], exp[pos]
+                    compare(name.replace("out.", ""), arr, exp, tol, d.get("_ctx", ""))
+                if spec.extra is not None:
+                    spec.extra(d, r, expected)
+            except Failed as f:
+                if f.hint:
+                    raise
+                if spec.nan_hint and "nan" in f.message:
+                    raise Failed(f.message, spec.nan_hint, f.detail) from None
+                names = [o[0] for o in spec.outputs]
+                hint = matching_hint(check, "torch", spec.hints, (d,), r, names, expected)
+                if hint:
+                    raise Failed(f.message, hint, f.detail) from None
+                raise
+            return "matches" + d.get("_ctx", "")
+
+        return Check(api=spec.api, title=title, points=points, module=spec.module, calls=calls,
+                     evaluate=_run(evaluate), tags=tuple(spec.uses))
+
+    def unchanged(self, data, names, outs, points=0.5):
+        """"does not modify its inputs": the tensors made from ``d[name]`` for ``names`` are
+        sent back after the call, awarded only when the same call's ``outs`` are right."""
+        api = self.api
+
+        def extra(d, r, expected):
+            if r.problem():
+                raise Failed(f"{api} did not complete: {r.problem()}")
+            changed = modified({n: d[n] for n in names if n in d}, r, prefix="t.")
+            if changed:
+                raise Failed(f"{api} modified its input(s) {', '.join(changed)} in place",
+                             "use out-of-place operations (masked_fill, not masked_fill_; "
+                             "x = x + y, not x += y) on the tensors you are given")
+            require_right(r, outs, expected, F64, "\"does not modify its inputs\"",
+                          kinds=("tensor",))
+
+        return self.check("does not modify its inputs", points, data, outputs=[], hints=[],
+                          nan_hint="", extra=extra, returns=["t." + n for n in names] + outs)
+
+
+# ---------------------------------------------------------------------------------------------
+# worker steps: one builder per operation (autograder/worker_boot.py)
+# ---------------------------------------------------------------------------------------------
+
+def tensor(name, dtype=None, grad=False, src=None):
+    """Input array ``src`` (default ``name``) as the tensor ``t.<name>``."""
+    step = {"op": "tensor", "src": src or name, "out": "t." + name}
+    if dtype:
+        step["dtype"] = dtype
+    if grad:
+        step["requires_grad"] = True
+    return step
+
+
+def call(fn, args, out, kwargs=None, label=None, no_grad=False):
+    """``out = fn(*args, **kwargs)``; "$name" refers to a value, "$m.method" to a method."""
+    step = {"op": "call", "fn": fn, "args": args, "out": out,
+            "label": label or fn.lstrip("$").replace(MODULE + ".", "")}
+    if kwargs:
+        step["kwargs"] = kwargs
+    if no_grad:
+        step["no_grad"] = True
+    return step
+
+
+def module(cls, args, kwargs=None, out="m", state="sd.", dtype="float64", train=False):
+    """``out = cls(*args, **kwargs)`` of the student module, moved to ``dtype``, loaded with the
+    input arrays named ``state`` + parameter name, in eval mode (``train``: train mode)."""
+    step = {"op": "module", "cls": f"{MODULE}.{cls}", "args": args, "kwargs": kwargs or {},
+            "out": out, "dtype": dtype}
+    if train:
+        step["eval"] = False
+    if state is not None:
+        step["state"] = state
+    return step
+
+
+def grad(y, dy, wrt, out="g", params=None):
+    """Backward of ``y`` with upstream ``dy``: ``out.<name>`` the gradient of each tensor of
+    ``wrt``, ``out.param.<name>`` those of module ``params``' parameters."""
+    step = {"op": "grad", "y": y, "dy": dy, "wrt": wrt}
+    if params:
+        step["params"] = params
+    step["out"] = out
+    return step
+
+
+SUBSTITUTES_FILE = Path(__file__).resolve().parent.parent / "substitutes.py"
+
+
+@functools.lru_cache(maxsize=None)
+def _substitute_definitions():
+    """``substitutes.py`` read as text (the grader need not import torch for it), parsed once:
+    (its import lines, {top-level name: its source} in file order)."""
+    text = SUBSTITUTES_FILE.read_text()
+    imports, defined = [], {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(ast.get_source_segment(text, node))
+        elif hasattr(node, "name") and node.name != "library_substitutes":
+            defined[node.name] = ast.get_source_segment(text, node)
+    return "\n".join(imports) + "\n", defined
+
+
+def substitutes_source(names):
+    """The source a worker executes for the library substitutes ``names`` (API names): the
+    imports, the private helpers of ``substitutes.py`` and the definitions of those names only."""
+    imports, defined = _substitute_definitions()
+    missing = set(names) - set(defined)
+    if missing:
+        raise KeyError("no library substitute for %s" % sorted(missing))
+    keep = [source for name, source in defined.items()
+            if name.startswith("_") or name in names]
+    return imports + "\n\n" + "\n\n\n".join(keep) + "\n"
+
+
+def substitute(names):
+    """For the rest of the call, the student's ``names`` are the library substitutes."""
+    return {"op": "substitute", "module": MODULE, "names": list(names),
+            "source": substitutes_source(names)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference side
+# ---------------------------------------------------------------------------------------------
+
+def ref():
+    return reference.module(MODULE)
+
+
+def draw_state(seed, named_shapes):
+    """Parameters drawn with numpy: matrices ~ N(0, 1/fan_in), LayerNorm weights ~ 1, biases
+    small; embeddings ~ N(0, 1/d)."""
+    rng = seeded(seed)
+    out = {}
+    for name, shape in named_shapes:
+        last = name.rsplit(".", 1)[-1]
+        if len(shape) >= 2:
+            out[name] = rng.standard_normal(shape) / math.sqrt(shape[-1])
+        elif "norm" in name and last == "weight":
+            out[name] = 1 + 0.2 * rng.standard_normal(shape)
+        else:
+            out[name] = 0.2 * rng.standard_normal(shape)
+    return out
+
+
+def ref_module(cls, args, kwargs, state):
+    """The reference module in float64 with the given parameters, eval mode."""
+    torch = import_torch()
+    torch.manual_seed(0)
+    m = getattr(ref(), cls)(*args, **(kwargs or {}))
+    m.to(torch.float64)
+    own = dict(m.named_parameters())
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(torch.from_numpy(v))
+    m.eval()
+    return m
+
+
+def ref_shapes(cls, args, kwargs=None):
+    """[(parameter name, shape)] of the reference ``cls(*args, **kwargs)``."""
+    torch = import_torch()
+    torch.manual_seed(0)
+    m = getattr(ref(), cls)(*args, **(kwargs or {}))
+    return [(k, tuple(v.shape)) for k, v in m.named_parameters()]
+
+
+def np_(t):
+    return t.detach().cpu().numpy()
+
+
+def t_(a, dtype=None):
+    torch = import_torch()
+    t = torch.from_numpy(np.array(a, copy=True))
+    return t.to(getattr(torch, dtype)) if dtype else t
