@@ -110,3 +110,22 @@ def test_numeric_gradient_from_perturbed_outputs_matches_the_analytic_gradient()
     assert np.max(np.abs(scalar - 2 * x)) < 1e-8
     with pytest.raises(core.Failed, match="shape"):
         core.numeric_gradient(x.shape, [outs1], [d2])
+
+
+@pytest.mark.parametrize("cls", ["MultiHeadAttention", "EncoderLayer", "DecoderLayer"])
+def test_twins_map_every_parameter_name_both_ways(cls):
+    """twins.nn_state_dict gives exactly torch.nn's names (a strict load_state_dict) and
+    course_state_dict undoes it, values included."""
+    torch = pytest.importorskip("torch")
+    from autograder.checks import twins
+    from autograder.checks.torch_specs import ref
+    args = [8, 2] if cls == "MultiHeadAttention" else [8, 2, 16]
+    ours = getattr(ref(), cls)(*args, dropout=0.0).state_dict()
+    nn_cls = {"MultiHeadAttention": torch.nn.MultiheadAttention,
+              "EncoderLayer": torch.nn.TransformerEncoderLayer,
+              "DecoderLayer": torch.nn.TransformerDecoderLayer}[cls]
+    theirs = nn_cls(*args, dropout=0.0, batch_first=True)
+    theirs.load_state_dict(twins.nn_state_dict(ours))
+    back = twins.course_state_dict(theirs.state_dict())
+    assert sorted(back) == sorted(ours)
+    assert all(torch.equal(back[k], ours[k]) for k in ours)

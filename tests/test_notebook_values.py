@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from autograder.checks import twins
 from seqlab.gradient_check import rel_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,52 +50,12 @@ def lin(lo, hi, *shape):
     return torch.linspace(lo, hi, math.prod(shape), dtype=F64).reshape(*shape)
 
 
-# ------------------------------------------------------------------------------- torch twins
-
-def t_attention(h, A):
-    w = torch.softmax((A @ h[:, :, None])[:, :, 0] / math.sqrt(A.shape[2]), dim=1)
-    return (w[:, None, :] @ A)[:, 0], w
-
-
-def t_gates(a, c):
-    H = c.shape[1]
-    i, f, o = torch.sigmoid(a[:, :3 * H]).split(H, dim=1)
-    g = torch.tanh(a[:, 3 * H:])
-    c = f * c + i * g
-    return o * torch.tanh(c), c
-
-
-def t_attention_lstm(x, A, Wx, Wh, Wattn, b):
-    h = c = A.mean(dim=1)
-    hs, ws = [], []
-    for k in range(x.shape[1]):
-        attn, w = t_attention(h, A)
-        h, c = t_gates(x[:, k] @ Wx + h @ Wh + attn @ Wattn + b, c)
-        hs.append(h)
-        ws.append(w)
-    return torch.stack(hs, 1), torch.stack(ws, 1)
-
-
-def t_lstm(x, h, Wx, Wh, b):
-    c, hs = torch.zeros_like(h), []
-    for k in range(x.shape[1]):
-        h, c = t_gates(x[:, k] @ Wx + h @ Wh + b, c)
-        hs.append(h)
-    return torch.stack(hs, 1)
-
+# ----------------------------------------------------- torch twins (autograder/checks/twins.py)
 
 def t_caption_loss(cell_type, params, features, captions, null=0):
     p = {k: torch.tensor(v, dtype=F64) for k, v in params.items()}
-    cin, cout = torch.tensor(captions[:, :-1]), torch.tensor(captions[:, 1:])
-    proj = torch.tensor(features, dtype=F64) @ p["W_proj"] + p["b_proj"]
-    x = p["W_embed"][cin]
-    if cell_type == "lstm":
-        h = t_lstm(x, proj, p["Wx"], p["Wh"], p["b"])
-    else:
-        h, _ = t_attention_lstm(x, proj, p["Wx"], p["Wh"], p["Wattn"], p["b"])
-    logp = torch.log_softmax(h @ p["W_vocab"] + p["b_vocab"], dim=-1)
-    logp = logp.gather(2, cout[..., None])[..., 0]
-    return float(-(logp * (cout != null)).sum() / captions.shape[0])
+    return float(twins.caption_loss(cell_type, p, torch.tensor(features, dtype=F64),
+                                    torch.tensor(captions), null))
 
 
 def assert_matches(name, notebook_value, torch_value, tol=1e-8):   # 10 decimals printed
@@ -111,7 +72,7 @@ NB03 = "03_attention_captioning.ipynb"
 
 def test_dot_product_attention_forward_values():
     c = constants(check_cell(NB03, "dot_product_attention_forward"))
-    attn, w = t_attention(lin(-0.4, 0.6, 2, 3), lin(-1.0, 1.5, 2, 4, 3))
+    attn, w = twins.attention(lin(-0.4, 0.6, 2, 3), lin(-1.0, 1.5, 2, 4, 3))
     assert_matches("expected_attn", c["expected_attn"], attn.numpy())
     assert_matches("expected_weights", c["expected_weights"], w.numpy())
 
@@ -123,7 +84,7 @@ def test_attention_lstm_step_forward_values():
     attn = lin(0.6, -0.2, N, H)
     Wx, Wh = lin(-2.1, 1.3, D, 4 * H), lin(-0.7, 2.2, H, 4 * H)
     Wattn, b = lin(1.0, -0.5, H, 4 * H), lin(0.3, 0.7, 4 * H)
-    nh, nc = t_gates(x @ Wx + h @ Wh + attn @ Wattn + b, cc)
+    nh, nc = twins.lstm_gates(x @ Wx + h @ Wh + attn @ Wattn + b, cc)
     assert_matches("expected_next_h", c["expected_next_h"], nh.numpy())
     assert_matches("expected_next_c", c["expected_next_c"], nc.numpy())
 
@@ -131,7 +92,7 @@ def test_attention_lstm_step_forward_values():
 def test_attention_lstm_forward_values():
     c = constants(check_cell(NB03, "attention_lstm_forward"))
     N, T, D, P, H = 2, 3, 5, 4, 4
-    h, w = t_attention_lstm(lin(-0.4, 0.6, N, T, D), lin(-0.8, 0.9, N, P, H),
+    h, w = twins.attention_lstm(lin(-0.4, 0.6, N, T, D), lin(-0.8, 0.9, N, P, H),
                             lin(-0.2, 0.9, D, 4 * H), lin(-0.3, 0.6, H, 4 * H),
                             lin(0.5, -0.4, H, 4 * H), lin(0.2, 0.7, 4 * H))
     assert_matches("expected_h", c["expected_h"], h.numpy())

@@ -1,4 +1,5 @@
-"""Hidden checks, one group per API name of the student API (the docstrings of the student modules) (see core.py).
+"""Hidden checks, one group per API name of the student API (the docstrings of the student
+modules); see core.py.
 
 Importing this package registers every check module. To add checks for a new API name, write a
 builder in the module of its student file (or a new module listed here) decorated with

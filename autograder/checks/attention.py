@@ -116,8 +116,8 @@ def _attention_spec():
         outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
         grad_of=["prev_h", "A"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
-        torch_forward=twins.attention, large=_scale(30.0, ("A", "prev_h")), saturating=True, seed=51,
-        forward_hints=hints)
+        torch_forward=twins.attention, large=_scale(30.0, ("A", "prev_h")), saturating=True,
+        seed=51, forward_hints=hints)
     spec.extra_forward_checks.append(
         lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
     return spec

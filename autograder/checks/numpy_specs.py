@@ -63,10 +63,6 @@ class LayerSpec:
     def out_names(self):
         return [o for o in self.outs if o != "cache"]
 
-    @property
-    def single_grad(self):
-        return len(self.grads) == 1
-
     def ref(self):
         return reference.module(self.module)
 

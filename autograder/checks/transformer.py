@@ -903,13 +903,6 @@ def _tr_checks():
     return out
 
 
-def _ends_well(rows, end, start_col):
-    """Some rows end (not all at their first word), some do not."""
-    ended = [(np.flatnonzero(r[start_col:] == end)[:1].tolist() or [None])[0] for r in rows]
-    done = [e for e in ended if e is not None]
-    return 0 < len(done) < len(rows) and any(e >= 1 for e in done)
-
-
 # Configurations (seed, <END> boost) found once with a search over the reference so that some
 # rows end early, at different steps, and some never do; tests/test_autograder_checks.py asserts
 # that they still do.
