@@ -111,7 +111,6 @@ class Interpreter:
     def __init__(self, np, torch):
         self.np = np
         self.torch = torch
-        self.package = None
         self.substituted = []  # (module, name, original) while substitutes are in place
 
     # value references --------------------------------------------------------------------
@@ -121,12 +120,8 @@ class Interpreter:
             if name not in env:
                 raise StepError("missing value %r (an earlier step failed)" % name)
             return env[name]
-        if isinstance(item, dict) and "$tuple" in item:
-            return tuple(self.ref(env, x) for x in item["$tuple"])
         if isinstance(item, dict) and "$np" in item:       # a numpy attribute: np.float32
             return getattr(self.np, item["$np"])
-        if isinstance(item, dict) and "$torch" in item:    # a torch attribute: torch.float64
-            return getattr(self.torch, item["$torch"])
         if isinstance(item, dict) and "$dict" in item:     # a dict with non-string keys
             return {self.ref(env, k): self.ref(env, v) for k, v in item["$dict"]}
         if isinstance(item, list):
@@ -238,10 +233,6 @@ class Interpreter:
             m.eval()
         else:
             m.train()
-
-    def op_zero_grad(self, step, env, meta):
-        for p in env[step["obj"]].parameters():
-            p.grad = None
 
     def op_grad(self, step, env, meta):
         """Backward of y with upstream dy; store the grads of tensors and module params."""
@@ -378,14 +369,8 @@ class Interpreter:
             else:
                 setattr(module, name, original)
 
-    def op_seed(self, step, env, meta):
-        self.np.random.seed(step.get("value", 0))
-        if self.torch is not None:
-            self.torch.manual_seed(step.get("value", 0))
-
 
 _ABSENT = object()
-
 
 
 def _describe(value):
