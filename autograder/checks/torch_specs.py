@@ -115,7 +115,7 @@ class TorchSpec:
 
 
 # ---------------------------------------------------------------------------------------------
-# worker steps: one builder per operation (autograder/worker_boot.py)
+# worker steps: one builder per operation (autograder/sandbox/boot.py)
 # ---------------------------------------------------------------------------------------------
 
 def tensor(name, dtype=None, grad=False, src=None):
