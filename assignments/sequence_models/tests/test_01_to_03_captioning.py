@@ -233,3 +233,59 @@ def test_wrong_feature_shape_is_a_clear_error():
     model = CaptioningRNN(WORD_TO_IDX, 7, cell_type="attention")
     with pytest.raises(ValueError, match="features"):
         model.loss(np.zeros((2, 7)), np.ones((2, 4), dtype=np.int64))
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm", "attention"])
+def test_float32_model_gives_float32_gradients(cell_type):
+    """A model built with dtype=np.float32 (as the notebooks train it) keeps every gradient in
+    float32."""
+    from seqlab.gradient_check import FLOAT32_CAUSE
+    rng = np.random.default_rng(6)
+    P = 3 if cell_type == "attention" else None
+    features, captions = _batch(rng, N=2, T=4, D=4, P=P)
+    model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
+                          dtype=np.float32)
+    _, grads = model.loss(features.astype(np.float32), captions)
+    wrong = {k: str(np.asarray(v).dtype) for k, v in sorted(grads.items())
+             if np.asarray(v).dtype != np.float32}
+    assert not wrong, f"{cell_type}: a float32 model gave gradients {wrong}. {FLOAT32_CAUSE}"
+
+
+# <NULL>, <START> and <END> at other indices than 0, 1, 2
+SHUFFLED = {w: i for i, w in enumerate(WORDS[3:] + WORDS[:3])}
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm", "attention"])
+def test_special_tokens_are_read_from_word_to_idx(cell_type):
+    """With <NULL>, <START>, <END> at other indices: more <NULL> padding leaves the loss
+    unchanged, and sampled captions never hold <START> and hold only <NULL> after <END>."""
+    rng = np.random.default_rng(7)
+    P = 3 if cell_type == "attention" else None
+    features = rng.standard_normal((4, 4) if P is None else (4, P, 4))
+    model = CaptioningRNN(SHUFFLED, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
+                          dtype=np.float64)
+    for name in sorted(model.params):
+        model.params[name] = 0.7 * rng.standard_normal(model.params[name].shape)
+    null, start, end = SHUFFLED["<NULL>"], SHUFFLED["<START>"], SHUFFLED["<END>"]
+    words = [SHUFFLED[w] for w in ("a", "red", "circle")]
+    captions = np.array([[start, *words, end, null]] * 4)
+    padded = np.concatenate([captions, np.full((4, 3), null)], axis=1)
+    loss, _ = model.loss(features, captions)
+    loss_padded, _ = model.loss(features, padded)
+    assert np.isclose(loss, loss_padded, rtol=1e-12), (
+        f"more <NULL> padding changed the loss ({loss:.6f} -> {loss_padded:.6f}): read <NULL> "
+        "from word_to_idx, do not assume index 0")
+    # never <NULL> or <START>; an <END> bias with which some captions end and others do not
+    model.params["b_vocab"][end] += {"rnn": 0.5, "lstm": 1.22, "attention": -0.25}[cell_type]
+    model.params["b_vocab"][[null, start]] -= 50.0
+    sampled = model.sample(features, max_length=8)
+    assert not np.any(sampled == start), "sampled captions hold <START>: read it from word_to_idx"
+    ended = int((sampled == end).any(axis=1).sum())
+    expected = {"rnn": 2, "lstm": 1, "attention": 3}[cell_type]
+    assert ended == expected, (f"{ended} of 4 captions contain <END> (index {end}), greedy "
+                               f"decoding ends {expected}: read <END> from word_to_idx\n{sampled}")
+    for row in sampled:
+        ends = np.flatnonzero(row == end)
+        if ends.size:
+            assert np.all(row[ends[0] + 1:] == null), (
+                f"after <END> (index {end}) a caption must hold <NULL> (index {null}), got {row}")
