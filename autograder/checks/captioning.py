@@ -381,36 +381,6 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
                  evaluate=_run(evaluate), tags=USES["sample", cell], cell=cell_of(cell))
 
 
-def _check_params(cell, points=0.5):
-    # Not registered: the constructor (and so params) is given code in the release; a check of
-    # it would give points to the stubs. Kept for instructors who make __init__ a student task.
-    w2i = vocab()
-    dims = DIMS
-
-    def calls():
-        return Call(steps=[_construct(w2i, dims, cell),
-                           {"op": "items", "src": "$model.params", "out": "params",
-                            "label": "model.params"}],
-                    returns=["params.*"])
-
-    def evaluate(results, check):
-        ref = _ref_model(w2i, dims["D"], dims["W"], dims["H"], cell).params
-        r = results[0]
-        if r.problem():
-            raise Failed(f"constructing the model failed: {r.problem()}")
-        keys = r.json.get("params.keys", [])
-        if sorted(keys) != sorted(ref):
-            raise Failed(f"model.params has keys {sorted(keys)}; API.md fixes "
-                         f"{sorted(ref)} for cell_type={cell!r}")
-        for k, v in ref.items():
-            require_array(r, "params." + k, label=f"params[{k!r}]", shape=v.shape,
-                          dtype="float64")
-        return "parameter names, shapes and dtype as in API.md"
-
-    return Check(api=API, title=f"parameters: names, shapes, dtype (cell_type={cell!r})",
-                 points=points, module=MODULE, calls=calls, evaluate=_run(evaluate))
-
-
 @register(MODULE)
 def build():
     checks = []

@@ -51,10 +51,6 @@ def spec(api, **fields):
                      uses=NOT_SUBSTITUTED.get(api, ()), **fields)
 
 
-def _torch():
-    return import_torch()
-
-
 # ---------------------------------------------------------------------------------------------
 # positional_encoding, causal_mask, padding_mask
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +292,7 @@ def _sdpa_checks():
             nan_hint=SOFTMAX_HINT))
 
     def torch_expect(d):
-        F = _torch().nn.functional
+        F = import_torch().nn.functional
         o = F.scaled_dot_product_attention(t_(d["q"]), t_(d["k"]), t_(d["v"]),
                                            attn_mask=t_(d["mask"]))
         return {"out": np_(o)}
@@ -340,7 +336,7 @@ def _sdpa_checks():
 def _mha_variant_split(d, merge_transpose):
     """Heads split with view(N, h, T, dh) (no transpose) instead of (N, T, h, dh).transpose;
     merged back with a plain reshape or with transpose(1, 2).reshape."""
-    torch = _torch()
+    torch = import_torch()
     st, h = d["state"], d["h"]
 
     def lin(x, n):
@@ -375,7 +371,7 @@ def _mha_expect(d):
 
 
 def _mha_vs_nn(d):
-    torch = _torch()
+    torch = import_torch()
     mha = torch.nn.MultiheadAttention(d["d_model"], d["h"], dropout=0.0, batch_first=True,
                                       dtype=torch.float64)
     mha.load_state_dict(twins.nn_state_dict(d["state"]))
@@ -506,7 +502,7 @@ def _ff_data(seed=1200, N=2, T=5, d=6, dff=10):
 
 
 def _ff_expect(d):
-    torch = _torch()
+    torch = import_torch()
     st = {k: torch.from_numpy(v) for k, v in d["state"].items()}
     x = t_(d["x"])
     y = torch.relu(x @ st["linear1.weight"].T + st["linear1.bias"]) @ st["linear2.weight"].T \
@@ -532,7 +528,7 @@ def _ff_checks():
 
 def _nn_layer(d, norm_first=False):
     """The same layer as torch.nn.TransformerEncoderLayer / DecoderLayer, d's weights."""
-    torch = _torch()
+    torch = import_torch()
     decoder = "memory" in d
     cls = torch.nn.TransformerDecoderLayer if decoder else torch.nn.TransformerEncoderLayer
     layer = cls(d["d"], d["h"], d["dff"], dropout=0.0, batch_first=True,
@@ -724,7 +720,7 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
 def _tr_ref(d, state=None, pe_base=None):
     m = ref_module("Transformer", [], d["cfg"], state or d["state"])
     if pe_base is not None:
-        m.pe = _torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
+        m.pe = import_torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
     return m
 
 
@@ -757,7 +753,7 @@ def _tr_variants():
             return {"out.logits": np_(m.generator(y))}
         return f
 
-    ones = lambda T: _torch().ones(T, T, dtype=_torch().bool)  # noqa: E731
+    ones = lambda T: import_torch().ones(T, T, dtype=import_torch().bool)  # noqa: E731
     return [
         Hint(unscaled, "the embeddings must be multiplied by sqrt(d_model) before the "
                        "positional encoding is added"),
@@ -881,7 +877,7 @@ def _tr_checks():
 
     def g_variant_nopad(d):
         m = _tr_ref(d)
-        torch = _torch()
+        torch = import_torch()
         src = t_(d["src"])
         memory = m.encode(src)
         ys = torch.full((src.shape[0], 1), 1, dtype=torch.long)
@@ -953,7 +949,7 @@ def _ct_module(d):
 def _ct_ref(d, pe_base=None, state=None):
     m = ref_module("CaptioningTransformer", [d["w2i"]], CCFG, state or d["state"])
     if pe_base is not None:
-        m.pe = _torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
+        m.pe = import_torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
     return m
 
 
