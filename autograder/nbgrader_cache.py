@@ -25,7 +25,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from autograder import paths
+from autograder import course, paths
 from autograder import report
 
 CACHE_DIR_NAME = "nbgrader_results"
@@ -75,7 +75,7 @@ def submission_key(files):
     module found (``"rnn_layers"`` ...) to its bytes, as ``autograder.submission.load`` reads
     them; a module not in ``files`` counts as missing."""
     h = hashlib.sha256(grader_identity().encode())
-    for module in paths.STUDENT_MODULES:
+    for module in course.STUDENT_MODULES:
         h.update(f"\0{module}\0".encode())
         h.update(files[module] if module in files else b"\0<missing>\0")
     return h.hexdigest()

@@ -41,9 +41,9 @@ from nbgrader.preprocessors import (CheckCellMetadata, Execute, NbGraderPreproce
                                     SaveAutoGrades)
 from traitlets import Bool, Enum, Float, Int
 
-from autograder import nbgrader_cache, nbgrader_hook, paths
+from autograder import course, nbgrader_cache, nbgrader_hook, paths
 
-STUDENT_PATHS = [f"seqlab/{m}.py" for m in paths.STUDENT_MODULES]
+STUDENT_PATHS = [f"seqlab/{m}.py" for m in course.STUDENT_MODULES]
 """The student modules, relative to the assignment folder (``Autograde.exclude_overwriting``:
 autograde keeps the student's and restores every other file from the source)."""
 

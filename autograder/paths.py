@@ -8,7 +8,7 @@ import os
 from pathlib import Path, PurePath
 
 from autograder import course
-from autograder.course import ASSIGNMENT, STUDENT_MODULES  # noqa: F401  (read through paths)
+from autograder.course import ASSIGNMENT, STUDENT_MODULES
 
 
 def course_root() -> Path:

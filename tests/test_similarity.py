@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import cli, paths, similarity
+from autograder import cli, course, paths, similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus" / "similarity"
@@ -74,7 +74,7 @@ def class_args(tmp_path_factory):
             zf.writestr(f"sequence_models/seqlab/{mod}.py", student_module("carol", mod))
     args.append(str(base / "carol.zip"))
     for name in ("dave", "erin"):
-        pkg = base / "course" / "submitted" / name / paths.ASSIGNMENT / "seqlab"
+        pkg = base / "course" / "submitted" / name / course.ASSIGNMENT / "seqlab"
         pkg.mkdir(parents=True)
         for mod in modules_of(name):
             (pkg / f"{mod}.py").write_text(student_module(name, mod))
