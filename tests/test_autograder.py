@@ -63,6 +63,7 @@ def _load(folder, name):
     return json.loads((folder / f"{name}.json").read_text())
 
 
+@pytest.mark.e2e
 def test_runs_complete(runs):
     for key in ("first", "second"):
         proc = runs[key]
@@ -70,6 +71,7 @@ def test_runs_complete(runs):
         assert "INTERNAL ERROR" not in proc.stderr, proc.stderr[-3000:]
 
 
+@pytest.mark.e2e
 def test_reference_full_marks(runs):
     data = _load(runs["out1"], "reference")
     failed = [(t["name"], t["output"][:300]) for t in data["tests"] if t["status"] != "passed"]
@@ -77,6 +79,7 @@ def test_reference_full_marks(runs):
     assert data["score"] == data["max_score"] > 0
 
 
+@pytest.mark.e2e
 def test_zipped_reference_in_assignment_layout(runs):
     data = _load(runs["out1"], "reference_zip")
     assert data["score"] == data["max_score"]
@@ -84,6 +87,7 @@ def test_zipped_reference_in_assignment_layout(runs):
         in data["output"]
 
 
+@pytest.mark.e2e
 def test_stubs_score_zero_without_crashing(runs):
     data = _load(runs["out1"], "stub")
     assert data["score"] == 0
@@ -93,12 +97,14 @@ def test_stubs_score_zero_without_crashing(runs):
         assert "NotImplementedError" in t["output"] or "not run" in t["output"], t
 
 
+@pytest.mark.e2e
 def test_grading_twice_gives_identical_json(runs):
     a = (runs["out1"] / "reference.json").read_bytes()
     b = (runs["out2"] / "reference.json").read_bytes()
     assert a == b
 
 
+@pytest.mark.e2e
 def test_results_schema(runs):
     data = _load(runs["out1"], "reference")
     assert set(data) >= {"score", "tests", "output"}
@@ -121,6 +127,7 @@ def test_every_api_name_has_a_group_of_checks():
         assert len(group) >= 2 and sum(c.points for c in group) > 0, api
 
 
+@pytest.mark.e2e
 def test_summary_names_functions(runs):
     out = runs["first"].stdout
     assert "== reference:" in out and "== stub:" in out

@@ -58,6 +58,7 @@ def underflow(tmp_path_factory):
 EXPECTED_VALUE = re.compile(r", expected -?[0-9.]+")
 
 
+@pytest.mark.e2e
 def test_module_selection_grades_that_module_only(underflow):
     runs, data = underflow
     apis = {t["tags"][0] for t in data["tests"]}
@@ -66,6 +67,7 @@ def test_module_selection_grades_that_module_only(underflow):
     assert data["score"] == data["max_score"] - 1.0  # the two large-score checks, 0.5 each
 
 
+@pytest.mark.e2e
 def test_summary_has_notebook_totals_and_no_expected_values(underflow):
     runs, data = underflow
     out = runs["plain"].stdout
@@ -75,6 +77,7 @@ def test_summary_has_notebook_totals_and_no_expected_values(underflow):
     assert "graded 1 submission(s)" in runs["plain"].stderr  # progress without --quiet
 
 
+@pytest.mark.e2e
 def test_results_json_never_holds_expected_values(underflow):
     runs, data = underflow
     outputs = "\n".join(t["output"] for t in data["tests"])
@@ -84,6 +87,7 @@ def test_results_json_never_holds_expected_values(underflow):
     assert not EXPECTED_VALUE.search(runs["values"].stdout)
 
 
+@pytest.mark.e2e
 def test_verbose_shows_expected_values(underflow):
     runs, _ = underflow
     assert EXPECTED_VALUE.search(runs["verbose"].stdout)
@@ -102,6 +106,7 @@ def test_verbose_shows_expected_values(underflow):
             raise AssertionError("compare passed different values")
 
 
+@pytest.mark.e2e
 def test_quiet_is_one_line(underflow):
     runs, _ = underflow
     assert runs["quiet"].stdout.strip().splitlines() == ["== student: 7.5 / 8.5 points"]

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e   # a kernel-side grading run per call
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))

@@ -146,6 +146,7 @@ def test_translate_and_evaluate(data):
     assert out["exact_match"] == D.exact_match(out["predictions"], [p.target for p in pairs])
 
 
+@pytest.mark.e2e
 def test_reference_transformer_learns_dates():
     """The notebook-04 recipe reaches >= 95% exact match on held-out dates (99.7% measured;
     about a minute of training on 2 cores)."""

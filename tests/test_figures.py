@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "images" / "make_figures.py"
 EXPECTED = [
@@ -13,6 +15,7 @@ EXPECTED = [
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.e2e
 def test_make_figures_writes_every_png(tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],

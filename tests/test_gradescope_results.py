@@ -107,6 +107,7 @@ def _check(api, title, score, max_score, output="", part=""):
             "tags": [api], "visibility": "visible", "extra_data": {"cell": api + part}}
 
 
+@pytest.mark.e2e
 def test_run_autograder_grades_the_submission(tmp_path):
     ag = _layout(tmp_path)
     # Gradescope puts the uploaded files in /autograder/submission (here: a student folder)
@@ -121,6 +122,7 @@ def test_run_autograder_grades_the_submission(tmp_path):
         assert t["status"] == "passed"
 
 
+@pytest.mark.e2e
 def test_run_autograder_always_writes_results(tmp_path):
     ag = _layout(tmp_path)
     (ag / "submission" / "rnn_layers.py").write_text("this is not python(")
@@ -133,6 +135,7 @@ def test_run_autograder_always_writes_results(tmp_path):
     assert data["score"] == 0 and data["tests"] == []
 
 
+@pytest.mark.e2e
 def test_run_autograder_writes_gradescope_results(tmp_path):
     ag = _layout(tmp_path)
     sub = ag / "submission"
@@ -225,6 +228,7 @@ def test_order_comes_from_the_notebooks_graded_cells():
     assert len(cells) == len(set(cells)) == 32
 
 
+@pytest.mark.e2e
 def test_a_zip_inside_the_upload_is_graded(tmp_path):
     """Gradescope puts the upload in /autograder/submission; a zip uploaded inside it used to
     score 0 ("rnn_layers.py not found")."""
@@ -237,6 +241,7 @@ def test_a_zip_inside_the_upload_is_graded(tmp_path):
     assert "homework.zip/sequence_models/seqlab/rnn_layers.py" in data["output"]
 
 
+@pytest.mark.e2e
 def test_only_one_level_of_zips_is_opened(tmp_path):
     from autograder import submission
     inner = tmp_path / "inner.zip"

@@ -39,6 +39,7 @@ import pytest
 
 from autograder import course
 
+pytestmark = pytest.mark.e2e   # nbgrader's whole workflow, kernels included
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "sequence_models"
 SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT

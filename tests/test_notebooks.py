@@ -221,6 +221,7 @@ def _kernel_env():
     return env
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_notebook_executes(name, tmp_path, report):
     from nbclient import NotebookClient
