@@ -14,14 +14,17 @@ The four gates share one matrix product. With Wx (D, 4H), Wh (H, 4H) and b (4H,)
     next_c = f * prev_c + i * g
     next_h = o * tanh(next_c)
 
-The initial cell state of a sequence is zero. All functions keep the dtype of their inputs
-(float32 in, float32 out) and never modify their arguments.
+The initial cell state of a sequence is zero. No function modifies its arguments.
 
 dtype: every function keeps the dtype of its float inputs, float32 in -> float32 out (the
 autograder checks it for every function). Under NumPy 2 a NumPy scalar such as ``np.sqrt(H)``
 and an array made with ``np.zeros(shape)`` (float64 by default) turn float32 into float64; a
 Python float (``math.sqrt(H)``, ``1.0``), ``np.zeros_like(x)`` and ``np.zeros(shape,
 dtype=x.dtype)`` do not.
+
+Large inputs: gate pre-activations may be in the thousands. The given ``sigmoid`` and
+``np.tanh`` saturate there (at 0 or 1, and -1 or 1); a formula with ``exp`` overflows (beyond
+about 710 in float64, 89 in float32) and returns NaN.
 """
 import numpy as np
 
