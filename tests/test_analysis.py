@@ -84,3 +84,24 @@ def test_recommended_init():
         analysis.recommended_init(att)
     with pytest.raises(ValueError, match="init must be"):
         analysis.train_captioner({}, "rnn", init="identity")
+
+
+def test_train_captioner_in_chunks_equals_one_run():
+    """benchmarks/rnn_vs_lstm.py scores a run at several budgets by calling solver.train() again
+    with whole learning-rate periods: the weights then equal those of one longer run."""
+    rng = np.random.default_rng(0)
+    w2i = {w: i for i, w in enumerate(WORDS)}
+    data = {"word_to_idx": w2i, "train_features": rng.standard_normal((8, 6)),
+            "train_captions": rng.integers(3, len(WORDS), size=(20, 7)),
+            "train_image_idxs": rng.integers(8, size=20)}
+    data["train_captions"][:, 0] = w2i["<START>"]
+    settings = dict(wordvec_dim=4, hidden_dim=5, batch_size=4, lr_decay_every=3, progress=False,
+                    init="recommended")
+    whole, _ = analysis.train_captioner(data, "lstm", num_iterations=9, **settings)
+    part, solver = analysis.train_captioner(data, "lstm", num_iterations=3, **settings)
+    lr_after_one_period = solver.learning_rate
+    solver.num_iterations = 6
+    solver.train()
+    assert lr_after_one_period < analysis.TRAIN_SETTINGS["learning_rate"]
+    for k in whole.params:
+        assert np.array_equal(whole.params[k], part.params[k]), k
