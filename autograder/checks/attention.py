@@ -6,7 +6,7 @@ import numpy as np
 from autograder.checks import twins
 from autograder.checks.core import (F64, Call, Check, Failed, register, require_array,
                                     require_right, sizes_str)
-from autograder.checks.lstm import gate_order_hints
+from autograder.checks.lstm import gated_spec
 from autograder.checks.hints import Hint
 from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks
 
@@ -124,44 +124,34 @@ def _attention_spec():
 
 
 def _step_spec():
-    args = dict(module=MODULE, forward="attention_lstm_step_forward",
-                backward="attention_lstm_step_backward",
-                inputs=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"],
-                outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
-                grads=["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
-                grad_of=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"])
-    fh, bh = gate_order_hints(**{k: args[k] for k in (
-        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
-    return LayerSpec(**args, make=_make_step,
-                     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
-                     torch_forward=twins.attention_lstm_step, large=_scale(400.0, ("x", "attn")),
-                     saturating=True, seed=52,
-                     forward_hints=fh, backward_hints=bh)
+    return gated_spec(
+        module=MODULE, forward="attention_lstm_step_forward",
+        backward="attention_lstm_step_backward",
+        inputs=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"],
+        outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
+        grads=["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
+        grad_of=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"], make=_make_step,
+        sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
+        torch_forward=twins.attention_lstm_step, large=_scale(400.0, ("x", "attn")),
+        saturating=True, seed=52)
 
 
 def _seq_spec():
-    args = dict(module=MODULE, forward="attention_lstm_forward",
-                backward="attention_lstm_backward",
-                inputs=["x", "A", "Wx", "Wh", "Wattn", "b"],
-                outs=["h", "attn_weights", "cache"], upstream=["h"],
-                grads=["dx", "dA", "dWx", "dWh", "dWattn", "db"],
-                grad_of=["x", "A", "Wx", "Wh", "Wattn", "b"])
-    fh, bh = gate_order_hints(**{k: args[k] for k in (
-        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
+    spec = gated_spec(
+        module=MODULE, forward="attention_lstm_forward", backward="attention_lstm_backward",
+        inputs=["x", "A", "Wx", "Wh", "Wattn", "b"], outs=["h", "attn_weights", "cache"],
+        upstream=["h"], grads=["dx", "dA", "dWx", "dWh", "dWattn", "db"],
+        grad_of=["x", "A", "Wx", "Wh", "Wattn", "b"], make=_make_seq,
+        sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
+               dict(N=3, T=5, D=3, P=6, H=4)],
+        torch_forward=twins.attention_lstm, large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
+        saturating=True, seed=53, numeric_size=dict(N=2, T=3, D=3, P=4, H=3))
     for init, msg in (("zeros", "h0 and c0 must both be the mean of A over the P positions "
                                 "(yours start from zeros)"),
                       ("c0 zero", "the initial cell state c0 is also the mean of A (not zero)")):
-        fh.append(Hint(lambda inp, _, init=init: dict(zip(
-            ("h", "attn_weights"), _np_att_lstm(*[inp[k] for k in args["inputs"]], init=init))),
+        spec.forward_hints.append(Hint(lambda inp, _, init=init: dict(zip(
+            ("h", "attn_weights"), _np_att_lstm(*[inp[k] for k in spec.inputs], init=init))),
             msg))
-    spec = LayerSpec(**args, make=_make_seq,
-                     sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
-                            dict(N=3, T=5, D=3, P=6, H=4)],
-                     torch_forward=twins.attention_lstm,
-                     large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
-                     saturating=True, seed=53,
-                     numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
-                     forward_hints=fh, backward_hints=bh)
     spec.extra_forward_checks.append(
         lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=2, T=4, D=3, P=16, H=4)))
     return spec

@@ -25,9 +25,12 @@ def permute_blocks(arr, perm):
     return np.concatenate([arr[..., k * H:(k + 1) * H] for k in perm], axis=-1)
 
 
-def gate_order_hints(module, forward, backward, inputs, outs, upstream, grads, grad_of):
+def gate_order_hints(args):
     """Hints for a layer whose weights hold the four gates: the student's result with weights W
-    equals the reference's with permuted gate blocks (and permuted weight gradients)."""
+    equals the reference's with permuted gate blocks (and permuted weight gradients). ``args``:
+    the LayerSpec's module, forward, backward, inputs, outs, upstream, grads and grad_of."""
+    module, forward, backward, inputs, outs, upstream, grads, grad_of = (args[k] for k in (
+        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of"))
     fwd_hints, bwd_hints = [], []
     for name, perm in WRONG_ORDERS.items():
         msg = (f"your result is what the gates give in the order {name}; API.md fixes the order "
@@ -87,39 +90,41 @@ def _scale(factor, keys):
     return f
 
 
+def gated_spec(**fields):
+    """The LayerSpec of a layer whose weights hold the four gates, the gate-order hints first."""
+    spec = LayerSpec(**fields)
+    fh, bh = gate_order_hints(fields)
+    spec.forward_hints[:0], spec.backward_hints[:0] = fh, bh
+    return spec
+
+
 def _step_spec():
-    args = dict(module=MODULE, forward="lstm_step_forward", backward="lstm_step_backward",
-                inputs=["x", "prev_h", "prev_c", "Wx", "Wh", "b"],
-                outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
-                grads=["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
-                grad_of=["x", "prev_h", "prev_c", "Wx", "Wh", "b"])
-    fh, bh = gate_order_hints(**{k: args[k] for k in (
-        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
-    return LayerSpec(**args, make=_make_step,
-                     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
-                     torch_forward=twins.lstm_step, large=_scale(500.0, ("x", "prev_h")),
-                     saturating=True, seed=41,
-                     forward_hints=fh, backward_hints=bh)
+    return gated_spec(
+        module=MODULE, forward="lstm_step_forward", backward="lstm_step_backward",
+        inputs=["x", "prev_h", "prev_c", "Wx", "Wh", "b"], outs=["next_h", "next_c", "cache"],
+        upstream=["next_h", "next_c"], grads=["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
+        grad_of=["x", "prev_h", "prev_c", "Wx", "Wh", "b"], make=_make_step,
+        sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
+        torch_forward=twins.lstm_step, large=_scale(500.0, ("x", "prev_h")), saturating=True,
+        seed=41)
 
 
 def _seq_spec():
-    args = dict(module=MODULE, forward="lstm_forward", backward="lstm_backward",
-                inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], upstream=["h"],
-                grads=["dx", "dh0", "dWx", "dWh", "db"], grad_of=["x", "h0", "Wx", "Wh", "b"])
-    fh, bh = gate_order_hints(**{k: args[k] for k in (
-        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of")})
-    fh.append(Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
-                                                 inp["Wh"], inp["b"])},
-                   "the initial cell state must be zero (not h0)"))
-    fh.append(Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], np.zeros_like(inp["h0"]),
-                                                 inp["Wx"], inp["Wh"], inp["b"], tanh_c=False)},
-                   "next_h = o * tanh(next_c): the tanh is missing"))
-    return LayerSpec(**args, make=_make_seq,
-                     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4),
-                            dict(N=3, T=6, D=4, H=2)],
-                     torch_forward=twins.lstm, large=_scale(500.0, ("x", "h0")),
-                     saturating=True, seed=42,
-                     forward_hints=fh, backward_hints=bh)
+    spec = gated_spec(
+        module=MODULE, forward="lstm_forward", backward="lstm_backward",
+        inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], upstream=["h"],
+        grads=["dx", "dh0", "dWx", "dWh", "db"], grad_of=["x", "h0", "Wx", "Wh", "b"],
+        make=_make_seq,
+        sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=2)],
+        torch_forward=twins.lstm, large=_scale(500.0, ("x", "h0")), saturating=True, seed=42)
+    spec.forward_hints += [
+        Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
+                                           inp["Wh"], inp["b"])},
+             "the initial cell state must be zero (not h0)"),
+        Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], np.zeros_like(inp["h0"]),
+                                           inp["Wx"], inp["Wh"], inp["b"], tanh_c=False)},
+             "next_h = o * tanh(next_c): the tanh is missing")]
+    return spec
 
 
 @register(MODULE)
