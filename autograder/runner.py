@@ -11,6 +11,7 @@ summary), never reported as the student's failure. ``jobs`` workers run at a tim
 here, processes there). All comparisons happen in this process.
 """
 import os
+import sys
 import threading
 import time
 import traceback
@@ -55,7 +56,7 @@ class Options:
     ``limits``: each worker's resource limits; ``hide``: folders a worker must not see (default:
     ``default_hidden_paths()``); ``grader_memory``: the grader process's own memory limit in
     bytes (sandbox.GraderGroup); ``isolation``: an isolation.Isolation (None: detected);
-    ``log``: a file for progress messages (None: quiet)."""
+    ``log``: a file for progress messages (None: quiet; internal errors then go to stderr)."""
     only: list = field(default_factory=list)
     notebooks: list = field(default_factory=list)
     jobs: int = 2
@@ -104,8 +105,15 @@ class SubmissionResult:
 
 
 def _log(opts, msg):
+    """A progress message, to ``opts.log`` (nothing when quiet)."""
     if opts.log is not None:
         print(msg, file=opts.log, flush=True)
+
+
+def _error(opts, msg):
+    """An internal error of the grader, with its traceback: to ``opts.log``, or to stderr when
+    quiet. Quiet means no progress messages; the instructor always sees a grader bug."""
+    print(msg, file=opts.log if opts.log is not None else sys.stderr, flush=True)
 
 
 def scrubber(scratch) -> Callable[[str], str]:
@@ -334,7 +342,7 @@ class ModuleRun:
 
     def _internal(self, check, what):
         tb = traceback.format_exc()
-        _log(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
+        _error(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
         return CheckResult.of(check, message=f"internal grader error while {what}; please "
                               "report it to the course staff", could_not_run=True)
 
@@ -349,7 +357,7 @@ def _load(path, opts):
     try:
         return submission_mod.load(path)
     except Exception as exc:
-        _log(opts, f"INTERNAL ERROR loading {path}:\n{traceback.format_exc()}")
+        _error(opts, f"INTERNAL ERROR loading {path}:\n{traceback.format_exc()}")
         sub = submission_mod.Submission(source=Path(path), name=Path(path).name)
         sub.problems.append(f"the submission could not be read ({type(exc).__name__})")
         return sub
@@ -420,7 +428,7 @@ def _grade(submission_paths, opts):
             res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
         except Exception:  # a bug of the grader on this submission costs it alone
             tb = traceback.format_exc()
-            _log(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
+            _error(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
             res = [CheckResult.of(c, message="internal grader error; please report it to the "
                                   "course staff") for c in by_module[m]]
         _log(opts, f"[{subs[i].name}] {m}: {sum(r.score for r in res):g} / "

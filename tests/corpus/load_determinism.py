@@ -94,8 +94,12 @@ def grade_once(groups, out, jobs, preexec):
         proc = subprocess.run([sys.executable, "-m", "autograder", "grade", *paths, *only,
                                "--out-dir", str(out), "--jobs", str(jobs), "--quiet"],
                               cwd=ROOT, capture_output=True, text=True, preexec_fn=preexec)
+        # a grader bug's traceback reaches stderr even with --quiet
         if proc.returncode != 0 or "INTERNAL ERROR" in proc.stderr:
             sys.exit(f"grading failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    hit = [p.name for p in out.iterdir() if "internal grader error" in p.read_text()]
+    if hit:
+        sys.exit(f"internal grader error in {', '.join(hit)}")
     return time.monotonic() - start
 
 
