@@ -14,6 +14,7 @@
 ``python -m autograder COMMAND --help`` lists a command's options.
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -92,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
                         "where the machine allows one (default 2048: sandbox.GRADER_MEMORY); "
                         "the progress says which")
     p.add_argument("--visibility", default="visible", choices=VISIBILITIES)
+    p.add_argument("--gradescope-config", metavar="FILE",
+                   help="write the JSON as Gradescope shows it (one test per graded function, "
+                        "Markdown), with this gradescope_config.json of a bundle")
 
     p = sub.add_parser("list", help="list the API names and their checks")
     _selection(p)
@@ -263,6 +267,14 @@ def grade(args: argparse.Namespace) -> int:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
 
+    gradescope_config = None
+    if args.gradescope_config:
+        try:
+            with open(args.gradescope_config, encoding="utf-8") as f:
+                gradescope_config = json.load(f)
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.gradescope_config}: {exc}", file=sys.stderr)
+            return 2
     json_names = {}
     if args.out_dir:
         try:
@@ -305,7 +317,12 @@ def grade(args: argparse.Namespace) -> int:
             report.write_json(data, args.json_out)
         return 1
     for path, res in zip(args.submissions, results):  # files first: stdout may be closed
-        data = report.results_json(res, args.visibility, isolation=level)
+        if gradescope_config is None:
+            data = report.results_json(res, args.visibility, isolation=level)
+        else:
+            from autograder.gradescope_results import for_gradescope
+            data = for_gradescope(res.results, gradescope_config, report.submission_notes(res),
+                                  level, args.visibility)
         if args.json_out:
             report.write_json(data, args.json_out)
         if args.out_dir:

@@ -6,9 +6,9 @@ The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
   installs one from the image's packages where none fits) with the pinned numpy and the CPU
   build of the pinned torch;
 - ``run_autograder``  grades ``/autograder/submission`` with the same checks as
-  ``python -m autograder grade`` and writes ``/autograder/results/results.json``, then rewrites
-  it for Gradescope (:mod:`autograder.gradescope_results`: one test per graded function, in
-  notebook order, Markdown feedback, the instructor's visibility policy);
+  ``python -m autograder grade`` and writes ``/autograder/results/results.json`` as Gradescope
+  shows it (:mod:`autograder.gradescope_results`: one test per graded function, in notebook
+  order, Markdown feedback, the instructor's visibility policy);
 - ``gradescope_config.json``  that policy and the order of the notebooks' graded cells;
 - ``autograder/``     this package (the hidden checks);
 - ``solutions/sequence_models/seqlab/``   the reference (never visible to student code: the
@@ -100,17 +100,13 @@ cd "$ROOT/source"
 # no namespace, so workers get the 'reduced' level: a fresh uid without capabilities, rlimits,
 # and the course made unreadable to it above. One submission per container: nothing of other
 # students to reach. What this level does not stop is listed in autograder/README.md.
+# The results as Gradescope shows them: one test per graded function, in notebook order, Markdown
+# feedback, the instructor's visibility policy (gradescope_config.json).
 # shellcheck disable=SC2086
 "$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 \
-    --allow-isolation reduced ${SEQLAB_GRADE_ARGS:-}
+    --allow-isolation reduced --gradescope-config "$ROOT/source/gradescope_config.json" \
+    ${SEQLAB_GRADE_ARGS:-}
 status=$?
-# One test per graded function, in notebook order, Markdown feedback, the instructor's visibility
-# policy (gradescope_config.json). If this step fails, results.json keeps one test per check.
-if [ -s "$RESULTS" ] && [ -f "$ROOT/source/gradescope_config.json" ]; then
-    "$PY" -m autograder.gradescope_results "$RESULTS" \
-        --config "$ROOT/source/gradescope_config.json" \
-        || echo "run_autograder: results.json left with one test per check" >&2
-fi
 if [ ! -s "$RESULTS" ]; then
     cat > "$RESULTS" <<EOF
 {"score": 0.0, "output": "The autograder could not grade this submission (status $status). Please contact the course staff.", "tests": []}

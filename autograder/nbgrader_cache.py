@@ -1,9 +1,10 @@
 """The isolated grader's results of nbgrader submissions, cached on disk.
 
 ``nbgrader autograde`` runs no student code: the graded cells take their outputs from the
-isolated grader's results (``results.json`` data, as ``python -m autograder grade --json``
-writes them) for the student's five modules. ``python -m autograder nbgrader-prepare`` computes
-those results for a whole class in parallel and stores them here; autograde then only reads.
+isolated grader's results (``report.record``: the check results without the instructor's
+details) for the student's five modules. ``python -m autograder nbgrader-prepare`` computes
+those results for a whole class in parallel and stores them here; autograde then only reads
+(``nbgrader_prepare.results``).
 
 One file per result, ``<course root>/nbgrader_results/<key>.json`` (gitignored). The key is a
 SHA-256 of
@@ -25,8 +26,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from autograder import course, paths
-from autograder import report
+from autograder import course, paths, report
 
 CACHE_DIR_NAME = "nbgrader_results"
 _SKIPPED = ("__pycache__", ".pyc", ".pyo")
@@ -82,7 +82,7 @@ def submission_key(files):
 
 
 class ResultCache:
-    """``results.json`` data of graded submissions, by :func:`submission_key`."""
+    """The results of graded submissions (``report.record``), by :func:`submission_key`."""
 
     def __init__(self, folder=None):
         self.folder = Path(folder) if folder else cache_dir()
@@ -91,12 +91,14 @@ class ResultCache:
         return self.folder / f"{key}.json"
 
     def get(self, key):
-        """The cached data (a dict) or None when there is none or it cannot be read."""
+        """The cached ``report.record`` (a dict), or None when there is none or it cannot be
+        read."""
         try:
             data = json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            report.from_record(data)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
-        return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
+        return data
 
     def put(self, key, data):
         """Store ``data`` atomically (a reader never sees half a file)."""

@@ -40,10 +40,10 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
     """Grade loaded submissions (``load_modules``) in isolated workers, ``jobs`` at a time.
 
     Exactly the bytes in each ``sub.files`` are graded (copied to a fresh folder first).
-    Returns one ``results.json`` dict per submission, in order; the loader's problems (a
-    symbolic link ignored ...) are added to its ``output``. Raises
-    ``isolation.IsolationTooLow`` when this machine isolates student code less than
-    ``allow_isolation`` (full | reduced | none), as ``python -m autograder grade`` does."""
+    Returns one ``report.record`` per submission, in order, whose notes start with the
+    loader's problems (a symbolic link ignored ...). Raises ``isolation.IsolationTooLow`` when
+    this machine isolates student code less than ``allow_isolation`` (full | reduced | none),
+    as ``python -m autograder grade`` does."""
     from autograder import isolation, runner, sandbox
     level = isolation.detect()
     isolation.require(level, allow_isolation)
@@ -59,13 +59,23 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
         opts = runner.Options(jobs=jobs, timeout=timeout, isolation=level,
                               hide=runner.default_hidden_paths(extra=[tmp]))
         results = runner.grade(folders, opts)
-    out = []
-    for sub, res in zip(subs, results):
-        data = report.results_json(res, isolation=level)
-        if sub.problems:
-            data["output"] = "\n".join(sub.problems + [data["output"]])
-        out.append(data)
-    return out
+    return [report.record(res, sub.problems) for sub, res in zip(subs, results)]
+
+
+def results(seqlab_dir, grade_missing=True, jobs=2, timeout=10.0, allow_isolation="full"):
+    """The CheckResults of the student modules of ``seqlab_dir``: from the course's result
+    cache, else (``grade_missing``) graded in this process and cached; None when the cache
+    lacks them and ``grade_missing`` is false. The one way to the results of an nbgrader
+    submission: ``nbgrader-prepare``, autograde's preprocessor and the notebooks' hidden line
+    (through a fresh process) all take it."""
+    cache = nbgrader_cache.ResultCache()
+    sub = load_modules(seqlab_dir)
+    key = nbgrader_cache.submission_key(sub.files)
+    data = cache.get(key)
+    if data is None and grade_missing:
+        data = grade([sub], jobs, timeout, allow_isolation)[0]
+        cache.put(key, data)
+    return None if data is None else report.from_record(data)
 
 
 def submitted_folders(course_root, assignment: str, students=()) -> dict[str, Path]:

@@ -41,7 +41,7 @@ from nbgrader.preprocessors import (CheckCellMetadata, Execute, NbGraderPreproce
                                     SaveAutoGrades)
 from traitlets import Bool, Enum, Float, Int
 
-from autograder import course, nbgrader_cache, nbgrader_hook, paths
+from autograder import course, nbgrader_hook, nbgrader_prepare, paths, report
 
 STUDENT_PATHS = [f"seqlab/{m}.py" for m in course.STUDENT_MODULES]
 """The student modules, relative to the assignment folder (``Autograde.exclude_overwriting``:
@@ -99,12 +99,25 @@ def _error(message):
              "traceback": ["AssertionError: " + message]}]
 
 
+def cell_outputs(cell: report.CellReport) -> list:
+    """The nbformat (v4) outputs of a graded cell, as ``nbgrader_hook.grade`` leaves them: the
+    summary on stdout, then the points earned (partial credit) or the error."""
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "\n".join(cell.lines) + "\n"}]
+    if cell.error:
+        outputs += _error(cell.error)
+    elif cell.earned < cell.total:
+        outputs.append({"output_type": "execute_result", "execution_count": None,
+                        "metadata": {}, "data": {"text/plain": repr(cell.earned)}})
+    return outputs
+
+
 class IsolatedResults(NbGraderPreprocessor):
     """Write every graded code cell's outputs from the isolated grader's results.
 
     ``check_<name>`` cells (``name`` an API name of ``nbgrader_hook.MODULE_OF`` or a part of
-    ``nbgrader_hook.PARTS``) get ``nbgrader_hook.cell_outputs``: the summary (which checks
-    failed, their hint; never hidden values), then the points earned or an error. 0-point cells
+    ``nbgrader_hook.PARTS``) get :func:`cell_outputs` of ``report.nbgrader_cell``: the summary
+    (which checks failed, their hint; never hidden values), then the points earned or an
+    error. 0-point cells
     get a note. Any other graded code cell, and a check cell without a result, gets an error
     (0 points) and an ERROR line in the log.
 
@@ -143,38 +156,33 @@ class IsolatedResults(NbGraderPreprocessor):
             cell.execution_count = None
         return nb, resources
 
-    def _check_outputs(self, name, gid, where, data, why):
-        """The outputs of the check cell ``gid`` (of ``name``) from results ``data``, or an
-        error naming ``why`` there are none; logs an ERROR for a cell without result."""
-        if data is None:
+    def _check_outputs(self, name, gid, where, results, why):
+        """The outputs of the check cell ``gid`` (of ``name``) from ``results`` (CheckResults),
+        or an error naming ``why`` there are none; logs an ERROR for a cell without result."""
+        if results is None:
             self.log.error("%s: cell %s scores 0: %s", where, gid, why)
             return _error(f"{name}: no result of the autograder ({why}); please tell the "
                           "course staff")
-        if not any(nbgrader_hook.cell_name(t) == name for t in data["tests"]):
+        if not any(r.cell == name for r in results):
             self.log.error("%s: cell %s scores 0: the grader's results hold no check of %s",
                            where, gid, name)
-        return nbgrader_hook.cell_outputs(name, data)
+        return cell_outputs(report.nbgrader_cell(name, results))
 
     def _results(self, seqlab_dir, where):
-        """(results.json data, None) for the modules of ``seqlab_dir``, or (None, reason)."""
-        from autograder import nbgrader_prepare
-        cache = nbgrader_cache.ResultCache()
+        """(CheckResults, None) for the modules of ``seqlab_dir``, or (None, reason)."""
         try:
-            sub = nbgrader_prepare.load_modules(seqlab_dir)
-            key = nbgrader_cache.submission_key(sub.files)
-            data = cache.get(key)
-            if data is None and self.grade_missing:
+            results = nbgrader_prepare.results(seqlab_dir, grade_missing=False)
+            if results is None and self.grade_missing:
                 self.log.info("%s: not prepared (python -m autograder nbgrader-prepare); "
                               "grading the submission now", where)
-                data = nbgrader_prepare.grade([sub], self.jobs, self.timeout,
-                                              self.allow_isolation)[0]
-                cache.put(key, data)
+                results = nbgrader_prepare.results(seqlab_dir, True, self.jobs, self.timeout,
+                                                   self.allow_isolation)
         except Exception as exc:   # fail closed: the check cells score 0, the log says why
             return None, f"the isolated grader failed: {type(exc).__name__}: {exc}"
-        if data is None:
+        if results is None:
             return None, ("no cached result for these modules; run python -m autograder "
                           "nbgrader-prepare first")
-        return data, None
+        return results, None
 
 
 class ReportGraderOverrides(NbGraderPreprocessor):

@@ -8,10 +8,9 @@ temporary paths, so grading the same submission twice gives identical files.
 """
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass
-
-from autograder.checks.core import NOTEBOOKS, notebook_of
 
 NOT_GRADED = ("NOT GRADED: this check could not run, twice (the second time in a fresh "
               "worker); it is not scored as your failure until the course staff regrade it. ")
@@ -51,6 +50,7 @@ class CheckResult:
     @classmethod
     def of(cls, check, passed=False, **fields) -> "CheckResult":
         """The result of ``check`` (a ``checks.core.Check``); ``fields``: what it gave."""
+        from autograder.checks.core import notebook_of
         return cls(id=check.id, api=check.api, title=check.title, points=check.points,
                    tags=check.all_tags, visibility=check.visibility, notebook=notebook_of(check),
                    cell=check.cell.removeprefix("check_"), passed=passed, **fields)
@@ -74,7 +74,7 @@ class CheckResult:
                       "depends_on": tuple(data["depends_on"])})
 
 
-def _clean(text, limit=4000):
+def clean_text(text: str, limit: int = 4000) -> str:
     """Text safe to show: no control characters (ANSI escapes, carriage returns...) but newline
     and tab; at most ``limit`` characters."""
     text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
@@ -90,7 +90,8 @@ def clean_line(text, limit=300):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _r(x):
+def rounded(x) -> float:
+    """``x`` as results.json writes points: a float rounded to 4 decimals."""
     return round(float(x), 4)
 
 
@@ -121,7 +122,7 @@ def write_text(text, path):
 
 def error_json(message):
     """A valid results.json for a grading run that could not complete."""
-    return {"score": 0.0, "output": _clean("The autograder failed: " + message),
+    return {"score": 0.0, "output": clean_text("The autograder failed: " + message),
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 
@@ -150,14 +151,16 @@ def headline(r: CheckResult, verbose: bool = False) -> str:
     return text
 
 
-def feedback(r: CheckResult, verbose: bool = False) -> str:
+def feedback(r: CheckResult, verbose: bool = False, label: bool = True,
+             hint: bool = True) -> str:
     """The feedback text of one check, as results.json holds it: "passed" or "FAILED: "
-    (or "NOT GRADED: ") with the headline, the "Hint: " line, what the code printed."""
+    (``label``) with the headline, the "Hint: " line (``hint``), what the code printed."""
     if r.passed:
         lines = ["passed" + (f": {r.message}" if r.message else "")]
     else:
-        lines = [headline(r, verbose) if r.not_graded else "FAILED: " + headline(r, verbose)]
-        if r.hint:
+        lead = "FAILED: " if label and not r.not_graded else ""
+        lines = [lead + headline(r, verbose)]
+        if r.hint and hint:
             lines.append(f"Hint: {r.hint}")
     if r.printed:
         lines.append("Your code printed:\n" + r.printed)
@@ -177,18 +180,18 @@ def results_json(sub_result, visibility: str = "visible", isolation=None) -> dic
     ``extra_data``)."""
     tests = [{
         "name": f"{r.api}: {r.title}",
-        "score": _r(r.score),
-        "max_score": _r(r.points),
+        "score": rounded(r.score),
+        "max_score": rounded(r.points),
         "status": "passed" if r.passed else "failed",
-        "output": _clean(feedback(r)),
+        "output": clean_text(feedback(r)),
         "tags": list(r.tags),
         "visibility": r.visibility if r.visibility else visibility,
         "extra_data": {"cell": r.cell},
     } for r in sub_result.results]
     data = {
-        "score": _r(sub_result.score),
-        "max_score": _r(sub_result.max_score),
-        "output": _clean("\n".join(submission_notes(sub_result))),
+        "score": rounded(sub_result.score),
+        "max_score": rounded(sub_result.max_score),
+        "output": clean_text("\n".join(submission_notes(sub_result))),
         "visibility": visibility,
         "stdout_visibility": "hidden",
         "tests": tests,
@@ -210,7 +213,7 @@ def submission_notes(sub_result) -> list:
         lines.append(f"{len(not_graded)} check(s) could not run and are NOT GRADED yet (scored 0 "
                      f"until the course staff regrade): "
                      + "; ".join(f"{r.api}: {r.title}" for r in not_graded[:10]))
-    lines.append(f"total: {_r(sub_result.score):g} / {_r(sub_result.max_score):g}")
+    lines.append(f"total: {rounded(sub_result.score):g} / {rounded(sub_result.max_score):g}")
     return lines
 
 
@@ -219,9 +222,10 @@ def summary(sub_result, verbose: bool = False, quiet: bool = False) -> str:
     what failed and why (each hint once). CaptioningRNN's checks are shown under the notebook
     of their cell type. Without ``verbose``: at most three failed checks per API name and no
     expected values (as the student sees them); ``quiet``: the total line only."""
+    from autograder.checks.core import NOTEBOOKS
     sub = sub_result.submission
-    head = (f"== {clean_line(sub.name)}: {_r(sub_result.score):g} / "
-            f"{_r(sub_result.max_score):g} points")
+    head = (f"== {clean_line(sub.name)}: {rounded(sub_result.score):g} / "
+            f"{rounded(sub_result.max_score):g} points")
     not_graded = [r for r in sub_result.results if r.not_graded]
     if not_graded:
         head += f"   NOT GRADED: {len(not_graded)} check(s) could not run twice: regrade"
@@ -238,8 +242,8 @@ def summary(sub_result, verbose: bool = False, quiet: bool = False) -> str:
         groups = books[book]
         rs_all = [r for rs in groups.values() for r in rs]
         out.append(f" notebook {NOTEBOOKS.get(book, book or '?')}: "
-                   f"{_r(sum(r.score for r in rs_all)):g} / "
-                   f"{_r(sum(r.points for r in rs_all)):g}")
+                   f"{rounded(sum(r.score for r in rs_all)):g} / "
+                   f"{rounded(sum(r.points for r in rs_all)):g}")
         for api, rs in groups.items():
             got = sum(r.score for r in rs)
             total = sum(r.points for r in rs)
@@ -266,3 +270,95 @@ def summary(sub_result, verbose: bool = False, quiet: bool = False) -> str:
 
 def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
+
+
+def record(sub_result, notes=()) -> dict:
+    """The results of one submission as JSON data, without the details (the nbgrader result
+    cache holds it): ``notes`` then :func:`submission_notes`, and one :meth:`CheckResult.as_json`
+    per check under ``tests``."""
+    return {"notes": list(notes) + submission_notes(sub_result),
+            "tests": [r.as_json() for r in sub_result.results]}
+
+
+def from_record(data: dict) -> list:
+    """The CheckResults of a :func:`record`."""
+    return [CheckResult.from_json(t) for t in data["tests"]]
+
+
+@dataclass
+class CellReport:
+    """What a graded notebook cell says: ``lines`` (printed), the points ``earned`` of
+    ``total``, and ``error``: the AssertionError's message when no check passed or there is
+    no result (0 points), else None."""
+    lines: list
+    earned: float
+    total: float
+    error: str = None
+
+
+def nbgrader_cell(cell: str, results: list) -> CellReport:
+    """The graded cell ``check_<cell>`` of ``results`` (one submission's CheckResults): how many
+    of its hidden checks passed, and for each failed one its title, the first line of why
+    (never an expected value) and its hint."""
+    rs = [r for r in results if r.cell == cell]
+    if not rs:
+        return CellReport([f"{cell}: no result"], 0.0, 0.0,
+                          f"{cell}: the autograder produced no result")
+    failed = [r for r in rs if not r.passed]
+    got = sum(rounded(r.score) for r in rs)
+    total = sum(rounded(r.points) for r in rs)
+    lines = [f"{cell}: {len(rs) - len(failed)} of {len(rs)} hidden checks passed "
+             f"({got:g} / {total:g} points)"]
+    for r in failed:
+        lines.append(f"  - {r.title}: {_first_line(headline(r))[:240]}")
+        if r.hint:
+            lines.append("    " + f"Hint: {_first_line(r.hint)}"[:240])
+    error = None
+    if failed and got <= 0:
+        error = f"{cell}: {len(failed)} of {len(rs)} hidden checks failed"
+    return CellReport(lines, float(got), float(total), error)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def md_text(text: str) -> str:
+    """Plain text made literal in Markdown (special characters escaped, ``<`` and ``>`` and
+    ``&`` as entities, so that ``<NULL>`` shows as written)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_block(text: str) -> str:
+    """A fenced code block that shows ``text`` verbatim (a fence longer than any in it)."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def markdown(results: list, hold_hints: bool = False) -> str:
+    """Markdown feedback of one function's CheckResults (Gradescope's test output): how many
+    checks passed, then each failed check with its feedback in a code block; with
+    ``hold_hints`` without the hints (:func:`markdown_hints` shows them later)."""
+    passed = sum(r.passed for r in results)
+    lines = [f"**{passed} of {len(results)} checks passed** "
+             f"({sum(rounded(r.score) for r in results):g} / "
+             f"{sum(rounded(r.points) for r in results):g} points)"]
+    for r in results:
+        if r.passed:
+            continue
+        text = feedback(r, label=False, hint=not hold_hints)
+        lines += ["", f"**Failed: {md_text(r.title)}** ({rounded(r.score):g} / {rounded(r.points):g})",
+                  "", md_block(text.strip() or "(no feedback)")]
+    if hold_hints and any(r.hint for r in results if not r.passed):
+        lines += ["", "_Hints for these checks are shown after the due date._"]
+    return "\n".join(lines)
+
+
+def markdown_hints(results: list) -> str:
+    """Markdown list of the hints of one function's failed checks ("" when there is none)."""
+    return "\n".join(f"- **{md_text(r.title)}**: {md_text(r.hint)}"
+                     for r in results if not r.passed and r.hint)

@@ -15,7 +15,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from autograder import gradescope, gradescope_results as G
+from autograder import gradescope, report
+from autograder import gradescope_results as G
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
@@ -94,17 +95,10 @@ def _run(ag, *only):
     return json.loads((ag / "results" / "results.json").read_text())
 
 
-def _raw(tests, **top):
-    return {"score": sum(t["score"] for t in tests),
-            "max_score": sum(t["max_score"] for t in tests),
-            "output": "found rnn_layers.py at rnn_layers.py", "visibility": "visible",
-            "stdout_visibility": "hidden", "tests": tests, **top}
-
-
-def _check(api, title, score, max_score, output="", part=""):
-    return {"name": f"{api}: {title}", "score": score, "max_score": max_score,
-            "status": "passed" if score == max_score else "failed", "output": output,
-            "tags": [api], "visibility": "visible", "extra_data": {"cell": api + part}}
+def _check(api, title, passed, points, message="", hint="", cell=None):
+    return report.CheckResult(id=f"{api}: {title}", api=api, title=title, points=points,
+                              tags=(api,), visibility="visible", notebook="", cell=cell or api,
+                              passed=passed, message=message, hint=hint)
 
 
 @pytest.mark.e2e
@@ -173,15 +167,14 @@ def test_run_autograder_writes_gradescope_results(tmp_path):
 
 def test_hints_held_back_until_the_due_date_in_a_separate_zero_point_test():
     config = G.make_config(NOTEBOOKS, visibility="after_published", hints="after_due_date")
-    raw = _raw([
-        _check("rnn_forward", "values vs reference", 0.0, 2.0,
-               "FAILED: h: values differ\nHint: did you start from h0?\nmore detail"),
-        _check("rnn_forward", "shapes", 1.0, 1.0),
-    ])
-    data = G.for_gradescope(raw, config, grader_versions={"python": "3.11"})
+    results = [_check("rnn_forward", "values vs reference", False, 2.0,
+                      "h: values differ\nmore detail", "did you start from h0?"),
+               _check("rnn_forward", "shapes", True, 1.0)]
+    data = G.for_gradescope(results, config, grader_versions={"python": "3.11"})
     jsonschema.validate(data, GRADESCOPE_SCHEMA)
     graded, hints = data["tests"]
     assert graded["number"] == "1.3" and graded["visibility"] == "after_published"
+    assert graded["score"] == 1.0 and graded["max_score"] == 3.0
     assert "did you start from h0" not in graded["output"]
     assert "h: values differ\nmore detail" in graded["output"]
     assert "shown after the due date" in graded["output"]
@@ -189,25 +182,31 @@ def test_hints_held_back_until_the_due_date_in_a_separate_zero_point_test():
     assert hints["score"] == hints["max_score"] == 0
     assert "did you start from h0?" in hints["output"] and "values vs reference" in hints["output"]
     # with_feedback: the hint stays in the test, no extra test
-    data = G.for_gradescope(raw, G.make_config(NOTEBOOKS), grader_versions={})
-    assert len(data["tests"]) == 1 and "did you start from h0?" in data["tests"][0]["output"]
+    data = G.for_gradescope(results, G.make_config(NOTEBOOKS), grader_versions={})
+    assert len(data["tests"]) == 1
+    with_hint = "h: values differ\nmore detail\nHint: did you start from h0?"
+    assert with_hint in data["tests"][0]["output"]
 
 
 def test_markdown_shows_names_and_values_literally():
-    raw = _raw([_check("CaptioningRNN", "sample: <NULL> after <END> (cell_type='lstm')", 0.0,
-                       1.0, "FAILED: got [[1 2]]\n```\n*not bold*", "_lstm")])
-    data = G.for_gradescope(raw, G.make_config(NOTEBOOKS), grader_versions={})
+    results = [_check("CaptioningRNN", "sample: <NULL> after <END>", False, 1.0,
+                      "got [[1 2]]\n```\n*not bold*", cell="CaptioningRNN_lstm")]
+    data = G.for_gradescope(results, G.make_config(NOTEBOOKS), notes=["found a_b.py at x<y"],
+                            grader_versions={})
     (test,) = data["tests"]
     assert test["name"] == "02 · CaptioningRNN_lstm" and test["number"] == "2.5"
     assert "&lt;NULL&gt; after &lt;END&gt;" in test["output"]
     # a fence longer than any in the feedback keeps it verbatim
     assert "````text\ngot [[1 2]]\n```\n*not bold*\n````" in test["output"]
+    assert data["output"] == "- found a_b.py at x&lt;y"
 
 
 def test_isolation_level_reported_by_the_grader_is_kept():
-    raw = _raw([_check("causal_mask", "bool", 1.0, 1.0)],
-               extra_data={"isolation": {"level": "reduced"}})
-    data = G.for_gradescope(raw, G.make_config(NOTEBOOKS), grader_versions={})
+    class Reduced:
+        def as_json(self):
+            return {"level": "reduced"}
+    data = G.for_gradescope([_check("causal_mask", "bool", True, 1.0)], G.make_config(NOTEBOOKS),
+                            isolation=Reduced(), grader_versions={})
     assert data["extra_data"]["isolation"] == {"level": "reduced"}
     assert data["tests"][0]["number"] == "4.2"
 
@@ -272,7 +271,7 @@ def test_setup_sh_makes_its_own_venv_from_a_checked_python(tmp_path):
     for pin in ("numpy==", "torch=="):
         assert pin in text
     run = gradescope.RUN_AUTOGRADER
-    assert "$ROOT/venv/bin/python" in run and "autograder.gradescope_results" in run
+    assert "$ROOT/venv/bin/python" in run and "--gradescope-config" in run
 
 
 def test_setup_sh_picks_the_first_python_that_fits(tmp_path):

@@ -258,14 +258,13 @@ def _tree_hashes(course):
 DROP_CHECKS = """
 import sys
 from autograder import nbgrader_cache, nbgrader_prepare
-from autograder.nbgrader_hook import cell_name
 seqlab, cell = sys.argv[1:]
 sub = nbgrader_prepare.load_modules(seqlab)
 cache = nbgrader_cache.ResultCache()
 key = nbgrader_cache.submission_key(sub.files)
 data = cache.get(key)
 assert data is not None, "nbgrader-prepare left no result for " + seqlab
-kept = [t for t in data["tests"] if "check_" + cell_name(t) != cell]
+kept = [t for t in data["tests"] if "check_" + t["cell"] != cell]
 assert len(kept) < len(data["tests"]), "no test of " + cell
 cache.put(key, dict(data, tests=kept))
 """
@@ -545,13 +544,10 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
             nb = nbformat.read(str(path / "assignments" / ASSIGNMENT / name), as_version=4)
             shown_anyway[name] = own + "\n".join(cell.source for cell in nb.cells)
         data = json.loads((path / "cli" / f"{student}.json").read_text())
-        details = set()
+        details = set()   # the lines of a failed check's feedback after its first (printed ...)
         for test in data["tests"]:
             if test["status"] != "passed":
                 lines = test.get("output", "").splitlines()
-                m = re.search(r"\(you returned [^)]*\)", lines[0] if lines else "")
-                if m:
-                    details.add(m.group(0))
                 details |= {l.strip() for l in lines[1:]
                             if len(l.strip()) >= 12 and not l.startswith("Hint: ")}
         for name in notebooks:
@@ -569,6 +565,9 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
             # a traceback line quoting the student's own module is not a hidden detail
             shown = sorted(d for d in details if d in text and d not in shown_anyway[name])
             assert not shown, f"{student} {name}: hidden-check details in the feedback: {shown[:5]}"
+            # the value the student returned, never the expected one
+            expected = re.findall(r"\(you returned [^)]*expected[^)]*\)", text)
+            assert not expected, f"{student} {name}: expected values in the feedback: {expected}"
     # where only the hidden checks catch a bug, their summary reaches the feedback
     shown = []
     for name in notebooks:
