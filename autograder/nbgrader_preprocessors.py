@@ -3,10 +3,10 @@
 nbgrader_config.py plugs these into nbgrader:
 
 ``stub_release``
-    post-convert hook of ``generate_assignment``: stubs the solution regions of the ``.py``
-    files that nbgrader copied verbatim into the release (``autograder.release.stub_source``,
-    as ``python -m autograder release`` does). Fails closed: on any error it deletes the
-    release and exits 1 (nbgrader itself only logs a failing hook).
+    post-convert hook of ``generate_assignment``: writes the files that nbgrader copied
+    verbatim into the release as ``python -m autograder release`` does (its writer, the
+    ``.py`` solution regions stubbed). Fails closed: on any error it deletes the release and
+    exits 1 (nbgrader itself only logs a failing hook).
 ``IsolatedResults``
     the last sanitize preprocessor of ``autograde``: every graded code cell receives its
     outputs from the isolated grader's results for the student's modules as submitted
@@ -37,8 +37,7 @@ from nbformat import from_dict
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.exchange.default import ExchangeCollect
-from nbgrader.preprocessors import (CheckCellMetadata, Execute, NbGraderPreprocessor,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import CheckCellMetadata, Execute, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Bool, Enum, Float, Int
 
 from autograder import course, nbgrader_hook, nbgrader_prepare, paths, report
@@ -53,33 +52,33 @@ PUBLIC_NOTE = ("Public checks: they run in your notebook (0 points); the hidden 
 
 # --------------------------------------------------------------------------- generate_assignment
 
-def stub_release(assignment=None, **_):
-    """post_convert_hook of ``generate_assignment``: stub the solution regions of every ``.py``
-    file of ``assignments/<assignment>/`` and remove what a release never holds. On any error
-    the release is deleted and the process exits 1, never leaving solutions in it."""
+def stub_release(assignment: str = None, **_) -> None:
+    """post_convert_hook of ``generate_assignment``: make ``assignments/<assignment>/`` what
+    ``python -m autograder release`` writes, with the same writer and checks
+    (``release.release``): the notebooks nbgrader just generated, every other file from
+    ``release.release_files`` of ``solutions/<assignment>/`` (the ``.py`` solution regions
+    stubbed). On any error, or a marker left in any file, the release is deleted and the
+    process exits 1, never leaving solutions in it."""
     from autograder import release
-    base = paths.course_root() / "assignments"
-    folders = ([base / assignment] if assignment not in (None, "*", ".")
-               else [p for p in base.iterdir() if p.is_dir()])
+    root = paths.course_root()
+    names = ([assignment] if assignment not in (None, "*", ".")
+             else [p.name for p in (root / "assignments").iterdir() if p.is_dir()])
     try:
-        for folder in folders:
-            for path in sorted(folder.rglob("*"), reverse=True):
-                rel = path.relative_to(folder)
-                if paths.ignored(rel):
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-                elif path.is_file() and path.suffix == ".py":
-                    text = path.read_text(encoding="utf-8")
-                    stubbed = release.stub_source(text, str(rel))
-                    if stubbed != text:
-                        path.write_text(stubbed, encoding="utf-8")
-                    if release.BEGIN in stubbed or release.END in stubbed:
-                        raise release.ReleaseError(f"{rel}: a solution marker is left")
-            (folder / release.API_MD).write_bytes(release.api_md(paths.source_dir()))
+        for name in names:
+            folder = root / "assignments" / name
+            notebooks = {rel: (folder / rel).read_bytes() for rel in paths.packed_files(folder)
+                         if rel.suffix == ".ipynb"}
+            wanted = {**release.release_files(root / "solutions" / name), **notebooks}
+            release.release(release_dir=folder, wanted=wanted)
+            leaks = release.find_leaks((rel.as_posix(), (folder / rel).read_bytes())
+                                       for rel in paths.packed_files(folder))
+            if leaks:
+                raise release.ReleaseError("; ".join(leaks))
     except BaseException as exc:   # fail closed: no release rather than one with solutions
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        for name in names:
+            shutil.rmtree(root / "assignments" / name, ignore_errors=True)
         print(f"[seqlab] ERROR: could not stub the solution regions of the release "
-              f"({type(exc).__name__}: {exc}); removed {', '.join(map(str, folders))}",
+              f"({type(exc).__name__}: {exc}); removed {', '.join(names)} from assignments/",
               file=sys.stderr)
         raise SystemExit(1)
 

@@ -54,13 +54,6 @@ def packed_files(folder: Path) -> list[Path]:
             if path.is_file() and not ignored(path.relative_to(folder))]
 
 
-def _has_markers(path: Path) -> bool:
-    try:
-        return course.BEGIN_SOLUTION in path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True
-
-
 def _plain_files(folder):
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.is_symlink() and path.suffix != ".pyc" \
@@ -68,38 +61,26 @@ def _plain_files(folder):
             yield path
 
 
-def given_files() -> dict[str, bytes]:
-    """{file name: bytes} of the given (non-student) files of the ``seqlab`` package.
-
-    From the release when it exists; else the files of the reference package that carry no
-    solution marker. A student module is never taken from solutions/.
-    """
+def _released_package() -> dict[str, bytes]:
+    """{file name: bytes} of the released ``seqlab`` package: the release folder's when it
+    exists, else the release computed from solutions/ (``release.release_files``)."""
     rel = release_dir()
-    out = {}
     if rel.is_dir() and (rel / "__init__.py").exists():
-        for path in _plain_files(rel):
-            if path.stem not in STUDENT_MODULES:
-                out[path.name] = path.read_bytes()
-        return out
-    for path in _plain_files(reference_dir()):
-        if path.stem in STUDENT_MODULES or _has_markers(path):
-            continue
-        out[path.name] = path.read_bytes()
-    return out
+        return {path.name: path.read_bytes() for path in _plain_files(rel)}
+    from autograder import release
+    return {path.name: data for path, data in release.release_files(source_dir()).items()
+            if path.parent == Path(course.PACKAGE)}
+
+
+def given_files() -> dict[str, bytes]:
+    """{file name: bytes} of the given (non-student) files of the released ``seqlab``
+    package."""
+    return {name: data for name, data in _released_package().items()
+            if Path(name).stem not in STUDENT_MODULES}
 
 
 def stub_files() -> dict[str, bytes]:
     """{module name: bytes} of the release stubs of the student modules (used for a module that
     a submission lacks, so that the modules it has can still be imported)."""
-    rel = release_dir()
-    out = {}
-    for mod in STUDENT_MODULES:
-        path = rel / f"{mod}.py"
-        if path.is_file():
-            out[mod] = path.read_bytes()
-            continue
-        ref = reference_dir() / f"{mod}.py"
-        if ref.is_file():
-            from autograder.release import stub_source
-            out[mod] = stub_source(ref.read_text(encoding="utf-8"), ref.name).encode("utf-8")
-    return out
+    package = _released_package()
+    return {mod: package[f"{mod}.py"] for mod in STUDENT_MODULES if f"{mod}.py" in package}

@@ -149,21 +149,25 @@ def _release_notebooks(source_dir, notebooks):
         return out
 
 
-def build_release(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
-    """Compute the release in memory: {relative path: bytes}."""
+def release_files(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
+    """The release's files but its notebooks, in memory: {relative path: bytes} (``.py``
+    files stubbed, the others copied, and API.md when the source has the course's package)."""
     files = {}
-    notebooks = []
     for rel in paths.packed_files(source_dir):
-        if rel.suffix == ".ipynb":
-            notebooks.append(rel)
-        elif rel.suffix == ".py":
+        if rel.suffix == ".py":
             text = (source_dir / rel).read_text(encoding="utf-8")
             files[rel] = stub_source(text, str(rel)).encode("utf-8")
-        else:
+        elif rel.suffix != ".ipynb":
             files[rel] = (source_dir / rel).read_bytes()
-    files.update(_release_notebooks(source_dir, notebooks))
-    files[API_MD] = api_md(source_dir)
+    if (source_dir / course.PACKAGE).is_dir():
+        files[API_MD] = api_md(source_dir)
     return files
+
+
+def build_release(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
+    """Compute the release in memory: {relative path: bytes}."""
+    notebooks = [rel for rel in paths.packed_files(source_dir) if rel.suffix == ".ipynb"]
+    return {**release_files(source_dir), **_release_notebooks(source_dir, notebooks)}
 
 
 def api_md(source_dir: Path = SOURCE_DIR) -> bytes:

@@ -59,20 +59,6 @@ class CheckResult:
     def score(self) -> float:
         return self.points if self.passed else 0.0
 
-    def as_json(self) -> dict:
-        """The result as plain JSON data, without ``detail`` (what a student may read)."""
-        data = asdict(self)
-        del data["detail"]
-        data["tags"] = list(self.tags)
-        data["depends_on"] = list(self.depends_on)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "CheckResult":
-        """The inverse of :meth:`as_json`."""
-        return cls(**{**data, "tags": tuple(data["tags"]),
-                      "depends_on": tuple(data["depends_on"])})
-
 
 def clean_text(text: str, limit: int = 4000) -> str:
     """Text safe to show: no control characters (ANSI escapes, carriage returns...) but newline
@@ -274,15 +260,16 @@ def _first_line(text: str) -> str:
 
 def record(sub_result, notes=()) -> dict:
     """The results of one submission as JSON data, without the details (the nbgrader result
-    cache holds it): ``notes`` then :func:`submission_notes`, and one :meth:`CheckResult.as_json`
-    per check under ``tests``."""
+    cache holds it): ``notes`` then :func:`submission_notes`, and each CheckResult but its
+    ``detail`` under ``tests``."""
     return {"notes": list(notes) + submission_notes(sub_result),
-            "tests": [r.as_json() for r in sub_result.results]}
+            "tests": [{k: v for k, v in asdict(r).items() if k != "detail"}
+                      for r in sub_result.results]}
 
 
 def from_record(data: dict) -> list:
     """The CheckResults of a :func:`record`."""
-    return [CheckResult.from_json(t) for t in data["tests"]]
+    return [CheckResult(**t) for t in data["tests"]]
 
 
 @dataclass

@@ -409,7 +409,7 @@ def test_export_scores(course, cells, report):
     with open(path / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     got = {s: float(rows[s]["score"]) for s in STUDENTS}
-    report(f"[nbgrader] export: " + ", ".join(f"{s} {got[s]:g}" for s in STUDENTS)
+    report("[nbgrader] export: " + ", ".join(f"{s} {got[s]:g}" for s in STUDENTS)
            + f" of {auto:g} autograded points; the buggy one lost "
            + ", ".join(f"{g} {cli[g][0]:g}/{cli[g][1]:g}" for g in sorted(bugs)))
     want = {"reference": auto, "untouched": 0.0, "buggy": auto - lost}
