@@ -36,7 +36,7 @@ _GRADED_CELL = re.compile(r"^check_(\w+)$")
 
 # ---------------------------------------------------------------- the configuration
 
-def notebook_order(notebooks):
+def notebook_order(notebooks) -> list:
     """The graded cells of the notebooks, in order: ``[[notebook stem, [cell name, ...]], ...]``.
 
     Input: paths of the source (or release) notebooks, in course order. A graded cell has the
@@ -55,7 +55,7 @@ def notebook_order(notebooks):
     return order
 
 
-def make_config(notebooks, visibility="visible", hints="with_feedback"):
+def make_config(notebooks, visibility: str = "visible", hints: str = "with_feedback") -> dict:
     """The configuration ``run_autograder`` reads (a dict, written as gradescope_config.json)."""
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility: expected one of {VISIBILITIES}, got {visibility!r}")
@@ -66,7 +66,7 @@ def make_config(notebooks, visibility="visible", hints="with_feedback"):
 
 # ---------------------------------------------------------------- versions
 
-def versions(checks_dir=None):
+def versions(checks_dir=None) -> dict:
     """The versions a grade is computed with: Python, numpy, torch and a digest of the hidden
     checks (sha256 of ``autograder/checks/*.py``, first 12 hex digits)."""
     out = {"python": platform.python_version()}

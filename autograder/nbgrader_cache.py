@@ -33,7 +33,7 @@ _SKIPPED = ("__pycache__", ".pyc", ".pyo")
 _identity = {}
 
 
-def cache_dir(course_root=None):
+def cache_dir(course_root=None) -> Path:
     """The cache folder of a course: ``<course root>/nbgrader_results`` (a Path)."""
     return Path(course_root or paths.course_root()) / CACHE_DIR_NAME
 
@@ -56,7 +56,7 @@ def _version(package):
         return "absent"
 
 
-def grader_identity():
+def grader_identity() -> str:
     """Hex SHA-256 naming this grader: the files of ``autograder/``, the reference modules and
     the Python, numpy and torch versions. Computed once per process."""
     if "id" not in _identity:
@@ -70,7 +70,7 @@ def grader_identity():
     return _identity["id"]
 
 
-def submission_key(files):
+def submission_key(files: dict) -> str:
     """The cache key (hex SHA-256) of a submission for this grader: ``files`` maps each student
     module found (``"rnn_layers"`` ...) to its bytes, as ``autograder.submission.load`` reads
     them; a module not in ``files`` counts as missing."""
@@ -87,10 +87,10 @@ class ResultCache:
     def __init__(self, folder=None):
         self.folder = Path(folder) if folder else cache_dir()
 
-    def path(self, key):
+    def path(self, key: str) -> Path:
         return self.folder / f"{key}.json"
 
-    def get(self, key):
+    def get(self, key: str) -> dict | None:
         """The cached ``report.record`` (a dict), or None when there is none or it cannot be
         read."""
         try:
@@ -100,7 +100,7 @@ class ResultCache:
             return None
         return data
 
-    def put(self, key, data):
+    def put(self, key: str, data: dict) -> None:
         """Store ``data`` atomically (a reader never sees half a file)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         report.write_json(data, self.path(key))

@@ -62,7 +62,8 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
     return [report.record(res, sub.problems) for sub, res in zip(subs, results)]
 
 
-def results(seqlab_dir, grade_missing=True, jobs=2, timeout=10.0, allow_isolation="full"):
+def results(seqlab_dir, grade_missing: bool = True, jobs: int = 2, timeout: float = 10.0,
+            allow_isolation: str = "full") -> list | None:
     """The CheckResults of the student modules of ``seqlab_dir``: from the course's result
     cache, else (``grade_missing``) graded in this process and cached; None when the cache
     lacks them and ``grade_missing`` is false. The one way to the results of an nbgrader

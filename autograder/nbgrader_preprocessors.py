@@ -213,7 +213,7 @@ def _default(trait):
     return Autograde.class_traits()[trait].default()
 
 
-def autograde_preprocessors():
+def autograde_preprocessors() -> list:
     """nbgrader's default ``Autograde.autograde_preprocessors`` without ``Execute`` (no student
     kernel), with ``ReportGraderOverrides`` after ``SaveAutoGrades``, and without the second
     ``CheckCellMetadata``: the sanitize phase checked the same notebook, whose nbgrader metadata
@@ -232,7 +232,7 @@ def autograde_preprocessors():
     return out
 
 
-def sanitize_preprocessors():
+def sanitize_preprocessors() -> list:
     """nbgrader's default ``Autograde.sanitize_preprocessors`` with ``IsolatedResults`` last
     (after ``ClearOutput`` removed the submitted outputs and ``OverwriteCells`` restored the
     locked cells)."""

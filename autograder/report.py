@@ -69,7 +69,7 @@ def clean_text(text: str, limit: int = 4000) -> str:
     return text
 
 
-def clean_line(text, limit=300):
+def clean_line(text, limit: int = 300) -> str:
     """A student-derived string (a file name, a message) made safe for one line of a terminal:
     every control character, newlines included, becomes '?'."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
@@ -81,12 +81,12 @@ def rounded(x) -> float:
     return round(float(x), 4)
 
 
-def write_json(data, path):
+def write_json(data, path) -> None:
     """Write ``data`` as indented JSON to ``path``, atomically (see ``write_text``)."""
     write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", path)
 
 
-def write_text(text, path):
+def write_text(text: str, path) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder (mode 0644),
     then a rename, so a reader never sees half a file."""
     path = os.path.abspath(path)
@@ -106,7 +106,7 @@ def write_text(text, path):
         raise
 
 
-def error_json(message):
+def error_json(message: str) -> dict:
     """A valid results.json for a grading run that could not complete."""
     return {"score": 0.0, "output": clean_text("The autograder failed: " + message),
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
@@ -338,7 +338,8 @@ def markdown(results: list, hold_hints: bool = False) -> str:
         if r.passed:
             continue
         text = feedback(r, label=False, hint=not hold_hints)
-        lines += ["", f"**Failed: {md_text(r.title)}** ({rounded(r.score):g} / {rounded(r.points):g})",
+        lines += ["", f"**Failed: {md_text(r.title)}** "
+                      f"({rounded(r.score):g} / {rounded(r.points):g})",
                   "", md_block(text.strip() or "(no feedback)")]
     if hold_hints and any(r.hint for r in results if not r.passed):
         lines += ["", "_Hints for these checks are shown after the due date._"]
