@@ -39,12 +39,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from seqlab import dates as D  # noqa: E402
-from seqlab.analysis import (compare_captioners, localisation, sample_captions,  # noqa: E402
-                             train_captioner)
+from seqlab.analysis import compare_captioners, localisation, sample_captions, train_captioner  # noqa: E402
 from seqlab.data import decode_captions, load_captioning_data, references  # noqa: E402
 from seqlab.metrics import evaluate_captions  # noqa: E402
-from seqlab.torch_utils import (CAPTION_RECIPE, CaptionBatches, captioning_loss, train,  # noqa: E402
-                                train_seq2seq)
+from seqlab.torch_utils import CAPTION_RECIPE, CaptionBatches, captioning_loss, train, train_seq2seq  # noqa: E402
 from seqlab.transformer import CaptioningTransformer, Transformer  # noqa: E402
 
 
@@ -68,7 +66,8 @@ def train_transformer(data, seed=0):
                              data["train_image_idxs"], CAPTION_RECIPE["batch_size"], null_idx,
                              seed=seed)
     torch.manual_seed(seed)
-    model = CaptioningTransformer(data["word_to_idx"], input_dim=data["train_grid_features"].shape[-1],
+    model = CaptioningTransformer(data["word_to_idx"],
+                                  input_dim=data["train_grid_features"].shape[-1],
                                   max_length=data["train_captions"].shape[1],
                                   **CAPTION_RECIPE["model"])
     start = time.perf_counter()
@@ -82,7 +81,8 @@ def transformer_captions(model, data, split):
     """Greedy captions (Ni, L - 1) of every image of a split."""
     grid = torch.from_numpy(data[f"{split}_grid_features"])
     with torch.no_grad():
-        return torch.cat([model.sample(grid[i:i + 500], max_length=data[f"{split}_captions"].shape[1] - 1)
+        max_length = data[f"{split}_captions"].shape[1] - 1
+        return torch.cat([model.sample(grid[i:i + 500], max_length=max_length)
                           for i in range(0, len(grid), 500)]).numpy()
 
 
@@ -151,7 +151,8 @@ def dates_transformer():
     src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]
     recipe = D.RECIPE
     torch.manual_seed(0)
-    model = Transformer(len(src_vocab), len(tgt_vocab), pad_idx=src_vocab.pad_idx, **recipe["model"])
+    model = Transformer(len(src_vocab), len(tgt_vocab), pad_idx=src_vocab.pad_idx,
+                        **recipe["model"])
     batches = D.DateBatches(data["train"], src_vocab, tgt_vocab, batch_size=recipe["batch_size"],
                             seed=0)
     start = time.perf_counter()
@@ -221,7 +222,8 @@ def main(argv=None):
         out["captioning"].update(rows)
         if "attention" in models:
             loc = localisation(models["attention"], data, "test")
-            out["localisation"] = {k: loc[k] for k in ("mass", "uniform", "ratio", "hit_rate", "words")}
+            out["localisation"] = {k: loc[k]
+                                   for k in ("mass", "uniform", "ratio", "hit_rate", "words")}
     if "transformer" in only:
         out["captioning"]["transformer"] = transformer_captioner(data)
     if "dates" in only:

@@ -119,8 +119,8 @@ def main(argv=None):
     parser.add_argument("--cells", default="rnn,lstm")
     parser.add_argument("--init", default="recommended", help="recommended, default or both")
     parser.add_argument("--settings", default="",
-                        help="override entries of TRAIN_SETTINGS, e.g. batch_size=100,lr_decay=0.85 "
-                             "(notebook 01's recipe)")
+                        help="override entries of TRAIN_SETTINGS, e.g. "
+                             "batch_size=100,lr_decay=0.85 (notebook 01's recipe)")
     parser.add_argument("--json", help="also write every number to this file")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
-from seqlab.data import load_captioning_data, decode_captions, references  # noqa: E402
-from seqlab.metrics import evaluate_captions, attention_on_objects  # noqa: E402
+from seqlab.data import decode_captions, load_captioning_data, references  # noqa: E402
+from seqlab.metrics import attention_on_objects, evaluate_captions  # noqa: E402
 
 
 class Captioner(nn.Module):

@@ -25,13 +25,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-import torch.nn.functional as F
-
 import encoder as enc
+import numpy as np
 import shapes
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 HERE = Path(__file__).resolve().parent
 N_COL, N_SHP, N_SIZ, N_POS = len(shapes.COLORS), len(shapes.SHAPES), len(shapes.SIZES), 9

@@ -1,6 +1,6 @@
 """Draw every diagram the seqlab notebooks show.
 
-    python images/make_figures.py            # writes the PNGs into solutions/sequence_models/images/
+    python images/make_figures.py        # writes the PNGs into solutions/sequence_models/images/
     python images/make_figures.py --out DIR  # writes them into DIR instead
     python images/make_figures.py --only rnn lstm1   # a subset (names without .png)
 
@@ -14,9 +14,9 @@ deterministic: the same matplotlib/Pillow versions give byte-identical PNGs (no 
 software tag in the metadata, every "image" drawn from fixed arrays). All nine take a few
 seconds on a CPU.
 
-Notation follows the code (the docstrings of solutions/sequence_models/seqlab/): row vectors, so a step computes
-``x_t W_x + h_{t-1} W_h + b`` with x (N, D) and W_x (D, H); LSTM gates in the order i, f, o, g;
-attention masks are True where a query may attend.
+Notation follows the code (the docstrings of solutions/sequence_models/seqlab/): row vectors, so a
+step computes ``x_t W_x + h_{t-1} W_h + b`` with x (N, D) and W_x (D, H); LSTM gates in the order
+i, f, o, g; attention masks are True where a query may attend.
 """
 import argparse
 import io
@@ -24,14 +24,17 @@ import os
 import sys
 import time
 
-import numpy as np
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import (  # noqa: E402
-    Circle, FancyArrowPatch, FancyBboxPatch, Rectangle,
+    Circle,
+    FancyArrowPatch,
+    FancyBboxPatch,
+    Rectangle,
 )
 from PIL import Image  # noqa: E402  (installed with matplotlib)
 
@@ -449,7 +452,7 @@ def fig_lstm(out_dir):
     arrow(ax, xin.t, (2.2, by), head=False)
     dot(ax, 2.2, by)
     text(ax, 2.35, by - 0.55, "$[x_t, h_{t-1}]$", fs=10.5, color=MUTED, ha="left")
-    for name, g in gates.items():
+    for g in gates.values():
         dot(ax, g.cx, by)
         arrow(ax, (g.cx, by), g.b)
     # f -> x on highway
@@ -772,8 +775,8 @@ def fig_transformer(out_dir):
     text(ax, nx, 14.45, "keys K and values V from the encoder\noutput (memory)", fs=11,
          ha="left", color=mcol, va="top")
     text(ax, nx, 13.05, "Post-LN, as in the paper:", fs=11.5, ha="left", weight="bold")
-    text(ax, nx, 12.5, r"$x \leftarrow \mathrm{LayerNorm}(x + \mathrm{Dropout}(\mathrm{Sublayer}(x)))$",
-         fs=11, ha="left")
+    post_ln = r"$x \leftarrow \mathrm{LayerNorm}(x + \mathrm{Dropout}(\mathrm{Sublayer}(x)))$"
+    text(ax, nx, 12.5, post_ln, fs=11, ha="left")
     text(ax, nx, 11.6, "Masked: a causal mask, so position $i$\nattends only to positions"
          r" $\leq i$", fs=11, ha="left", va="top", color=MUTED)
     return save(fig, out_dir, "transformer.png")

@@ -329,7 +329,8 @@ def test_encoder_layer_norm_is_per_token():
     out = layer.norm1(x)
     mean = x.mean(dim=-1, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)          # biased, as in the paper
-    expected = (x - mean) / torch.sqrt(var + layer.norm1.eps) * layer.norm1.weight + layer.norm1.bias
+    norm = layer.norm1
+    expected = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
     assert_close("norm1(x) vs the per-token formula", out, expected, tol=1e-12)
     other = x.clone()
     other[:, 0] = randn(3, d, seed=33)
@@ -371,10 +372,10 @@ def assert_post_ln_rows(what, rows, eps):
     mean_err = rows.mean(dim=-1).abs().max().item()
     var_err = (rows.var(dim=-1, unbiased=False) - 1).abs().max().item()
     assert mean_err < 1e-8 and var_err < 100 * eps, (
-        f"{what}: in training mode (dropout 0.5) every row must have mean 0 and variance 1 (post-LN, "
-        f"LayerNorm gain 1, bias 0), whatever the dropout mask; got max |mean| {mean_err:.2g}, "
-        f"max |variance - 1| {var_err:.2g}. Likely cause: dropout after the LayerNorm; the order "
-        f"is LayerNorm(x + Dropout(sublayer(x))).")
+        f"{what}: in training mode (dropout 0.5) every row must have mean 0 and variance 1 "
+        f"(post-LN, LayerNorm gain 1, bias 0), whatever the dropout mask; got max |mean| "
+        f"{mean_err:.2g}, max |variance - 1| {var_err:.2g}. Likely cause: dropout after the "
+        f"LayerNorm; the order is LayerNorm(x + Dropout(sublayer(x))).")
 
 
 def inputs_of(module, argument, calls):
@@ -473,7 +474,8 @@ def assert_xavier_uniform(what, model):
     for name, w in matrices:
         a = math.sqrt(6.0 / (w.shape[0] + w[0].numel()))
         assert w.abs().max().item() <= a * (1 + 1e-6), (
-            f"{what}.{name}: entries up to {w.abs().max().item():.3f}, beyond the Xavier bound {a:.3f}")
+            f"{what}.{name}: entries up to {w.abs().max().item():.3f}, beyond the Xavier bound "
+            f"{a:.3f}")
         ratio = w.std().item() / (a / math.sqrt(3))
         assert 0.8 < ratio < 1.2, (
             f"{what}.{name}: std is {ratio:.2f} times the Xavier-uniform std a / sqrt(3) "

@@ -110,7 +110,8 @@ def show_attention(image, words, attn_weights, ncols=6, panel_size=1.8, caption=
     nrows = (n + ncols - 1) // ncols
     title = _wrap(caption if caption is not None else " ".join(words), 100)
     # each row: the panel and its word title above it; on top, the lines of the figure title
-    figsize = (panel_size * ncols, (panel_size + 0.35) * nrows + 0.2 * (title.count("\n") + 1) + 0.2)
+    title_height = 0.2 * (title.count("\n") + 1) + 0.2
+    figsize = (panel_size * ncols, (panel_size + 0.35) * nrows + title_height)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

@@ -116,7 +116,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for number in sorted(total):
         left = todo.get(number, {})
         write(f"notebook {NOTEBOOKS[number]}: {passed.get(number, 0)} of {total[number]} "
-              f"tests pass" + (f"; not implemented yet:" if left else ""))
+              f"tests pass" + ("; not implemented yet:" if left else ""))
         for name, count in left.items():
             waits = "1 test waits" if count == 1 else f"{count} tests wait"
             write(f"    {name}  ({waits} for it)")

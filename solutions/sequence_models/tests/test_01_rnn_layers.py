@@ -100,7 +100,8 @@ def test_rnn_forward_backward(N, T, D, H):
             return rnn_forward(*a)[0]
         num = eval_numerical_gradient_array(f, args[i], dh)
         assert grads[i].shape == num.shape, f"{name}: expected {num.shape}, got {grads[i].shape}"
-        assert rel_error(grads[i], num) < GRAD_TOL, f"{name}: rel error {rel_error(grads[i], num):.1e}"
+        err = rel_error(grads[i], num)
+        assert err < GRAD_TOL, f"{name}: rel error {err:.1e}"
 
 
 def test_word_embedding():
