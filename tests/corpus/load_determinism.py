@@ -70,7 +70,8 @@ class CpuQuota:
             (self.path / "cpu.cfs_quota_us").write_text(str(quota))
         else:
             sys.exit("no cgroup cpu controller on this machine: --load quota is not possible")
-        self.describe = f"cgroup {self.path} ({quota} us per {period} us = {share:.0%} of {ncpu} CPUs)"
+        self.describe = (f"cgroup {self.path} ({quota} us per {period} us = {share:.0%} "
+                         f"of {ncpu} CPUs)")
 
     def enter(self):
         """Move the calling process into the group (used as the grader's preexec_fn)."""
