@@ -83,7 +83,7 @@ def markdown(source_dir: Path) -> str:
     Raises KeyError naming an API name that its module does not define at its top level.
     """
     lines = [HEADER]
-    for module, (notebook, names) in course.API.items():
+    for module, (_notebook, names) in course.API.items():
         path = source_dir / course.PACKAGE / f"{module}.py"
         tree = ast.parse(path.read_text(encoding="utf-8"))
         defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}

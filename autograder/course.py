@@ -101,7 +101,7 @@ def notebook_of(api: str, cell_type: str | None = None) -> str:
 def check_cells() -> list[CheckCell]:
     """Every graded check cell of the course, notebook by notebook, in cell order."""
     cells = []
-    for module, (_, names) in API.items():
+    for _module, (_, names) in API.items():
         for api in names:
             types = CAPTIONING_CELLS if api == CAPTIONING_API else (None,)
             for cell_type in types:

@@ -96,7 +96,7 @@ def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=No
     cache = nbgrader_cache.ResultCache(nbgrader_cache.cache_dir(course_root))
     todo = {}   # key -> loaded submission (identical submissions are graded once)
     folders = submitted_folders(course_root, assignment, students)
-    for student, folder in folders.items():
+    for folder in folders.values():
         sub = load_modules(folder)
         key = nbgrader_cache.submission_key(sub.files)
         if cache.get(key) is None:

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 
-
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     S = k.shape[-2]
     eye = torch.eye(S, dtype=q.dtype, device=q.device).expand(*k.shape[:-2], S, S)

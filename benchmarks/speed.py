@@ -70,7 +70,6 @@ sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
 sys.path.insert(0, str(ROOT))
 
 from autograder.checks import twins  # noqa: E402
-
 from seqlab import attention_layers as AL  # noqa: E402
 from seqlab import lstm_layers as LL  # noqa: E402
 from seqlab import rnn_layers as RL  # noqa: E402
@@ -423,12 +422,14 @@ def run_row(key, warmup, repeats):
     return {
         "row": key, "reference": ref_label, "pytorch": torch_label,
         "reference_s": ref_s, "pytorch_s": torch_s,
-        "reference_min_s": timing["reference"]["min_s"], "pytorch_min_s": timing["pytorch"]["min_s"],
+        "reference_min_s": timing["reference"]["min_s"],
+        "pytorch_min_s": timing["pytorch"]["min_s"],
         "reference_times_s": timing["reference"]["times_s"],
         "pytorch_times_s": timing["pytorch"]["times_s"],
         "flops": flops, "flops_formula": formula,
         "reference_gflops": flops / ref_s / 1e9, "pytorch_gflops": flops / torch_s / 1e9,
-        "ratio": ratio, "ratio_of_minima": timing["reference"]["min_s"] / timing["pytorch"]["min_s"],
+        "ratio": ratio,
+        "ratio_of_minima": timing["reference"]["min_s"] / timing["pytorch"]["min_s"],
         "target": target, "target_met": None if target is None else ratio <= target,
         "max_rel_error": err,
     }

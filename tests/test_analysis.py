@@ -20,7 +20,8 @@ def fake_data():
                  "layout_cell": 8, "cells": cells_blue}]]
     text = "a small red circle in the top left and a large blue square in the bottom right"
     caption = [w2i[w] for w in text.split()] + [w2i["<END>"]]
-    return {"word_to_idx": w2i, "idx_to_word": WORDS, "test_objects": objects}, np.array([caption]), text
+    data = {"word_to_idx": w2i, "idx_to_word": WORDS, "test_objects": objects}
+    return data, np.array([caption]), text
 
 
 def test_localisation_pairs_word_t_with_the_weights_of_step_t():
@@ -44,7 +45,8 @@ def test_localisation_pairs_word_t_with_the_weights_of_step_t():
     # the uniform weights of "in"
     nxt = analysis.localisation(model, data, "test", captions=captions, attn_weights=attn, shift=1)
     assert nxt["mass"] == pytest.approx((1 + 2 / 16) / 2)
-    prev = analysis.localisation(model, data, "test", captions=captions, attn_weights=attn, shift=-1)
+    prev = analysis.localisation(model, data, "test", captions=captions, attn_weights=attn,
+                                 shift=-1)
     assert prev["mass"] == pytest.approx((2 / 16 + 1) / 2)
 
 

@@ -4,13 +4,15 @@ and the answer decoder behave."""
 import numpy as np
 import pytest
 
-from autograder.sandbox import wire
 from autograder.checks import captioning as cap
 from autograder.checks import core
 from autograder.checks import transformer as tr
-from autograder.checks.attention import _attention_spec, _seq_spec as att_seq_spec
-from autograder.checks.lstm import _seq_spec as lstm_seq_spec, _step_spec as lstm_step_spec
+from autograder.checks.attention import _attention_spec
+from autograder.checks.attention import _seq_spec as att_seq_spec
+from autograder.checks.lstm import _seq_spec as lstm_seq_spec
+from autograder.checks.lstm import _step_spec as lstm_step_spec
 from autograder.checks.rnn import EMBED, RNN, RNN_STEP
+from autograder.sandbox import wire
 
 
 def _ends(rows, end, first_col):

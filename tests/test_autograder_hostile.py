@@ -124,7 +124,7 @@ def _run_grader(cmd, env=None, timeout=300):
 
 def _grader_peak(stderr):
     """The grader's own VmHWM (MiB) from its last line."""
-    line = [l for l in stderr.splitlines() if "grader peak memory" in l]
+    line = [s for s in stderr.splitlines() if "grader peak memory" in s]
     return int(line[-1].split("grader peak memory")[1].split()[0]) if line else None
 
 
@@ -491,7 +491,7 @@ print("BACK", "seqlab-grader" not in open("/proc/self/cgroup").read(), flush=Tru
 def _grader_group(mode, limit_mib=200):
     proc = subprocess.run([sys.executable, "-c", GRADER_GROUP_PROBE, str(ROOT), str(limit_mib),
                            mode], capture_output=True, text=True, timeout=120)
-    lines = dict(l.split(" ", 1) for l in proc.stdout.splitlines() if " " in l)
+    lines = dict(s.split(" ", 1) for s in proc.stdout.splitlines() if " " in s)
     return proc.returncode, lines
 
 

@@ -197,7 +197,8 @@ def _grade(course, name, python, prefix=(), user=None):
     out = course["base"] / f"{name}.json"
     cmd = [str(python), "-m", "autograder", "grade", str(course["sub"]), "--json", str(out),
            "--only", API, "--jobs", "1", "--allow-isolation", "none"]
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG": "C.UTF-8"}
     if user is not None:
         prefix = ["runuser", "-u", user, "--"]
         for path in (course["base"],):
@@ -236,7 +237,7 @@ def _check_row(reported, probe, score, total, grader_uid):
 
 def _docker(course, python, seccomp):
     prefix = ["setpriv", f"--bounding-set=-all,+{DOCKER_CAPS.replace(',', ',+')}",
-              f"--inh-caps=-all"]
+              "--inh-caps=-all"]
     if seccomp:
         if not Path("/usr/bin/python3").exists() or subprocess.run(
                 ["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode:

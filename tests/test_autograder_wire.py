@@ -22,7 +22,6 @@ from autograder import cli, replies, report, sandbox, submission  # noqa: E402
 from autograder.sandbox import WorkerFailure, wire  # noqa: E402
 from autograder.sandbox.output import OutputReader  # noqa: E402
 
-
 # ------------------------------------------------------------------------------ frames
 
 def test_deep_header_is_refused_before_parsing():

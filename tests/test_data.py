@@ -18,7 +18,7 @@ if str(PKG) not in sys.path:
     sys.path.insert(0, str(PKG))
 
 from seqlab import data as sd  # noqa: E402
-from seqlab.metrics import evaluate_captions, attention_on_objects, tokenize  # noqa: E402
+from seqlab.metrics import attention_on_objects, evaluate_captions, tokenize  # noqa: E402
 
 TINY = {"name": "shapes", "version": 1, "seed": 0, "train": 40, "val": 12, "test": 12}
 
@@ -488,6 +488,7 @@ def test_plots_return_figures():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from seqlab import visualize
     d = shapes.generate(5, "test")
     caps = [shapes.caption_text([tuple(o) for o in a if o[0] >= 0]) for a in d["attrs"]]

@@ -284,6 +284,7 @@ NbGraderApp.launch_instance()
 def _set_due_date_now(hub):
     """Set the assignment's due date in the gradebook to now (UTC, naive as nbgrader keeps it)."""
     import datetime
+
     from nbgrader.api import Gradebook
     due = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     with Gradebook(f"sqlite:///{hub.course / 'gradebook.db'}", "seqlab") as gb:

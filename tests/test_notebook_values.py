@@ -1,4 +1,5 @@
-"""The expected values hard-coded in the public check cells of notebooks 02 and 03, verified independently.
+"""The expected values hard-coded in the public check cells of notebooks 02 and 03, verified
+independently.
 
 The check cells compare a student's function with fixed numbers (``expected_... = np.asarray(...)``
 and ``check_close("loss", loss, <number>)``). Those numbers were printed from the reference code;
@@ -33,7 +34,7 @@ def check_cell(notebook, api):
 
 
 def constants(src):
-    """``name = np.asarray(<literal>)`` assignments and the number of ``check_close("loss", ...)``."""
+    """``name = np.asarray(<literal>)`` assignments; the number of ``check_close("loss", ...)``."""
     out = {}
     for node in ast.walk(ast.parse(src)):
         if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)

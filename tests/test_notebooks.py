@@ -4,14 +4,15 @@
   nbgrader autograded test cell (unique ``check_<api>`` grade_id, locked, worth the points of
   its hidden checks) that holds only comments and the hidden block calling
   ``autograder.nbgrader_hook.grade("<api>")``, right after the locked 0-point test cell of the
-  function's public checks (``public_<api>``); the expected API names are all there; inline questions are valid manually graded answer cells; the source is
-  committed without outputs.
+  function's public checks (``public_<api>``); the expected API names are all there; inline
+  questions are valid manually graded answer cells; the source is committed without outputs.
 * ``test_release_notebook_executes`` (slow): the *release* notebook (``assignments/``) runs end
-  to end (notebooks 03 and 04 in their short mode, see ``SHORT_MODE``) with nbclient in a scratch copy of the release where the reference student modules
-  replace the stubs, as a student who solved everything would run it. No cell may raise, and
-  the graded check cells may write nothing to stderr and show no ``Out[]`` value (nbgrader
-  treats stderr as a failure and a trailing value as a partial grade). The wall time is
-  printed (never asserted); the time budget is in docs/conventions.md.
+  to end (notebooks 03 and 04 in their short mode, see ``SHORT_MODE``) with nbclient in a
+  scratch copy of the release where the reference student modules replace the stubs, as a
+  student who solved everything would run it. No cell may raise, and the graded check cells
+  may write nothing to stderr and show no ``Out[]`` value (nbgrader treats stderr as a failure
+  and a trailing value as a partial grade). The wall time is printed (never asserted); the time
+  budget is in docs/conventions.md.
 
 Add a notebook by appending it to ``NOTEBOOKS`` (its check cells are the course manifest's).
 Notebooks whose source is not in the repository yet are skipped.
@@ -161,7 +162,8 @@ def test_source_notebook_structure(name):
             f"{name}: {gid} must end with the hidden block\n{block}\n(got ...{src[-200:]!r})")
         visible = src[: -len(block)]
         assert "### BEGIN HIDDEN TESTS" not in visible, f"{name}: {gid} has two hidden blocks"
-        code = [l for l in visible.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        code = [line for line in visible.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
         assert not code, (f"{name}: {gid} may hold only comments and the hidden block (a failing "
                           f"line there would zero the function's hidden score): {code[:3]}")
         # the public checks of the same function: the ungraded, locked cell just before it

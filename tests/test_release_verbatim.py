@@ -7,7 +7,6 @@ release's notebooks, ``.py`` modules and public tests.
 """
 import json
 import re
-from pathlib import Path
 
 from autograder import course
 from autograder import release as R

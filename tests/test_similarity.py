@@ -43,7 +43,7 @@ def fill_stub(stub, bodies):
             body = "\n".join(lines[node.body[0].lineno - 1:node.end_lineno])
             pattern = re.compile(r'^    raise NotImplementedError\("%s\b[^\n]*$' % node.name,
                                  re.M)
-            out, n = pattern.subn(lambda _: body, out)
+            out, n = pattern.subn(lambda _, body=body: body, out)
             assert n == 1, f"no stub line for {node.name} in the release"
     return out
 

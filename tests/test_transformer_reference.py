@@ -14,8 +14,13 @@ import torch.nn as nn
 
 from autograder.checks import twins
 from seqlab import transformer as tr
-from seqlab.torch_utils import (CaptionBatches, count_parameters, seq2seq_loss, train_seq2seq,
-                                warmup_cosine)
+from seqlab.torch_utils import (
+    CaptionBatches,
+    count_parameters,
+    seq2seq_loss,
+    train_seq2seq,
+    warmup_cosine,
+)
 
 SOURCE = Path(tr.__file__)
 TOL = 1e-12
@@ -83,7 +88,7 @@ def test_layer_gradients_match_torch():
     tgt = padded_tokens(2, 4, 9, [4, 3], seed=1)
     upstream = randn(2, 4, d, seed=3)
     grads = []
-    for layer, call in [
+    for _layer, call in [
         (mine, lambda x, m: mine(x, m, tr.padding_mask(tgt, 0) & tr.causal_mask(4),
                                  tr.padding_mask(src, 0))),
         (ref, lambda x, m: ref(x, m, tgt_mask=~tr.causal_mask(4), tgt_key_padding_mask=(tgt == 0),

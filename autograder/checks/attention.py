@@ -4,10 +4,18 @@ import math
 import numpy as np
 
 from autograder.checks import twins
-from autograder.checks.core import (F64, Call, Check, Failed, register, require_array,
-                                    require_right, sizes_str)
-from autograder.checks.lstm import gated_spec
+from autograder.checks.core import (
+    F64,
+    Call,
+    Check,
+    Failed,
+    register,
+    require_array,
+    require_right,
+    sizes_str,
+)
 from autograder.checks.hints import Hint
+from autograder.checks.lstm import gated_spec
 from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks
 
 MODULE = "attention_layers"

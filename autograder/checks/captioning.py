@@ -7,9 +7,21 @@ arrays drawn here (so nothing depends on the student's initialisation), and ``lo
 import numpy as np
 
 from autograder import course, reference
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare,
-                                    numeric_gradient, perturbations, register, require_array,
-                                    require_right, seeded)
+from autograder.checks.core import (
+    F32,
+    F64,
+    NUMERIC,
+    Call,
+    Check,
+    Failed,
+    compare,
+    numeric_gradient,
+    perturbations,
+    register,
+    require_array,
+    require_right,
+    seeded,
+)
 from autograder.checks.numpy_specs import _run
 
 MODULE = "captioning"
@@ -233,7 +245,7 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             hint = _loss_hint(float(loss.reshape(-1)[0]), loss_ref, captions, w2i)
             if not hint and shuffled:
                 hint = "read <NULL>, <START> and <END> from word_to_idx; do not hard-code 0, 1, 2"
-            raise Failed(f.message, hint, f.detail)
+            raise Failed(f.message, hint, f.detail) from None
         keys = r.json.get("g.keys", [])
         missing = sorted(set(grads_ref) - set(keys))
         if missing:

@@ -26,9 +26,24 @@ from typing import Callable, Optional
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F32, F64, NUMERIC, SATURATION_HINT, Call, Check, Failed,
-                                    Outcome, compare, import_torch, numeric_gradient,
-                                    perturbations, require_array, require_right, seeded, sizes_str)
+from autograder.checks.core import (
+    F32,
+    F64,
+    NUMERIC,
+    SATURATION_HINT,
+    Call,
+    Check,
+    Failed,
+    Outcome,
+    compare,
+    import_torch,
+    numeric_gradient,
+    perturbations,
+    require_array,
+    require_right,
+    seeded,
+    sizes_str,
+)
 from autograder.checks.hints import matching_hint, modified
 
 
@@ -143,7 +158,7 @@ def compare_outputs(check, key, result, names, expected, tol, dtype, context, hi
     except Failed as f:
         hint = f.hint or matching_hint(check, key, hints, (inputs, douts), result, names,
                                        expected, prefix)
-        raise Failed(f.message, hint, f.detail)
+        raise Failed(f.message, hint, f.detail) from None
 
 
 def _run(evaluate):
@@ -216,7 +231,7 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
             saturated = scale is not None and any(
                 _non_finite(results[0].array(n)) for n in spec.out_names)
             raise Failed(f.message, f.hint or (SATURATION_HINT if saturated else ""),
-                         f.detail)
+                         f.detail) from None
         return f"outputs match{ctx}"
 
     return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
@@ -333,7 +348,7 @@ def _numeric_check(spec, points):
     def calls():
         inp, d = data()
         call = _backward_call(spec, inp, d)
-        for g, k in zip(spec.grads, spec.grad_of):
+        for k in spec.grad_of:
             call.inputs["stack." + k] = perturbations(inp[k])
             call.steps.append({"op": "map_inputs", "fn": f"{spec.module}.{spec.forward}",
                                "args": ["$" + a for a in spec.inputs], "wrt": k,

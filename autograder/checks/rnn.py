@@ -3,9 +3,23 @@ import numpy as np
 
 from autograder import reference
 from autograder.checks import twins
-from autograder.checks.core import (F32, F64, NUMERIC, Call, Check, Failed, compare, import_torch,
-                                    numeric_gradient, perturbations, register, require_array,
-                                    require_right, seeded, sizes_str)
+from autograder.checks.core import (
+    F32,
+    F64,
+    NUMERIC,
+    Call,
+    Check,
+    Failed,
+    compare,
+    import_torch,
+    numeric_gradient,
+    perturbations,
+    register,
+    require_array,
+    require_right,
+    seeded,
+    sizes_str,
+)
 from autograder.checks.hints import Hint
 from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks
 
@@ -245,13 +259,13 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
                 raise Failed(f"loss: expected a float, got {r.value('loss').describe()}")
             compare("loss", loss, expected["loss"], tol, ctx)
         except Failed as f:
-            raise Failed(f.message, f.hint or _loss_hint(check, inp, r), f.detail)
+            raise Failed(f.message, f.hint or _loss_hint(check, inp, r), f.detail) from None
         try:
             compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
                             _loss_variants(), inp, None)
         except Failed as f:
             raise Failed(f.message, f.hint or (LOGSUMEXP_HINT if _non_finite(r, "dx") else ""),
-                         f.detail)
+                         f.detail) from None
         if gate:
             ordinary = check.memo("gate", lambda: _ref_loss(dict(inp, mask=inp["mask_g"])))
             require_right(r, ["loss", "dx"], ordinary, tol, "this check", prefix="",

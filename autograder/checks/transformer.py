@@ -18,11 +18,32 @@ import math
 import numpy as np
 
 from autograder.checks import twins
-from autograder.checks.core import (F32, F64, LOOSE, Failed, import_torch, register,
-                                    require_array, require_right, seeded)
+from autograder.checks.core import (
+    F32,
+    F64,
+    LOOSE,
+    Failed,
+    import_torch,
+    register,
+    require_array,
+    require_right,
+    seeded,
+)
 from autograder.checks.hints import Hint
-from autograder.checks.torch_specs import (MODULE, TorchSpec, call, draw_state, grad, module,
-                                           np_, ref, ref_module, ref_shapes, t_, tensor)
+from autograder.checks.torch_specs import (
+    MODULE,
+    TorchSpec,
+    call,
+    draw_state,
+    grad,
+    module,
+    np_,
+    ref,
+    ref_module,
+    ref_shapes,
+    t_,
+    tensor,
+)
 
 # The checks of an API name run with these student functions and classes replaced by PyTorch
 # library calls (autograder/substitutes.py; a step sends the source of the names it replaces

@@ -191,10 +191,12 @@ MUTATIONS = [
       "dropout after the LayerNorm", loss=0.5),
     M("decoder_dropout_after_norm", "transformer", "DecoderLayer",
       [("x = self.norm1(x + self.dropout(self.self_attn(x, x, x, tgt_mask)))\n"
-        "        x = self.norm2(x + self.dropout(self.cross_attn(x, memory, memory, memory_mask)))\n"
+        "        x = self.norm2(x + self.dropout(self.cross_attn(x, memory, memory, "
+        "memory_mask)))\n"
         "        x = self.norm3(x + self.dropout(self.feed_forward(x)))",
         "x = self.dropout(self.norm1(x + self.self_attn(x, x, x, tgt_mask)))\n"
-        "        x = self.dropout(self.norm2(x + self.cross_attn(x, memory, memory, memory_mask)))\n"
+        "        x = self.dropout(self.norm2(x + self.cross_attn(x, memory, memory, "
+        "memory_mask)))\n"
         "        x = self.dropout(self.norm3(x + self.feed_forward(x)))")],
       "dropout after the LayerNorm", loss=0.5),
     M("decoder_cross_keys_from_decoder", "transformer", "DecoderLayer",
