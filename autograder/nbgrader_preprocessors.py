@@ -80,7 +80,7 @@ def stub_release(assignment: str = None, **_) -> None:
         print(f"[seqlab] ERROR: could not stub the solution regions of the release "
               f"({type(exc).__name__}: {exc}); removed {', '.join(names)} from assignments/",
               file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from exc
 
 
 # --------------------------------------------------------------------------- autograde

@@ -452,7 +452,8 @@ def test_cells_agree_with_the_autograder_cli(course, cells, grades):
         for gid in public:
             auto, _, max_score, needs = grades[student][gid]
             assert max_score == 0 and auto == 0 and not needs, (student, gid, auto, max_score)
-    partial = [g for g in _bug_cells(notebooks) if 0 < grades["buggy"][g][0] < grades["buggy"][g][2]]
+    buggy = grades["buggy"]
+    partial = [g for g in _bug_cells(notebooks) if 0 < buggy[g][0] < buggy[g][2]]
     assert partial, "no bug earned partial credit: the partial-credit path is not exercised"
 
 
@@ -489,7 +490,8 @@ def test_validate_reports_failing_public_checks(tmp_path):
         return sorted(json.loads(proc.stdout.strip().splitlines()[-1]).get("failed", []))
 
     nb = _nbformat().read(str(work / "02_lstm_captioning.ipynb"), as_version=4)
-    public = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("grade_id", "").startswith("public_")}
+    public = {_meta(c)["grade_id"] for c in nb.cells
+              if _meta(c).get("grade_id", "").startswith("public_")}
     questions = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("solution")
                  and c.cell_type == "markdown"}
     unanswered = ["answer cell"] * len(questions)
@@ -548,8 +550,8 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
         for test in data["tests"]:
             if test["status"] != "passed":
                 lines = test.get("output", "").splitlines()
-                details |= {l.strip() for l in lines[1:]
-                            if len(l.strip()) >= 12 and not l.startswith("Hint: ")}
+                details |= {ln.strip() for ln in lines[1:]
+                            if len(ln.strip()) >= 12 and not ln.startswith("Hint: ")}
         for name in notebooks:
             page = path / "feedback" / student / ASSIGNMENT / name.replace(".ipynb", ".html")
             assert page.is_file(), f"no feedback {page.relative_to(path)}"
@@ -560,7 +562,7 @@ def test_feedback_shows_no_hidden_test_detail(course, cells):
             for block in blocks:
                 assert len(block) == 1 and HOOK_LINE.fullmatch(block[0]), (
                     f"{student} {name}: a hidden region in the feedback holds {block}")
-            leaked = sorted(l for l in check_lines if l in text and l not in shown_anyway[name])
+            leaked = sorted(ln for ln in check_lines if ln in text and ln not in shown_anyway[name])
             assert not leaked, f"{student} {name}: check source in the feedback: {leaked[:5]}"
             # a traceback line quoting the student's own module is not a hidden detail
             shown = sorted(d for d in details if d in text and d not in shown_anyway[name])
@@ -619,9 +621,9 @@ def test_a_cell_without_result_scores_zero(course, cells, grades):
     got = {g: grades[NOCHECK][g][0] for g in checks}
     assert got[NOCHECK_CELL] == 0.0
     assert all(got[g] == checks[g] for g in checks if g != NOCHECK_CELL), got
-    errors = [l for l in run["log"].splitlines() if "ERROR" in l and NOCHECK_CELL in l]
-    assert errors and all(NOCHECK in l for l in errors), run["log"][-3000:]
-    assert not any("ERROR" in l for l in run["log"].splitlines() if NOCHECK not in l), (
+    errors = [ln for ln in run["log"].splitlines() if "ERROR" in ln and NOCHECK_CELL in ln]
+    assert errors and all(NOCHECK in ln for ln in errors), run["log"][-3000:]
+    assert not any("ERROR" in ln for ln in run["log"].splitlines() if NOCHECK not in ln), (
         "ERROR lines for other students: " + run["log"][-3000:])
 
 
@@ -640,15 +642,15 @@ def test_no_solution_or_check_line_in_any_feedback(course):
     sources = list((path / "solutions").rglob("*.py"))
     sources += list((path / "autograder" / "checks").glob("*.py"))
     for f in sources:
-        secret |= {l.strip() for l in f.read_text().splitlines() if _significant(l)}
+        secret |= {ln.strip() for ln in f.read_text().splitlines() if _significant(ln)}
     for f in (path / "solutions" / ASSIGNMENT).glob("*.ipynb"):
         for cell in nbformat.read(str(f), as_version=4).cells:
-            secret |= {l.strip() for l in cell.source.splitlines() if _significant(l)}
+            secret |= {ln.strip() for ln in cell.source.splitlines() if _significant(ln)}
     release = "\n".join(p.read_text() for p in (path / "assignments" / ASSIGNMENT).rglob("*")
                         if p.suffix in (".py", ".ipynb"))
     release += "\n".join(c.source for name in notebooks for c in nbformat.read(
         str(path / "assignments" / ASSIGNMENT / name), as_version=4).cells)
-    secret = {l for l in secret if l not in release and not HOOK_LINE.fullmatch(l)}
+    secret = {ln for ln in secret if ln not in release and not HOOK_LINE.fullmatch(ln)}
     assert len(secret) > 100, "too few secret lines: the test would not see a leak"
     pages = 0
     for student in ALL_STUDENTS:
@@ -657,7 +659,7 @@ def test_no_solution_or_check_line_in_any_feedback(course):
         for page in (path / "feedback" / student / ASSIGNMENT).glob("*.html"):
             pages += 1
             text = _html_text(page)
-            leaked = sorted(l for l in secret if l in text and l not in own)
+            leaked = sorted(ln for ln in secret if ln in text and ln not in own)
             assert not leaked, f"{student} {page.name}: secret lines in the feedback: {leaked[:5]}"
             assert str(path) not in text, f"{student} {page.name} names the course's path"
     assert pages == len(ALL_STUDENTS) * len(notebooks)
