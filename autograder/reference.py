@@ -20,9 +20,18 @@ _loaded = {}
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Resolves ``seqlab[.x]`` to ``_seqlab_reference[.x]`` while the reference loads."""
+    """Resolves ``seqlab[.x]`` to ``_seqlab_reference[.x]`` in the thread that loads the
+    reference, while it loads (``loading_thread``); for every other import it does nothing.
+
+    It is installed once, when this module is imported, and never removed: adding and removing
+    a finder while another thread imports (torch, say) can make that import skip a finder and
+    fail half-way, leaving a partially initialised torch in that process."""
+
+    loading_thread = None
 
     def find_spec(self, fullname, path=None, target=None):
+        if self.loading_thread != threading.get_ident():
+            return None
         if fullname == "seqlab" or fullname.startswith("seqlab."):
             return importlib.util.spec_from_loader(fullname, self)
         return None
@@ -32,6 +41,10 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         pass
+
+
+_ALIAS = _Alias()
+sys.meta_path.insert(0, _ALIAS)
 
 
 def _package():
@@ -59,13 +72,12 @@ def module(name: str) -> types.ModuleType | None:
             import_torch()  # imported under its lock, never by two threads at once
         saved = {k: sys.modules.pop(k) for k in list(sys.modules)
                  if k == "seqlab" or k.startswith("seqlab.")}
-        finder = _Alias()
-        sys.meta_path.insert(0, finder)
+        _ALIAS.loading_thread = threading.get_ident()
         try:
             _package()
             mod = importlib.import_module(f"{PRIVATE}.{name}")
         finally:
-            sys.meta_path.remove(finder)
+            _ALIAS.loading_thread = None
             # list(sys.modules) is one atomic copy: another grader thread may be importing
             # (torch, say) and adding to sys.modules while we look
             for k in [k for k in list(sys.modules) if k == "seqlab" or k.startswith("seqlab.")]:

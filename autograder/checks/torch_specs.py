@@ -29,8 +29,17 @@ from typing import Callable, Optional
 import numpy as np
 
 from autograder import reference
-from autograder.checks.core import (F64, Call, Check, Failed, compare, import_torch,
-                                    require_array, require_right, seeded)
+from autograder.checks.core import (
+    F64,
+    Call,
+    Check,
+    Failed,
+    compare,
+    import_torch,
+    require_array,
+    require_right,
+    seeded,
+)
 from autograder.checks.hints import matching_hint, modified
 from autograder.checks.numpy_specs import _run
 
