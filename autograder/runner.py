@@ -46,7 +46,9 @@ MIN_TIMEOUT = 1.0          # ... but at least 1 s
 MODULE_BUDGET = (8, 30)    # a module's time: 8 call timeouts + 30 s
 RETRY_BUDGET = (3, 10)     # a retry in a fresh worker has at least 3 call timeouts + 10 s
 # failures that say nothing about the student's code when they happen once (a busy machine)
-COULD_NOT_RUN = ("timeout", "skipped")
+# failures that are not the student's: a hang, a call skipped after hangs, a worker that did not
+# start (no student code runs before it says it is ready)
+COULD_NOT_RUN = ("timeout", "skipped", "start")
 
 
 @dataclass
@@ -256,9 +258,9 @@ class ModuleRun:
             timeout = self.strikes.timeout_for(api)
             try:
                 self._ensure_worker()
-            except WorkerFailure as exc:
+            except WorkerFailure as exc:  # from Worker.start: before any student code ran
                 self.strikes.count(api, "crash")
-                results[pending[0]] = core.Result(ok=False, failure=(exc.kind, exc.message),
+                results[pending[0]] = core.Result(ok=False, failure=("start", exc.message),
                                                   output=self.scrub(exc.output))
                 pending = pending[1:]
                 continue

@@ -102,6 +102,7 @@ def pick_uid() -> int:
 
 
 _scratch_gids = {}
+_scratch_lock = threading.Lock()
 
 
 def scratch_group(scratch) -> int:
@@ -109,13 +110,14 @@ def scratch_group(scratch) -> int:
     with it, those of other submissions cannot read it (matters where there is no mount
     namespace to hide other scratch folders)."""
     key = os.path.realpath(scratch)
-    with _uid_lock:
+    # one lock for the whole get-or-make: two modules of one submission start their workers
+    # in two threads, and a second chown would lock the first worker out of the folder
+    with _scratch_lock:
         gid = _scratch_gids.get(key)
-    if gid is None:
-        gid = pick_uid()
-        os.chown(key, 0, gid)
-        os.chmod(key, 0o750)
-        with _uid_lock:
+        if gid is None:
+            gid = pick_uid()
+            os.chown(key, 0, gid)
+            os.chmod(key, 0o750)
             _scratch_gids[key] = gid
     return gid
 
