@@ -14,12 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from buggy import IMPORTED_BY  # noqa: E402
-from realistic import CORPUS, MODULES, module_text  # noqa: E402
+from realistic import CORPUS, write_corpus  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 
 # API name -> points, for the API names that lose points; every other API name: full marks.
 EXPECTED = {
@@ -52,17 +50,7 @@ FULL = {s.name for s in CORPUS if s.name not in EXPECTED and s.expected != "all 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("realistic")
-    groups = {}  # modules to grade -> submission folders
-    for sub in CORPUS:
-        folder = base / sub.name
-        folder.mkdir()
-        for module in MODULES:
-            text = module_text(sub, module, (REF / f"{module}.py").read_text(encoding="utf-8"))
-            (folder / f"{module}.py").write_text(text, encoding="utf-8")
-        changed = set(sub.replace) | set(sub.patches)
-        graded = set(MODULES) if sub.degenerate or not changed else \
-            changed | {m for c in changed for m in IMPORTED_BY[c]}
-        groups.setdefault(tuple(sorted(graded)), []).append(str(folder))
+    groups = write_corpus(base)  # modules to grade -> submission folders
     out = base / "out"
     for modules, paths in groups.items():
         only = [a for m in modules for a in ("--only", m)]

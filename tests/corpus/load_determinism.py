@@ -26,28 +26,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from buggy import IMPORTED_BY  # noqa: E402
-from realistic import CORPUS, MODULES, module_text  # noqa: E402
+from realistic import write_corpus  # noqa: E402
 
-REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
 CGROUP_V2 = Path("/sys/fs/cgroup")
-
-
-def write_corpus(base):
-    """Write each submission as ``base/<name>/``; return {modules to grade: [folders]}."""
-    groups = {}
-    for sub in CORPUS:
-        folder = base / sub.name
-        folder.mkdir()
-        for module in MODULES:
-            text = module_text(sub, module, (REF / f"{module}.py").read_text(encoding="utf-8"))
-            (folder / f"{module}.py").write_text(text, encoding="utf-8")
-        changed = set(sub.replace) | set(sub.patches)
-        graded = set(MODULES) if sub.degenerate or not changed else \
-            changed | {m for c in changed for m in IMPORTED_BY[c]}
-        groups.setdefault(tuple(sorted(graded)), []).append(str(folder))
-    return groups
 
 
 class CpuQuota:

@@ -14,6 +14,9 @@ Used by tests/test_corpus_realistic.py.
 """
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from buggy import IMPORTED_BY
 
 from autograder import course
 
@@ -358,3 +361,23 @@ CORPUS = [
     S("cs231n_signature", patches={"captioning": CS231N_INIT}),
     S("all_correct"),
 ]
+
+
+# the reference student modules every submission starts from
+REF = Path(__file__).resolve().parents[2] / "solutions" / "sequence_models" / "seqlab"
+
+
+def write_corpus(base):
+    """Write each submission as ``base/<name>/``; return {modules to grade: [folders]}."""
+    groups = {}
+    for sub in CORPUS:
+        folder = base / sub.name
+        folder.mkdir()
+        for module in MODULES:
+            text = module_text(sub, module, (REF / f"{module}.py").read_text(encoding="utf-8"))
+            (folder / f"{module}.py").write_text(text, encoding="utf-8")
+        changed = set(sub.replace) | set(sub.patches)
+        graded = set(MODULES) if sub.degenerate or not changed else \
+            changed | {m for c in changed for m in IMPORTED_BY[c]}
+        groups.setdefault(tuple(sorted(graded)), []).append(str(folder))
+    return groups
