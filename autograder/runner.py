@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from autograder import course, paths, reference, replies, report
+from autograder import course, paths, replies, report
 from autograder import isolation as isolation_mod
 from autograder import submission as submission_mod
 from autograder.checks import core
@@ -383,18 +383,6 @@ def _warm_up_torch():
             _warm_thread.start()
 
 
-def _load_references(modules):
-    """Import the reference modules of ``modules`` now, before the grader starts any thread.
-    Loading one puts a finder in front of ``sys.meta_path`` for a moment (reference.py); an
-    import running in another thread at that moment can skip the path finder. torch's import
-    in the warm-up thread then failed with ModuleNotFoundError (a torch submodule), and every
-    later ``import torch`` of the process with RuntimeError: each PyTorch-autograd check an
-    "internal grader error", retried, NOT GRADED, on a busy machine only. A module that imports
-    torch imports it here, before the first worker starts."""
-    for m in modules:
-        reference.module(m)
-
-
 def grade(submission_paths: list, opts: Options) -> list:
     """Grade submissions (folders or zips); returns a SubmissionResult per submission, in the
     order given. The grader process runs in a cgroup leaf of its own with a memory limit
@@ -429,7 +417,6 @@ def _grade(submission_paths, opts):
             submission_mod.remove_scratch(s)
         raise
     if any(m in sub.files for sub in subs for m in modules):
-        _load_references(modules)
         _warm_up_torch()
 
     tasks = [(i, m) for i in range(len(subs)) for m in modules]
