@@ -126,7 +126,7 @@ EMBED = LayerSpec(
     seed=13,
     backward_hints=[Hint(_embed_lost_repeats,
                          "`dW[x] += dout` keeps only one of the updates of a word that appears "
-                         "several times; use np.add.at(dW, x, dout)")])
+                         "several times; accumulate with np.add.at (see the docstring)")])
 
 AFFINE = LayerSpec(
     module=MODULE, forward="temporal_affine_forward", backward="temporal_affine_backward",
