@@ -10,7 +10,9 @@ import sys
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ROOT)   # this course's autograder package, not another of the same name
+# this course folder's autograder package, not another one: a hub's nbgrader runs in the
+# students' environment, where the grader is not installed (it may be a copy of the course)
+sys.path.insert(0, ROOT)
 try:
     from autograder import course
     from autograder import nbgrader_preprocessors as steps

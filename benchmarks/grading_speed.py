@@ -21,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder import course
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-from autograder import course  # noqa: E402
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 MODULES = course.STUDENT_MODULES

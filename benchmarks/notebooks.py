@@ -4,8 +4,8 @@
 Each *release* notebook (``assignments/sequence_models/``, made by ``python -m autograder
 release``) is executed with nbclient in a scratch copy of the release where the reference
 student modules replace the stubs: what a student who solved everything would run. This is
-the same set-up as ``tests/test_notebooks.py::test_release_notebook_executes`` (its helpers are
-reused), minus the assertions: here only the times are reported, never checked.
+the same set-up as ``tests/test_notebooks.py::test_release_notebook_executes`` (both use
+``seqlab_dev.notebooks``), minus the assertions: here only the times are reported, never checked.
 
 Notebooks whose source is not in ``solutions/sequence_models/`` yet are skipped; so is one
 whose release is missing (run ``python -m autograder release``). A release older than its
@@ -28,10 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import test_notebooks as TN  # noqa: E402  (the project's notebook-execution helpers)
+from seqlab_dev import notebooks as NB
 
 
 def _cell_seconds(cell):
@@ -52,7 +49,7 @@ def _label(cell):
 
 
 def time_notebook(name, timeout, top):
-    source, release = TN.SOURCE_DIR / name, TN.RELEASE_DIR / name
+    source, release = NB.SOURCE_DIR / name, NB.RELEASE_DIR / name
     if not source.exists():
         return {"notebook": name, "status": "skipped", "why": "no source notebook yet"}
     if not release.exists():
@@ -64,14 +61,14 @@ def time_notebook(name, timeout, top):
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     with tempfile.TemporaryDirectory(prefix="seqlab-nb-bench-") as tmp:
-        work = TN._scratch_release(Path(tmp))
-        nb = TN._read(work / name)
+        work = NB.scratch_release(Path(tmp))
+        nb = NB.read(work / name)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(work)}})
         start = time.perf_counter()
         error, status = None, "ok"
         try:
-            client.execute(env=TN._kernel_env(), cwd=str(work))
+            client.execute(env=NB.kernel_env(), cwd=str(work))
         except CellTimeoutError as err:            # a cell ran longer than --timeout
             error, status = str(err), "timeout"
         except (CellExecutionError, DeadKernelError) as err:
@@ -100,8 +97,8 @@ def main(argv=None):
     parser.add_argument("--grading", action="store_true",
                         help="set SEQLAB_GRADING=1 for the kernels (short training runs)")
     parser.add_argument("--only", help="comma-separated notebook prefixes, e.g. 01,04")
-    parser.add_argument("--timeout", type=int, default=TN.CELL_TIMEOUT,
-                        help=f"per-cell timeout in seconds (default {TN.CELL_TIMEOUT})")
+    parser.add_argument("--timeout", type=int, default=NB.CELL_TIMEOUT,
+                        help=f"per-cell timeout in seconds (default {NB.CELL_TIMEOUT})")
     parser.add_argument("--top", type=int, default=3, help="slowest cells to list (default 3)")
     parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -109,7 +106,7 @@ def main(argv=None):
     if args.grading:
         os.environ["SEQLAB_GRADING"] = "1"
     grading = os.environ.get("SEQLAB_GRADING", "") == "1"
-    names = TN.NOTEBOOKS
+    names = NB.NOTEBOOKS
     if args.only:
         prefixes = args.only.split(",")
         names = [n for n in names if any(n.startswith(p) for p in prefixes)]

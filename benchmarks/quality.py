@@ -33,6 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
+# the reference seqlab, found by its folder: it is never installed (see pyproject.toml)
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
 
 import numpy as np  # noqa: E402

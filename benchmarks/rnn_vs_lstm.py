@@ -38,6 +38,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
+# the reference seqlab, found by its folder: it is never installed (see pyproject.toml)
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
 
 import numpy as np  # noqa: E402

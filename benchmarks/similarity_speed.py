@@ -12,7 +12,6 @@ and prints how the scores spread.
 Nothing is asserted; the figures are for people.
 """
 import argparse
-import importlib.util
 import json
 import random
 import re
@@ -23,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder import course
+from seqlab_dev import similarity_class
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
-from autograder import course  # noqa: E402
 
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 CORPUS = ROOT / "tests" / "corpus" / "similarity" / "known"
@@ -74,16 +73,13 @@ def perturb(source, rng):
 
 def _test_class(folder):
     """The submissions of the test class, put into the release as the tests do."""
-    spec = importlib.util.spec_from_file_location("_similarity_tests",
-                                                  ROOT / "tests" / "test_similarity.py")
-    tests = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tests)
     paths = []
-    for name in tests.STUDENTS:
+    for name in similarity_class.STUDENTS:
         pkg = folder / name / "seqlab"
         pkg.mkdir(parents=True)
-        for mod in tests.modules_of(name):
-            (pkg / f"{mod}.py").write_text(tests.student_module(name, mod), encoding="utf-8")
+        for mod in similarity_class.modules_of(name):
+            (pkg / f"{mod}.py").write_text(similarity_class.student_module(name, mod),
+                                           encoding="utf-8")
         paths.append(pkg.parent)
     return paths
 

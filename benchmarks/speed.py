@@ -66,8 +66,8 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# the reference seqlab, found by its folder: it is never installed (see pyproject.toml)
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
-sys.path.insert(0, str(ROOT))
 
 from autograder.checks import twins  # noqa: E402
 from seqlab import attention_layers as AL  # noqa: E402

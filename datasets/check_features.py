@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
+# the reference seqlab, found by its folder: it is never installed (see pyproject.toml)
 sys.path.insert(0, str(ROOT / "solutions" / "sequence_models"))
 from seqlab.data import decode_captions, load_captioning_data, references  # noqa: E402
 from seqlab.metrics import attention_on_objects, evaluate_captions  # noqa: E402

@@ -8,19 +8,15 @@ import io
 import json
 import os
 import struct
-import sys
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from autograder import cli, replies, report, sandbox, submission  # noqa: E402
-from autograder.sandbox import WorkerFailure, wire  # noqa: E402
-from autograder.sandbox.output import OutputReader  # noqa: E402
+from autograder import cli, replies, report, sandbox, submission
+from autograder.sandbox import WorkerFailure, wire
+from autograder.sandbox.output import OutputReader
 
 # ------------------------------------------------------------------------------ frames
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_e2e
+from seqlab_dev.testing import require_e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 
