@@ -10,12 +10,15 @@ import sys
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# this course folder's autograder package, not another one: a hub's nbgrader runs in the
-# students' environment, where the grader is not installed (it may be a copy of the course)
+# this course folder's autograder package, not another one (an editable install of another
+# clone): a hub's nbgrader runs in the students' environment, where the grader is not installed
 sys.path.insert(0, ROOT)
 try:
     from autograder import course
     from autograder import nbgrader_preprocessors as steps
+    if os.path.realpath(os.path.dirname(os.path.dirname(course.__file__))) != \
+            os.path.realpath(ROOT):
+        raise ImportError(f"autograder comes from {course.__file__}, not from this course")
 except Exception as exc:   # nbgrader would ignore a config that raises, and run student kernels
     sys.exit(f"nbgrader_config.py: cannot load the course's autograder package ({exc!r})")
 finally:
