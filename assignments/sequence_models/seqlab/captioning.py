@@ -37,13 +37,14 @@ CELL_TYPES = ("rnn", "lstm", "attention")
 class CaptioningRNN:
     """A recurrent captioning model: image features in, word scores at every step out.
 
-    Vocabulary size V, word-vector size W, hidden size H, image feature size D (input_dim);
+    Vocabulary size V, word-vector size D (wordvec_dim), hidden size H (hidden_dim), image
+    feature size C (input_dim);
     sequences of length T; minibatches of N images.
 
     Parameters (in ``self.params``, all of dtype ``dtype``):
-    - W_proj (D, H), b_proj (H,): image features -> h0 (rnn, lstm) or A (attention)
-    - W_embed (V, W): word vectors
-    - Wx (W, kH), Wh (H, kH), b (kH,): the recurrent cell, k = 1 for rnn and 4 for the LSTMs
+    - W_proj (C, H), b_proj (H,): image features -> h0 (rnn, lstm) or A (attention)
+    - W_embed (V, D): word vectors
+    - Wx (D, kH), Wh (H, kH), b (kH,): the recurrent cell, k = 1 for rnn and 4 for the LSTMs
       (gate order i, f, o, g)
     - Wattn (H, 4H): attention embedding -> gates (attention only)
     - W_vocab (H, V), b_vocab (V,): hidden state -> word scores
@@ -57,8 +58,8 @@ class CaptioningRNN:
         - word_to_idx: A dictionary giving the vocabulary. It contains V entries, and maps each
           string to a unique integer in the range [0, V). <NULL> is needed by ``loss``,
           <START> and <END> by ``sample``.
-        - input_dim: Dimension D of the input image feature vectors.
-        - wordvec_dim: Dimension W of word vectors.
+        - input_dim: Dimension C of the input image feature vectors.
+        - wordvec_dim: Dimension D of word vectors.
         - hidden_dim: Dimension H for the hidden state of the RNN.
         - cell_type: What type of RNN to use; either "rnn", "lstm" or "attention".
         - dtype: numpy datatype to use; float32 for training, float64 for gradient checks.
@@ -77,15 +78,15 @@ class CaptioningRNN:
         self._start = word_to_idx.get("<START>")
         self._end = word_to_idx.get("<END>")
 
-        V, W, H, D = len(word_to_idx), wordvec_dim, hidden_dim, input_dim
+        V, D, H, C = len(word_to_idx), wordvec_dim, hidden_dim, input_dim
         k = 1 if cell_type == "rnn" else 4
         rng = np.random.default_rng(seed)
         # Drawn in float64 and then cast, so float32 and float64 models start from the same
         # weights (up to rounding).
-        self.params["W_proj"] = rng.standard_normal((D, H)) / np.sqrt(D)
+        self.params["W_proj"] = rng.standard_normal((C, H)) / np.sqrt(C)
         self.params["b_proj"] = np.zeros(H)
-        self.params["W_embed"] = rng.standard_normal((V, W)) / 100
-        self.params["Wx"] = rng.standard_normal((W, k * H)) / np.sqrt(W)
+        self.params["W_embed"] = rng.standard_normal((V, D)) / 100
+        self.params["Wx"] = rng.standard_normal((D, k * H)) / np.sqrt(D)
         self.params["Wh"] = rng.standard_normal((H, k * H)) / np.sqrt(H)
         self.params["b"] = np.zeros(k * H)
         if cell_type == "attention":
@@ -120,8 +121,8 @@ class CaptioningRNN:
         (``captions[:, 1:]``); positions whose target is <NULL> do not count.
 
         Inputs:
-        - features: Input image features, of shape (N, D) for "rnn" and "lstm", or image
-          grids of shape (N, P, D) for "attention"
+        - features: Input image features, of shape (N, C) for "rnn" and "lstm", or image
+          grids of shape (N, P, C) for "attention"
         - captions: Ground-truth captions; an integer array of shape (N, T + 1) where each
           element is in the range 0 <= y[i, t] < V
 
@@ -152,7 +153,7 @@ class CaptioningRNN:
         After a caption emits <END>, the rest of its row is <NULL>.
 
         Inputs:
-        - features: Array of input image features, of shape (N, D), or (N, P, D) grids for
+        - features: Array of input image features, of shape (N, C), or (N, P, C) grids for
           "attention"
         - max_length: Maximum length T of generated captions
         - return_attention: also return the attention weights ("attention" only)

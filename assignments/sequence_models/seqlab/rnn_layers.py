@@ -4,8 +4,8 @@ Every forward pass returns ``(out, cache)``; the matching backward pass takes th
 gradient and that cache and returns the gradients of the forward's inputs. A cache is opaque:
 only the matching backward reads it. No function modifies its arguments.
 
-Shape letters: N batch, T time steps, D input size, H hidden size, V vocabulary size,
-M output size.
+Shape letters: N batch, T time steps, D input size (the word-vector size in the captioner),
+H hidden size, V vocabulary size, M output size.
 
 dtype: every function keeps the dtype of its float inputs, float32 in -> float32 out (the
 autograder checks it for every function). Under NumPy 2 a NumPy scalar such as ``np.sqrt(H)``

@@ -6,8 +6,8 @@ passes. Do not use ``nn.MultiheadAttention``, ``nn.Transformer*`` or
 ``torch.nn.functional.scaled_dot_product_attention`` here: the tests compare against them.
 
 Shape letters: N batch, T (Tq, Tk) time steps (of the queries, of the keys), S source length,
-d = d_model, h = num_heads, L = num_layers, V vocabulary size, P number of image-grid positions,
-C image-feature size (``input_dim``).
+d = d_model, h = num_heads, d_k = d / h (the size of one head), L = num_layers, V vocabulary
+size, P number of image-grid positions, C image-feature size (``input_dim``).
 
 Masks are bool tensors where **True means "may attend"** (as in
 ``torch.nn.functional.scaled_dot_product_attention``; ``nn.MultiheadAttention`` uses the opposite
@@ -150,12 +150,12 @@ def padding_mask(tokens, pad_idx):
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
-    """Scaled dot-product attention, ``softmax(q k^T / sqrt(d)) v``.
+    """Scaled dot-product attention, ``softmax(q k^T / sqrt(d_k)) v``.
 
     Inputs:
-    - q: queries, shape (..., Tq, d)
-    - k: keys, shape (..., Tk, d)
-    - v: values, shape (..., Tk, dv)
+    - q: queries, shape (..., Tq, d_k)
+    - k: keys, shape (..., Tk, d_k)
+    - v: values, shape (..., Tk, d_v)
     - mask: optional bool tensor broadcastable to (..., Tq, Tk); True = query i may attend to
       key j. Masked scores are set to -inf before the softmax. A query row with no allowed key
       gets all-zero weights (not NaN).
@@ -164,7 +164,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
       caller decides (``MultiHeadAttention`` passes 0.0 in eval mode).
 
     Returns a tuple of:
-    - out: shape (..., Tq, dv); row i is the weighted average of the values
+    - out: shape (..., Tq, d_v); row i is the weighted average of the values
     - weights: shape (..., Tq, Tk); each row sums to 1 (or is all zeros, see above). These are
       the weights before dropout.
 
@@ -414,9 +414,9 @@ class Transformer(nn.Module):
         - max_len: maximum length of the output, start token included (>= 1)
         - start_idx, end_idx: indices of the start and end tokens
 
-        Returns ys: LongTensor of shape (N, L) with L <= max_len. Every row starts with start_idx;
+        Returns ys: LongTensor of shape (N, T) with T <= max_len. Every row starts with start_idx;
         after a row has produced end_idx the rest of it is pad_idx. Decoding stops as soon as
-        every row has produced end_idx (so L can be smaller than max_len).
+        every row has produced end_idx (so T can be smaller than max_len).
 
         Call ``model.eval()`` first (dropout off). Encode the source once; at each step decode the
         whole prefix and keep the logits of its last position.
