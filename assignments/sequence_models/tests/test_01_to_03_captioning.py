@@ -27,22 +27,22 @@ WORD_TO_IDX = {w: i for i, w in enumerate(WORDS)}
 NULL, START, END = 0, 1, 2
 
 
-def _batch(rng, N, T, D, P=None):
-    """Features and captions <START> w1 ... <END> <NULL> ... of shape (N, T + 1)."""
-    features = rng.standard_normal((N, D) if P is None else (N, P, D))
+def _batch(rng, N, T, C, P=None):
+    """Features (N, C) or (N, P, C) and captions <START> w1 ... <END> <NULL> ... (N, T + 1)."""
+    features = rng.standard_normal((N, C) if P is None else (N, P, C))
     captions = rng.integers(3, len(WORDS), size=(N, T + 1))
     captions[:, 0] = START
-    for n, L in enumerate(rng.integers(1, T + 1, size=N)):
-        captions[n, L] = END
-        captions[n, L + 1:] = NULL
+    for n, length in enumerate(rng.integers(1, T + 1, size=N)):
+        captions[n, length] = END
+        captions[n, length + 1:] = NULL
     return features, captions
 
 
 @pytest.mark.parametrize("cell_type,k", [("rnn", 1), ("lstm", 4), ("attention", 4)])
 def test_param_shapes(cell_type, k):
-    D, W, H, V = 7, 5, 6, len(WORDS)
-    model = CaptioningRNN(WORD_TO_IDX, D, wordvec_dim=W, hidden_dim=H, cell_type=cell_type)
-    expected = {"W_proj": (D, H), "b_proj": (H,), "W_embed": (V, W), "Wx": (W, k * H),
+    C, D, H, V = 7, 5, 6, len(WORDS)   # image features, word vectors, hidden, vocabulary
+    model = CaptioningRNN(WORD_TO_IDX, C, wordvec_dim=D, hidden_dim=H, cell_type=cell_type)
+    expected = {"W_proj": (C, H), "b_proj": (H,), "W_embed": (V, D), "Wx": (D, k * H),
                 "Wh": (H, k * H), "b": (k * H,), "W_vocab": (H, V), "b_vocab": (V,)}
     if cell_type == "attention":
         expected["Wattn"] = (H, 4 * H)
@@ -58,7 +58,7 @@ def test_bad_cell_type():
 def test_loss_at_init_is_about_log_V_per_word(cell_type):
     rng = np.random.default_rng(0)
     P = 16 if cell_type == "attention" else None
-    features, captions = _batch(rng, N=40, T=10, D=32, P=P)
+    features, captions = _batch(rng, N=40, T=10, C=32, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 32, cell_type=cell_type, dtype=np.float64)
     loss, grads = model.loss(features, captions)
     assert sorted(grads) == sorted(model.params), "grads must have the keys of params"
@@ -73,7 +73,7 @@ def test_loss_at_init_is_about_log_V_per_word(cell_type):
 def test_loss_gradients_numeric(cell_type):
     rng = np.random.default_rng(1)
     P = 3 if cell_type == "attention" else None
-    features, captions = _batch(rng, N=2, T=4, D=4, P=P)
+    features, captions = _batch(rng, N=2, T=4, C=4, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
                           dtype=np.float64)
     for name in model.params:  # move away from the zero biases of the initialization
@@ -93,7 +93,7 @@ def test_loss_gradients_numeric(cell_type):
 
 def test_null_targets_are_masked():
     rng = np.random.default_rng(2)
-    features, captions = _batch(rng, N=3, T=6, D=4)
+    features, captions = _batch(rng, N=3, T=6, C=4)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type="lstm",
                           dtype=np.float64)
     captions[:, 4:] = NULL
@@ -174,7 +174,7 @@ def test_loss_is_teacher_forcing(cell_type):
     captions[:, t + 1]; compared with a loss written in this test."""
     rng = np.random.default_rng(4)
     P = 3 if cell_type == "attention" else None
-    features, captions = _batch(rng, N=3, T=5, D=4, P=P)
+    features, captions = _batch(rng, N=3, T=5, C=4, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
                           dtype=np.float64)
     for name in sorted(model.params):
@@ -193,7 +193,7 @@ def test_sample_is_greedy_decoding(cell_type):
     with parameters for which some captions end early and some never do."""
     rng = np.random.default_rng(3)
     P = 5 if cell_type == "attention" else None
-    features, _ = _batch(rng, N=8, T=3, D=4, P=P)
+    features, _ = _batch(rng, N=8, T=3, C=4, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
                           dtype=np.float64)
     for name in sorted(model.params):
@@ -242,7 +242,7 @@ def test_float32_model_gives_float32_gradients(cell_type):
     from seqlab.gradient_check import FLOAT32_CAUSE
     rng = np.random.default_rng(6)
     P = 3 if cell_type == "attention" else None
-    features, captions = _batch(rng, N=2, T=4, D=4, P=P)
+    features, captions = _batch(rng, N=2, T=4, C=4, P=P)
     model = CaptioningRNN(WORD_TO_IDX, 4, wordvec_dim=3, hidden_dim=5, cell_type=cell_type,
                           dtype=np.float32)
     _, grads = model.loss(features.astype(np.float32), captions)

@@ -28,11 +28,12 @@ class CaptionBatches:
     """Minibatches of (grid features, captions) for ``train``, in a fresh order every epoch.
 
     Inputs: ``features`` (num_images, P, C) float array, ``captions`` (num_captions, L) int
-    array, ``image_idxs`` (num_captions,) the image of each caption, ``batch_size``, ``null_idx``
-    (the ``<NULL>`` index) and ``seed``. Iterating yields ``(features (B, P, C) float tensor,
-    captions (B, L') long tensor)`` where ``L' <= L`` drops the columns that are ``<NULL>`` in
-    every caption of the batch. Epoch ``e`` uses ``np.random.default_rng((seed, e))``, so
-    training is the same on every run; the last incomplete batch of an epoch is dropped.
+    array, ``image_idxs`` (num_captions,) the image of each caption, ``batch_size`` N,
+    ``null_idx`` (the ``<NULL>`` index) and ``seed``. Iterating yields ``(features (N, P, C) float
+    tensor, captions (N, L') long tensor)`` where ``L' <= L`` drops the columns that are
+    ``<NULL>`` in every caption of the batch. Epoch ``e`` uses
+    ``np.random.default_rng((seed, e))``, so training is the same on every run; the last
+    incomplete batch of an epoch is dropped.
     """
 
     def __init__(self, features, captions, image_idxs, batch_size, null_idx, seed=0):
