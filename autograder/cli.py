@@ -236,6 +236,28 @@ def list_checks(only: list[str], notebooks: list[str]) -> int:
     return 0
 
 
+def _grade_arguments(args: argparse.Namespace) -> tuple[dict | None, dict[str, str]]:
+    """``grade``'s arguments checked -> (the --gradescope-config data or None, {submission:
+    its JSON file name in --out-dir}); raises ValueError saying what is wrong."""
+    from autograder.checks import core
+    core.select(args.only, args.notebook)
+    if not args.submissions:
+        raise ValueError("give at least one submission (folder or zip)")
+    if args.json_out and len(args.submissions) != 1:
+        raise ValueError("--json needs exactly one submission; use --out-dir for several")
+    missing = [s for s in args.submissions if not os.path.exists(s)]
+    if missing:
+        raise ValueError(f"no such file or folder: {', '.join(missing)}")
+    config = None
+    if args.gradescope_config:
+        try:
+            with open(args.gradescope_config, encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {args.gradescope_config}: {exc}") from None
+    return config, _json_names(args.submissions) if args.out_dir else {}
+
+
 def grade(args: argparse.Namespace) -> int:
     """The ``grade`` command (see the module docstring); exit status."""
     if args.list:
@@ -248,40 +270,12 @@ def grade(args: argparse.Namespace) -> int:
     detected = probe.submit(isolation.detect) if args.submissions else None
     probe.shutdown(wait=False)
     from autograder import report, runner, sandbox
-    from autograder.checks import core
 
     try:
-        core.select(args.only, args.notebook)
+        gradescope_config, json_names = _grade_arguments(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.submissions:
-        print("error: give at least one submission (folder or zip)", file=sys.stderr)
-        return 2
-    if args.json_out and len(args.submissions) != 1:
-        print("error: --json needs exactly one submission; use --out-dir for several",
-              file=sys.stderr)
-        return 2
-    missing = [s for s in args.submissions if not os.path.exists(s)]
-    if missing:
-        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-
-    gradescope_config = None
-    if args.gradescope_config:
-        try:
-            with open(args.gradescope_config, encoding="utf-8") as f:
-                gradescope_config = json.load(f)
-        except (OSError, ValueError) as exc:
-            print(f"error: cannot read {args.gradescope_config}: {exc}", file=sys.stderr)
-            return 2
-    json_names = {}
-    if args.out_dir:
-        try:
-            json_names = _json_names(args.submissions)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
     level = detected.result()
     try:
         isolation.require(level, args.allow_isolation)

@@ -24,6 +24,7 @@ results.json. What to choose in Gradescope's settings: docs/gradescope.md.
 """
 import json
 import re
+from pathlib import Path
 
 from autograder import paths
 from autograder.course import ASSIGNMENT, PACKAGE
@@ -151,7 +152,8 @@ def config(visibility: str = "visible", hints: str = "with_feedback") -> dict:
     return make_config(sorted(paths.source_dir().glob("[0-9][0-9]_*.ipynb")), visibility, hints)
 
 
-def build(out_zip, visibility: str = "visible", hints: str = "with_feedback") -> list[str]:
+def build(out_zip: str | Path, visibility: str = "visible",
+          hints: str = "with_feedback") -> list[str]:
     """Write the bundle; returns the list of archive names.
 
     ``visibility``: of every test on Gradescope (visible, after_due_date, after_published,

@@ -55,7 +55,8 @@ def notebook_order(notebooks) -> list:
     return order
 
 
-def make_config(notebooks, visibility: str = "visible", hints: str = "with_feedback") -> dict:
+def make_config(notebooks: dict, visibility: str = "visible",
+                hints: str = "with_feedback") -> dict:
     """The configuration ``run_autograder`` reads (a dict, written as gradescope_config.json)."""
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility: expected one of {VISIBILITIES}, got {visibility!r}")
@@ -66,7 +67,7 @@ def make_config(notebooks, visibility: str = "visible", hints: str = "with_feedb
 
 # ---------------------------------------------------------------- versions
 
-def versions(checks_dir=None) -> dict:
+def versions(checks_dir: Path | None = None) -> dict:
     """The versions a grade is computed with: Python, numpy, torch and a digest of the hidden
     checks (sha256 of ``autograder/checks/*.py``, first 12 hex digits)."""
     out = {"python": platform.python_version()}
@@ -85,8 +86,8 @@ def versions(checks_dir=None) -> dict:
 
 # ---------------------------------------------------------------- the transformation
 
-def for_gradescope(results, config, notes=(), isolation=None, visibility="visible",
-                   grader_versions=None) -> dict:
+def for_gradescope(results: list, config: dict, notes=(), isolation=None,
+                   visibility: str = "visible", grader_versions: dict | None = None) -> dict:
     """Gradescope's results.json of one submission, one test per graded function.
 
     Inputs:

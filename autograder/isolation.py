@@ -178,8 +178,8 @@ def setpriv_args(uid: int, gid: int) -> list:
             "--clear-groups", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
 
 
-def command(method: str, program: list, folders=(), hide=(), scratch=None, uid=None, gid=None,
-            args_fd=None) -> tuple:
+def command(method: str, program: list, folders=(), hide=(), scratch: str | Path | None = None,
+            uid: int | None = None, gid: int | None = None, args_fd: int | None = None) -> tuple:
     """The command line that runs ``program`` (a list) under ``method``. With bubblewrap, its
     arguments are read from ``args_fd`` when given (``--args FD``: they stay off the command
     line); returns (argv, bwrap arguments to write into that fd or None)."""
@@ -187,7 +187,7 @@ def command(method: str, program: list, folders=(), hide=(), scratch=None, uid=N
         return list(program), None
     if method == "uid":
         return setpriv_args(uid, gid) + list(program), None
-    inner_uid = uid if method == "uid+bwrap" else (uid if method == "bwrap-userns" else None)
+    inner_uid = uid if method in ("uid+bwrap", "bwrap-userns") else None
     bargs = bwrap_args(method, folders, hide, scratch, inner_uid)
     head = []
     if method == "uid+bwrap":
@@ -240,18 +240,15 @@ def _probe(method, folders):
 
 
 @functools.lru_cache(maxsize=None)
-def detect(folders=None, cgroup_ok=None) -> Isolation:
-    """The best isolation this machine allows (probed once per process). ``folders``: the
-    interpreter's folders (default: this interpreter's); ``cgroup_ok``: whether a memory+pids
-    cgroup can be made (default: tried)."""
+def detect() -> Isolation:
+    """The best isolation this machine allows (probed once per process), with this
+    interpreter's folders and a memory+pids cgroup when one can be made."""
     from autograder import sandbox
-    if folders is None:
-        folders = tuple(sandbox.interpreter_folders())
-    if cgroup_ok is None:  # SEQLAB_SANDBOX_CGROUP=0: none (tests of the other guarantees)
-        cgroup_ok = os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0" and \
-            sandbox.Cgroup.probe()
+    folders = sandbox.interpreter_folders()
+    # SEQLAB_SANDBOX_CGROUP=0: no cgroup (tests of the other guarantees)
+    cgroup_ok = os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0" and sandbox.Cgroup.probe()
     for method in _candidates():
-        if method == "plain" or _probe(method, list(folders)):
+        if method == "plain" or _probe(method, folders):
             return level_of(method, cgroup_ok)
     return level_of("plain", cgroup_ok)
 

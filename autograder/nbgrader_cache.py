@@ -33,7 +33,7 @@ _SKIPPED = ("__pycache__", ".pyc", ".pyo")
 _identity = {}
 
 
-def cache_dir(course_root=None) -> Path:
+def cache_dir(course_root: str | Path | None = None) -> Path:
     """The cache folder of a course: ``<course root>/nbgrader_results`` (a Path)."""
     return Path(course_root or paths.course_root()) / CACHE_DIR_NAME
 

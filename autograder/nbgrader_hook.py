@@ -34,9 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder import course, nbgrader_prepare, report
-
-COURSE_ROOT = Path(__file__).resolve().parent.parent
+from autograder import course, nbgrader_prepare, paths, report
 
 MODULE_OF = course.MODULE_OF
 # Check cells that grade a part of an API name's checks: notebook 02's CaptioningRNN cell grades
@@ -45,7 +43,8 @@ MODULE_OF = course.MODULE_OF
 PARTS = {"CaptioningRNN_lstm": "CaptioningRNN", "CaptioningRNN_attention": "CaptioningRNN"}
 
 
-def grade(api_name: str, folder=None, timeout: float = 10) -> float | None:
+def grade(api_name: str, folder: str | Path | None = None,
+          timeout: float = 10) -> float | None:
     """Grade ``api_name`` (a name of the student API, or a part of ``PARTS``) in ``folder``
     (default: ./seqlab); ``timeout``: seconds per call into student code.
 
@@ -73,11 +72,12 @@ def _results(folder, timeout):
     """The CheckResults of the modules of ``folder``: cached, or graded by a fresh process."""
     found = nbgrader_prepare.results(folder, grade_missing=False)
     if found is None:
+        root = paths.course_root()
         code = ("import sys; sys.path.insert(0, %r); from autograder import nbgrader_prepare; "
-                "nbgrader_prepare.results(%r, timeout=%r)" % (str(COURSE_ROOT), str(folder),
+                "nbgrader_prepare.results(%r, timeout=%r)" % (str(root), str(folder),
                                                              float(timeout)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=COURSE_ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=root, env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
         found = nbgrader_prepare.results(folder, grade_missing=False)
         if found is None:

@@ -14,6 +14,7 @@ Exit status 0 when every submission has a result (whatever the scores), 1 when t
 failed, 2 for bad arguments or a machine that isolates student code less than
 ``--allow-isolation`` accepts (default full, as ``python -m autograder grade``).
 """
+import argparse
 import sys
 import tempfile
 import time
@@ -62,8 +63,8 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
     return [report.record(res, sub.problems) for sub, res in zip(subs, results)]
 
 
-def results(seqlab_dir, grade_missing: bool = True, jobs: int = 2, timeout: float = 10.0,
-            allow_isolation: str = "full") -> list | None:
+def results(seqlab_dir: str | Path, grade_missing: bool = True, jobs: int = 2,
+            timeout: float = 10.0, allow_isolation: str = "full") -> list | None:
     """The CheckResults of the student modules of ``seqlab_dir``: from the course's result
     cache, else (``grade_missing``) graded in this process and cached; None when the cache
     lacks them and ``grade_missing`` is false. The one way to the results of an nbgrader
@@ -87,8 +88,8 @@ def submitted_folders(course_root, assignment: str, students=()) -> dict[str, Pa
     return {s: base / s / assignment / "seqlab" for s in wanted}
 
 
-def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=None,
-            progress=True, allow_isolation="full"):
+def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2,
+            timeout: float = 10.0, progress: bool = True, allow_isolation: str = "full") -> dict:
     """Grade and cache the submissions of ``assignment`` that the cache lacks.
 
     Returns {"submissions": n, "graded": k, "cached": n - k, "seconds": wall time}."""
@@ -102,7 +103,7 @@ def prepare(course_root, assignment, students=(), jobs=2, timeout=10.0, batch=No
         if cache.get(key) is None:
             todo.setdefault(key, sub)
     keys = list(todo)
-    batch = batch or max(4, 4 * jobs)
+    batch = max(4, 4 * jobs)
     bar = _progress(len(keys), progress)
     try:
         for start in range(0, len(keys), batch):
@@ -123,7 +124,7 @@ def _progress(total, enabled):
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``nbgrader-prepare`` command (``args``: assignment, student, jobs, timeout,
     allow_isolation, quiet); returns the exit status."""
     from autograder import isolation

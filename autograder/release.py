@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from autograder import api_doc, course, paths
@@ -238,7 +239,7 @@ def _student_requirements():
     return "\n".join(kept) + "\n"
 
 
-def find_leaks(names_and_bytes) -> list[str]:
+def find_leaks(names_and_bytes: Iterable[tuple[str, bytes]]) -> list[str]:
     """Names of bundle entries that carry solution markers, hidden tests or autograder files."""
     leaks = []
     for name, data in names_and_bytes:
@@ -253,7 +254,7 @@ def find_leaks(names_and_bytes) -> list[str]:
     return leaks
 
 
-def bundle(out_zip, release_dir: Path = RELEASE_DIR,
+def bundle(out_zip: str | Path, release_dir: Path = RELEASE_DIR,
            wanted: dict[Path, bytes] | None = None) -> list[str]:
     """Write the student bundle zip. Returns the list of archive names."""
     if release(release_dir=release_dir, check=True, wanted=wanted):
@@ -277,7 +278,7 @@ def bundle(out_zip, release_dir: Path = RELEASE_DIR,
     return [name for name, _ in sorted(entries)]
 
 
-def write_zip(out_zip, entries) -> None:
+def write_zip(out_zip: str | Path, entries: Iterable[tuple]) -> None:
     """Write a reproducible zip (fixed dates, deflated) of ``entries``, in their order:
     ``(name, bytes)`` or ``(name, bytes, mode)`` (default 0o644). Used by the student bundle
     and the Gradescope bundle."""

@@ -17,6 +17,7 @@ Web links (``https://...``), anchors (``#section``) and cell attachments are all
 import json
 import posixpath
 import re
+from collections.abc import Iterable
 
 TEXT_SUFFIXES = (".py", ".ipynb", ".md", ".txt", ".cfg", ".toml", ".json")
 
@@ -65,7 +66,7 @@ def _link_problem(folder, target, shipped):
     return None
 
 
-def text_problems(files: dict[str, bytes], also_shipped=()) -> list[str]:
+def text_problems(files: dict[str, bytes], also_shipped: Iterable[str] = ()) -> list[str]:
     """Problems of the release's text, as a list of ``"where: what"`` strings (empty when fine).
 
     Inputs:

@@ -7,6 +7,8 @@ of its array. ``decode`` keeps only the values the call asked for, checks every 
 and that each array has the shape and dtype its description claims, and turns anything
 malformed into a ``WorkerFailure("protocol")`` of that call.
 """
+from typing import Callable
+
 from autograder.checks import core
 from autograder.sandbox import WorkerFailure
 
@@ -109,7 +111,8 @@ def decode(resp: dict, arrays: dict, returns: list) -> tuple:
     return ok, error, values, js
 
 
-def result(resp: dict, arrays: dict, returns: list, output: str, scrub) -> core.Result:
+def result(resp: dict, arrays: dict, returns: list, output: str,
+           scrub: Callable[[str], str]) -> core.Result:
     """The checked core.Result of one answer (``decode``; raises WorkerFailure when it is
     malformed): only the values the call asked for (``returns``), and ``scrub`` (a function
     that removes the scratch folder's path) applied to every text."""
@@ -123,7 +126,7 @@ def result(resp: dict, arrays: dict, returns: list, output: str, scrub) -> core.
                        json=js, output=scrub(output))
 
 
-def import_message(error) -> str:
+def import_message(error: dict | None) -> str:
     """What a failed import answer says: the error's message and its last three places."""
     error = error or {}
     msg = error.get("message") or "import failed"

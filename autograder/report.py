@@ -10,7 +10,12 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # runner imports this module
+    from autograder.runner import SubmissionResult
 
 NOT_GRADED = ("NOT GRADED: this check could not run, twice (the second time in a fresh "
               "worker); it is not scored as your failure until the course staff regrade it. ")
@@ -48,7 +53,7 @@ class CheckResult:
     not_graded: bool = False
 
     @classmethod
-    def of(cls, check, passed=False, **fields) -> "CheckResult":
+    def of(cls, check, passed: bool = False, **fields) -> "CheckResult":
         """The result of ``check`` (a ``checks.core.Check``); ``fields``: what it gave."""
         from autograder.checks.core import notebook_of
         return cls(id=check.id, api=check.api, title=check.title, points=check.points,
@@ -69,24 +74,24 @@ def clean_text(text: str, limit: int = 4000) -> str:
     return text
 
 
-def clean_line(text, limit: int = 300) -> str:
+def clean_line(text: object, limit: int = 300) -> str:
     """A student-derived string (a file name, a message) made safe for one line of a terminal:
     every control character, newlines included, becomes '?'."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def rounded(x) -> float:
+def rounded(x: float) -> float:
     """``x`` as results.json writes points: a float rounded to 4 decimals."""
     return round(float(x), 4)
 
 
-def write_json(data, path) -> None:
+def write_json(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as indented JSON to ``path``, atomically (see ``write_text``)."""
     write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", path)
 
 
-def write_text(text: str, path) -> None:
+def write_text(text: str, path: str | os.PathLike) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder (mode 0644),
     then a rename, so a reader never sees half a file."""
     path = os.path.abspath(path)
@@ -153,14 +158,15 @@ def feedback(r: CheckResult, verbose: bool = False, label: bool = True,
     return "\n".join(lines)
 
 
-def printed_text(outputs) -> str:
+def printed_text(outputs: Iterable[str]) -> str:
     """What a check's calls printed (``outputs``: their texts), stripped, at most
     ``PRINTED_LIMIT`` characters ("" when nothing was printed)."""
     text = "".join(o for o in outputs if o).strip()
     return text[:PRINTED_LIMIT] + " ..." if len(text) > PRINTED_LIMIT else text
 
 
-def results_json(sub_result, visibility: str = "visible", isolation=None) -> dict:
+def results_json(sub_result: "SubmissionResult", visibility: str = "visible",
+                 isolation=None) -> dict:
     """Gradescope's results.json of one submission (a ``runner.SubmissionResult``): one test
     per check. ``isolation``: the isolation.Isolation the grading ran under (written into
     ``extra_data``)."""
@@ -187,7 +193,7 @@ def results_json(sub_result, visibility: str = "visible", isolation=None) -> dic
     return data
 
 
-def submission_notes(sub_result) -> list:
+def submission_notes(sub_result: "SubmissionResult") -> list[str]:
     """The lines about the whole submission: where each module was found, what is missing,
     the loader's problems, the checks NOT GRADED, the total."""
     sub = sub_result.submission
@@ -203,7 +209,7 @@ def submission_notes(sub_result) -> list:
     return lines
 
 
-def summary(sub_result, verbose: bool = False, quiet: bool = False) -> str:
+def summary(sub_result: "SubmissionResult", verbose: bool = False, quiet: bool = False) -> str:
     """Readable summary: the total, a total per notebook, then per API name the points and
     what failed and why (each hint once). CaptioningRNN's checks are shown under the notebook
     of their cell type. Without ``verbose``: at most three failed checks per API name and no
@@ -258,7 +264,7 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def record(sub_result, notes=()) -> dict:
+def record(sub_result: "SubmissionResult", notes: Iterable[str] = ()) -> dict:
     """The results of one submission as JSON data, without the details (the nbgrader result
     cache holds it): ``notes`` then :func:`submission_notes`, and each CheckResult but its
     ``detail`` under ``tests``."""

@@ -25,6 +25,7 @@ How two files are compared (winnowing, as MOSS does; the building blocks are ``c
 The hash is a fixed polynomial hash (copydetect's uses Python's ``hash()``, which changes with
 every process): the same submissions give the same scores and the same report on every run.
 """
+import argparse
 import json
 import multiprocessing
 import os
@@ -130,7 +131,7 @@ class Fingerprint:
         self.token_coverage = float(get_token_coverage(self.hash_idx, self.k,
                                                        len(self.filtered_code)))
 
-    def drop(self, unwanted):
+    def drop(self, unwanted: set) -> "Fingerprint":
         """A copy without the fingerprints in the set ``unwanted``."""
         if not unwanted or not (self.hashes & unwanted):
             return self
@@ -160,7 +161,7 @@ class Boilerplate:
     hashes: np.ndarray
 
     @classmethod
-    def of(cls, code, k):
+    def of(cls, code: str, k: int) -> "Boilerplate":
         """The boilerplate of the release file ``code`` (str) for k-grams of length ``k``."""
         lines = frozenset(line.strip() for line in code.splitlines() if line.strip())
         return cls(lines, np.unique(kgram_hashes(filtered(code)[0], k)))
@@ -232,7 +233,7 @@ def _decode(data):
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
-def expand(path) -> list[tuple[str, Path]]:
+def expand(path: str | Path) -> list[tuple[str, Path]]:
     """The submissions a command-line argument stands for: [(name, path)].
 
     A folder or zip is one submission, named after it; an nbgrader ``submitted/`` folder (or a
@@ -355,7 +356,7 @@ class Match:
     slices_b: np.ndarray
 
     @property
-    def module(self):
+    def module(self) -> str:
         return self.a.label
 
 
@@ -572,7 +573,7 @@ def summary_lines(pairs: list[Pair], top: int) -> list[str]:
     return lines
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``similarity`` command (``args``: the options of ``python -m autograder similarity
     --help``); returns the exit status."""
     settings = Settings(noise=args.noise, window=args.window, threshold=args.threshold,

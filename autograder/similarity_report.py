@@ -8,9 +8,10 @@ student text, it never lets it act. The same inputs give the same bytes (no time
 the machine that made it).
 """
 from html import escape
+from pathlib import Path
 
 from autograder import course, report
-from autograder.similarity import module_score
+from autograder.similarity import Inputs, Settings, module_score
 
 MAX_ROWS = 200    # pairs listed in the ranked table (the JSON output has every pair)
 MAX_DETAILS = 50  # of these, the first pairs shown side by side
@@ -142,6 +143,6 @@ def render(pairs, inputs, settings) -> str:
         + "</body></html>\n")
 
 
-def write(path, pairs, inputs, settings) -> None:
+def write(path: str | Path, pairs: list, inputs: Inputs, settings: Settings) -> None:
     """Render the report and write it to ``path`` (replaced atomically)."""
     report.write_text(render(pairs, inputs, settings), path)

@@ -82,7 +82,7 @@ def _reference_inodes():
     return out
 
 
-def load(path) -> Submission:
+def load(path: str | Path) -> Submission:
     """Read the student modules of a submission (folder, zip, or a single .py file)."""
     path = Path(path)
     sub = Submission(source=path, name=path.name)
@@ -126,7 +126,7 @@ class Budget:
         return True
 
 
-def walk_folder(root, budget: "Budget") -> dict[tuple, Path]:
+def walk_folder(root: Path, budget: "Budget") -> dict[tuple, Path]:
     """Regular files under ``root`` (iteratively, symbolic links not followed, hidden and
     tool folders skipped), within ``budget``: {path parts: Path}."""
     found = {}
@@ -240,11 +240,11 @@ def _load_zip(sub, path):
             sub.found_at[mod] = "/".join(parts)
 
 
-def make_scratch(sub: Submission, base=None) -> Path:
+def make_scratch(sub: Submission) -> Path:
     """A fresh folder ``<tmp>/seqlab/`` with the given files, the submission's student modules,
     and release stubs for the student modules it lacks. Returns the folder (the parent of
     ``seqlab/``); readable by everyone, writable by the grader only."""
-    scratch = Path(tempfile.mkdtemp(prefix="seqlab-grade-", dir=base))
+    scratch = Path(tempfile.mkdtemp(prefix="seqlab-grade-"))
     os.chmod(scratch, 0o755)
     pkg = scratch / "seqlab"
     pkg.mkdir()
@@ -264,7 +264,7 @@ def make_scratch(sub: Submission, base=None) -> Path:
     return scratch
 
 
-def remove_scratch(scratch) -> None:
+def remove_scratch(scratch: Path) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 

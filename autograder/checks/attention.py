@@ -166,6 +166,6 @@ def _seq_spec():
 
 
 @register(MODULE)
-def build():
+def build() -> list:
     return (layer_checks(_attention_spec()) + layer_checks(_step_spec())
             + layer_checks(_seq_spec()))

@@ -7,16 +7,14 @@ arrays drawn here (so nothing depends on the student's initialisation), and ``lo
 import numpy as np
 
 from autograder import course, reference
+from autograder.checks import core
 from autograder.checks.core import (
     F32,
     F64,
-    NUMERIC,
     Call,
     Check,
     Failed,
     compare,
-    numeric_gradient,
-    perturbations,
     register,
     require_array,
     require_right,
@@ -49,9 +47,10 @@ def _ref_model(w2i, D, W, H, cell, dtype=np.float64):
     return cls(w2i, input_dim=D, wordvec_dim=W, hidden_dim=H, cell_type=cell, dtype=dtype)
 
 
-def draw_params(seed, w2i, D, W, H, cell, end_boost=None):
+def draw_params(seed, w2i, dims, cell, end_boost=None):
     rng = seeded(seed)
-    shapes = {k: v.shape for k, v in _ref_model(w2i, D, W, H, cell).params.items()}
+    shapes = {k: v.shape for k, v in _ref_model(w2i, dims["D"], dims["W"], dims["H"],
+                                                cell).params.items()}
     params = {k: rng.standard_normal(s) * SCALES.get(k, 0.5) for k, s in sorted(shapes.items())}
     if end_boost is not None:
         params["b_vocab"][w2i["<END>"]] += end_boost
@@ -156,7 +155,7 @@ def _loss_program(w2i, dims, cell, params, features, captions, dtype="float64", 
     returns = ["loss", "g.*"]
     if numeric:  # the loss at perturbed parameters; the grader takes the differences
         for k in params:
-            inputs["stack." + k] = perturbations(params[k])
+            inputs["stack." + k] = core.perturbations(params[k])
             steps.append({"op": "map_param", "obj": "model", "method": "loss",
                           "args": ["$features", "$captions"], "param": k, "pick": 0,
                           "stack": "stack." + k, "out": "f." + k,
@@ -216,15 +215,26 @@ def _loss_hint(loss, expected, captions, w2i):
     return ""
 
 
-def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=2.0,
-                dims=DIMS):
-    w2i = vocab(shuffled)
-    name = title or f"loss and gradients vs reference (cell_type={cell!r})"
-
+def _loss_data(seed, w2i, dims, cell, P=4):
+    """() -> (params, features, captions) drawn with ``seed``."""
     def data():
-        params = draw_params(seed, w2i, dims["D"], dims["W"], dims["H"], cell)
-        features, captions = draw_data(seed + 1, w2i, dims["N"], dims["T"], dims["D"], cell)
+        params = draw_params(seed, w2i, dims, cell)
+        features, captions = draw_data(seed + 1, w2i, dims["N"], dims["T"], dims["D"], cell, P)
         return params, features, captions
+    return data
+
+
+def _check(kind, cell, title, points, calls, evaluate):
+    """A check of CaptioningRNN's ``kind`` ("loss" or "sample") with the ``cell`` captioner."""
+    return Check(api=API, title=title, points=points, module=MODULE, calls=calls,
+                 evaluate=_run(evaluate), tags=USES[kind, cell], cell=cell_of(cell))
+
+
+def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=2.0):
+    w2i = vocab(shuffled)
+    dims = DIMS
+    name = title or f"loss and gradients vs reference (cell_type={cell!r})"
+    data = _loss_data(seed, w2i, dims, cell)
 
     def calls():
         return _loss_program(w2i, dims, cell, *data(), dtype=dtype)
@@ -256,19 +266,13 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             compare(f"grads[{k!r}]", arr, grads_ref[k], tol, ctx)
         return f"loss and every gradient match{ctx}"
 
-    return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=USES["loss", cell], cell=cell_of(cell))
+    return _check("loss", cell, name, points, calls, evaluate)
 
 
-def _check_numeric(cell, seed, points=1.0):
+def _check_numeric(cell, seed):
     dims = SMALL
     w2i = vocab()
-
-    def data():
-        params = draw_params(seed, w2i, dims["D"], dims["W"], dims["H"], cell)
-        features, captions = draw_data(seed + 1, w2i, dims["N"], dims["T"], dims["D"], cell,
-                                       P=3)
-        return params, features, captions
+    data = _loss_data(seed, w2i, dims, cell, P=3)
 
     def calls():
         return _loss_program(w2i, dims, cell, *data(), numeric=True)
@@ -283,8 +287,8 @@ def _check_numeric(cell, seed, points=1.0):
             if losses is None:
                 raise Failed(f"could not evaluate your loss at perturbed parameters: "
                              f"{r.problem()}")
-            num = numeric_gradient(params[k].shape, [losses], [np.asarray(1.0)])
-            compare(f"grads[{k!r}]", arr, num, NUMERIC,
+            num = core.numeric_gradient(params[k].shape, [losses], [np.asarray(1.0)])
+            compare(f"grads[{k!r}]", arr, num, core.NUMERIC,
                     f" (cell_type={cell!r}; compared with centered differences of your loss)")
         loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
             w2i, dims, cell, params, features, captions))
@@ -292,10 +296,8 @@ def _check_numeric(cell, seed, points=1.0):
         require_right(r, sorted(expected), expected, F64, "agreeing with numeric gradients")
         return "every gradient agrees with numeric gradients of your loss"
 
-    return Check(api=API, title=f"gradients vs numeric gradients of your loss "
-                                f"(cell_type={cell!r})",
-                 points=points, module=MODULE, calls=calls, evaluate=_run(evaluate),
-                 tags=USES["loss", cell], cell=cell_of(cell))
+    return _check("loss", cell, f"gradients vs numeric gradients of your loss "
+                  f"(cell_type={cell!r})", 1.0, calls, evaluate)
 
 
 def _end_config(seed, w2i, dims, cell, N, max_length):
@@ -304,7 +306,7 @@ def _end_config(seed, w2i, dims, cell, N, max_length):
     features, _ = draw_data(seed + 1, w2i, N, 2, dims["D"], cell)
     best = None
     for boost in np.linspace(0.0, 6.0, 61):
-        params = draw_params(seed, w2i, dims["D"], dims["W"], dims["H"], cell, end_boost=boost)
+        params = draw_params(seed, w2i, dims, cell, end_boost=boost)
         caps, _ = ref_sample(w2i, dims, cell, params, features, max_length)
         ended = (caps == w2i["<END>"]).any(axis=1)
         first = np.where(ended, (caps == w2i["<END>"]).argmax(axis=1), -1)
@@ -313,7 +315,7 @@ def _end_config(seed, w2i, dims, cell, N, max_length):
             return params, features
         if best is None and ended.any():
             best = (params, features)
-    return best or (draw_params(seed, w2i, dims["D"], dims["W"], dims["H"], cell), features)
+    return best or (draw_params(seed, w2i, dims, cell), features)
 
 
 def _word(index, w2i):
@@ -344,7 +346,7 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
     def data():
         if with_end:
             return _end_config(seed, w2i, dims, cell, N, max_length)
-        params = draw_params(seed, w2i, dims["D"], dims["W"], dims["H"], cell)
+        params = draw_params(seed, w2i, dims, cell)
         features, _ = draw_data(seed + 1, w2i, N, 2, dims["D"], cell)
         return params, features
 
@@ -389,12 +391,11 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
                     ctx + "; zero where the caption is <NULL> after its <END>")
         return f"captions match{ctx}"
 
-    return Check(api=API, title=name, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=USES["sample", cell], cell=cell_of(cell))
+    return _check("sample", cell, name, points, calls, evaluate)
 
 
 @register(MODULE)
-def build():
+def build() -> list:
     checks = []
     for k, cell in enumerate(("rnn", "lstm", "attention")):
         checks.append(_check_loss(cell, 600 + 10 * k))

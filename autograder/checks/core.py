@@ -18,6 +18,7 @@ PyTorch twins of the numpy layers.
 import math
 import threading
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -46,10 +47,10 @@ class Value:
         self.array = array
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return self.meta.get("kind", "missing")
 
-    def describe(self):
+    def describe(self) -> str:
         m = self.meta
         kind = self.kind
         if kind == "missing":
@@ -79,13 +80,13 @@ class Result:
         self.failure = failure  # (kind, message) when the worker failed
         self.seconds = seconds
 
-    def value(self, name):
+    def value(self, name: str) -> Value:
         return self.values.get(name, Value({"kind": "missing"}, None))
 
-    def array(self, name):
+    def array(self, name: str) -> np.ndarray | None:
         return self.value(name).array
 
-    def problem(self):
+    def problem(self) -> str | None:
         """A one-paragraph description of why the call did not complete, or None."""
         if self.failure is not None:
             kind, message = self.failure
@@ -149,10 +150,10 @@ class Check:
         self._memo = {}
 
     @property
-    def all_tags(self):
+    def all_tags(self) -> tuple:
         return (self.api,) + tuple(t for t in self.tags if t != self.api)
 
-    def get_calls(self):
+    def get_calls(self) -> list[Call]:
         with self._lock:
             if self._calls is None:
                 calls = self.calls()
@@ -161,7 +162,7 @@ class Check:
                     c.api = c.api or self.api
             return self._calls
 
-    def memo(self, key, fn):
+    def memo(self, key, fn: Callable):
         """Memoize a grader-side computation (reference outputs, hint variants) per check."""
         with self._lock:
             if key not in self._memo:
@@ -178,7 +179,7 @@ _checks = None
 _checks_lock = threading.Lock()
 
 
-def register(module):
+def register(module: str) -> Callable:
     """Decorator: ``builder() -> list[Check]`` for the student module ``module``."""
     def deco(fn):
         _builders.append((module, fn))
@@ -186,7 +187,7 @@ def register(module):
     return deco
 
 
-def all_checks():
+def all_checks() -> list[Check]:
     """Every registered check, in a stable order (module order, then definition order).
     Checks of a module whose reference file is missing are left out."""
     global _checks
@@ -212,12 +213,12 @@ NOTEBOOKS = course.NOTEBOOKS
 _CELL_NOTEBOOK = {c.grade_id: c.notebook for c in course.check_cells()}
 
 
-def notebook_of(check):
+def notebook_of(check: Check) -> str:
     """"01".."04": the notebook whose check cell (``check.cell``) holds ``check``."""
     return _CELL_NOTEBOOK.get(check.cell, "")
 
 
-def notebook_key(name):
+def notebook_key(name) -> str | None:
     """"01" for "1", "01", "nb01" or "01_rnn_captioning"; None if ``name`` names no notebook."""
     text = str(name).strip().lower().removeprefix("nb")
     for key, full in NOTEBOOKS.items():
@@ -226,7 +227,7 @@ def notebook_key(name):
     return None
 
 
-def resolve_selection(names):
+def resolve_selection(names) -> tuple[set, set]:
     """API names, student module names ("rnn_layers" or "rnn_layers.py") and notebooks
     ("01", "02_lstm_captioning") -> (set of API names, set of notebook keys). Raises
     ValueError naming the unknown entries and what is known."""
@@ -249,7 +250,7 @@ def resolve_selection(names):
     return apis, notebooks
 
 
-def select(only=None, notebooks=None):
+def select(only: list | None = None, notebooks: list | None = None) -> list[Check]:
     """The checks selected by ``only`` (API names, module names or notebooks; see
     :func:`resolve_selection`) and ``notebooks``; every check if both are empty. A check is
     selected by its group (``check.api``) or its notebook. (A check's other tags name the API
@@ -263,7 +264,7 @@ def select(only=None, notebooks=None):
     return [c for c in checks if c.api in apis or notebook_of(c) in books]
 
 
-def api_names():
+def api_names() -> list[str]:
     names = []
     for c in all_checks():
         if c.api not in names:
@@ -281,11 +282,11 @@ NUMERIC = dict(rtol=1e-5, atol=1e-6)  # analytic against centered differences (h
 LOOSE = dict(rtol=1e-5, atol=1e-6)    # float32 positional encodings inside a float64 model
 
 
-def fmt_shape(shape):
+def fmt_shape(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def max_error(got, expected, rtol, atol):
+def max_error(got, expected, rtol: float, atol: float) -> tuple:
     """(ok, worst index, abs error there, normalised error). ``atol`` is relative to the
     largest magnitude of ``expected``, at least 1 (so the check works at any scale, and an
     output that is zero up to round-off, e.g. the gradient of a key bias, compares as zero
@@ -331,8 +332,9 @@ SATURATION_HINT = ("exp() overflows to inf once |z| is large (beyond ~710 in flo
                    "given sigmoid, and subtract the row maximum before a softmax")
 
 
-def require_array(result, name, label=None, shape=None, dtype=None, kinds=("ndarray",),
-                  allow_scalar=False):
+def require_array(result: Result, name: str, label: str | None = None, shape=None,
+                  dtype: str | None = None, kinds=("ndarray",),
+                  allow_scalar: bool = False) -> np.ndarray:
     """Return the array of value ``name`` or raise Failed explaining what came back instead.
 
     ``kinds``: accepted containers ("ndarray", "tensor"). ``dtype``: a numpy dtype name, or
@@ -369,7 +371,7 @@ def require_array(result, name, label=None, shape=None, dtype=None, kinds=("ndar
     return arr
 
 
-def compare(label, got, expected, tol, context=""):
+def compare(label: str, got, expected, tol: dict, context: str = "") -> None:
     """Raise Failed if ``got`` differs from ``expected`` beyond ``tol`` (a dict rtol/atol)."""
     expected = np.asarray(expected)
     got = np.asarray(got)
@@ -403,14 +405,14 @@ def compare(label, got, expected, tol, context=""):
                 _fmt_num(e), f"); tolerance: relative {tol['rtol']:g}{context}")
 
 
-def _differ(head, expected, tail, hint=""):
+def _differ(head, expected, tail):
     """Raise Failed with ``head + tail`` for the student and ``head, expected <expected>
     tail`` as the instructor's detail: a hidden expected value never reaches a student."""
-    raise Failed(head + tail, hint, f"{head}, expected {expected}{tail}")
+    raise Failed(head + tail, "", f"{head}, expected {expected}{tail}")
 
 
-def require_right(result, names, expected, tol, what, kinds=("ndarray",), prefix="",
-                  positions=None, names_as=None):
+def require_right(result: Result, names: list, expected: dict, tol: dict, what: str,
+                  kinds=("ndarray",), prefix: str = "", positions=None, names_as=None) -> None:
     """Gate of a self-consistency check (inputs unchanged, gradients vs numeric gradients of
     your own function, causality...): such a property holds for any function, even one that
     returns zeros, so it is awarded only when the same call's outputs ``names`` match
@@ -435,7 +437,7 @@ def require_right(result, names, expected, tol, what, kinds=("ndarray",), prefix
                          lead + f.detail if f.detail else "") from None
 
 
-def matches(got, expected, tol=None):
+def matches(got, expected, tol: dict | None = None) -> bool:
     """True if ``got`` equals ``expected`` within ``tol`` (shape included). Used for hints."""
     tol = tol or dict(rtol=1e-5, atol=1e-6)
     try:
@@ -453,7 +455,7 @@ def matches(got, expected, tol=None):
 _torch_lock = threading.Lock()
 
 
-def import_torch():
+def import_torch() -> ModuleType:
     """torch for the grader process: one thread (small tensors; two threads on two busy cores
     are ten times slower). One thread imports it while the others wait: two threads importing
     torch's submodules at once can see a partially initialised module (an ImportError in the
@@ -468,18 +470,19 @@ def import_torch():
 NUMERIC_STEP = 1e-5
 
 
-def perturbations(x, h=NUMERIC_STEP):
-    """(2n, *x.shape) float64: x + h e_i and x - h e_i for every entry i (interleaved)."""
+def perturbations(x) -> np.ndarray:
+    """(2n, *x.shape) float64: x + h e_i and x - h e_i (h = NUMERIC_STEP) for every entry i,
+    interleaved."""
     x = np.asarray(x, dtype=np.float64)
     n = x.size
     stack = np.repeat(x.reshape(1, -1), 2 * n, axis=0)
     idx = np.arange(n)
-    stack[2 * idx, idx] += h
-    stack[2 * idx + 1, idx] -= h
+    stack[2 * idx, idx] += NUMERIC_STEP
+    stack[2 * idx + 1, idx] -= NUMERIC_STEP
     return stack.reshape((2 * n,) + x.shape)
 
 
-def numeric_gradient(shape, outputs, douts, h=NUMERIC_STEP):
+def numeric_gradient(shape, outputs: list, douts: list) -> np.ndarray:
     """Centered differences from the outputs at ``perturbations``: ``outputs`` is a list of
     (2n, *out_shape) arrays (or (2n,) scalars), ``douts`` the matching upstream gradients.
     Returns d sum_j <douts[j], f_j(x)> / dx, of shape ``shape``. Computed in the grader."""
@@ -492,13 +495,13 @@ def numeric_gradient(shape, outputs, douts, h=NUMERIC_STEP):
                          f"{fmt_shape(d.shape)}")
         proj = np.tensordot(out, d, axes=d.ndim) if d.ndim else out * d
         total = proj if total is None else total + proj
-    grad = (total[0::2] - total[1::2]) / (2 * h)
+    grad = (total[0::2] - total[1::2]) / (2 * NUMERIC_STEP)
     return grad.reshape(shape)
 
 
-def seeded(seed):
+def seeded(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def sizes_str(**sizes):
+def sizes_str(**sizes) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from autograder.checks.core import matches
+from autograder.checks.core import Failed, matches
 
 
 @dataclass
@@ -22,9 +22,10 @@ class Hint:
     tol: dict = field(default_factory=lambda: dict(rtol=1e-5, atol=1e-6))
 
 
-def matching_hint(check, key, hints, args, result, names, expected=None, prefix=""):
+def matching_hint(check, key, hints: list, args: tuple, result, names: list,
+                  expected: dict | None = None) -> str:
     """The message of the first of ``hints`` whose variant the outputs ``names`` of ``result``
-    (returned as ``prefix + name``) match, skipping a variant equal to ``expected`` on these
+    match, skipping a variant equal to ``expected`` on these
     inputs (a right answer never gets a hint); "" if none does. Variants are memoized per
     check under ``key``; one that raises is skipped."""
     for i, hint in enumerate(hints):
@@ -39,13 +40,13 @@ def matching_hint(check, key, hints, args, result, names, expected=None, prefix=
                                                                   hint.tol)
                                         for n in relevant):
             continue  # indistinguishable from the right answer on these inputs
-        if all(result.array(prefix + n) is not None
-               and matches(result.array(prefix + n), variant[n], hint.tol) for n in relevant):
+        if all(result.array(n) is not None and matches(result.array(n), variant[n], hint.tol)
+               for n in relevant):
             return hint.message
     return ""
 
 
-def modified(given, result, prefix="after."):
+def modified(given: dict, result, prefix: str = "after.") -> list[str]:
     """The names of ``given`` (name -> the array a function was given) whose copy read back
     after the call (``prefix + name`` in ``result``) is missing or differs: the function wrote
     into its arguments."""
@@ -56,3 +57,14 @@ def modified(given, result, prefix="after."):
                 not np.array_equal(before, after, equal_nan=True):
             out.append(name)
     return out
+
+
+def require_unchanged(result, api: str, given: dict, message: str, hint: str = "",
+                      prefix: str = "after.") -> None:
+    """Raise Failed when the call did not complete, or when it wrote into an array of
+    ``given`` (see :func:`modified`): ``message`` with the changed names as ``{names}``."""
+    if result.problem():
+        raise Failed(f"{api} did not complete: {result.problem()}")
+    changed = modified(given, result, prefix)
+    if changed:
+        raise Failed(message.format(names=", ".join(changed)), hint)

@@ -90,7 +90,7 @@ def _scale(factor, keys):
     return f
 
 
-def gated_spec(**fields):
+def gated_spec(**fields) -> LayerSpec:
     """The LayerSpec of a layer whose weights hold the four gates, the gate-order hints first."""
     spec = LayerSpec(**fields)
     fh, bh = gate_order_hints(fields)
@@ -128,5 +128,5 @@ def _seq_spec():
 
 
 @register(MODULE)
-def build():
+def build() -> list:
     return layer_checks(_step_spec()) + layer_checks(_seq_spec())

@@ -21,6 +21,7 @@ Known mistakes (``hints.Hint``, ``variant(inputs, douts)``) are variants compute
 grader; when a failing result matches one, its message is added to the feedback.
 """
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Callable, Optional
 
 import numpy as np
@@ -44,7 +45,7 @@ from autograder.checks.core import (
     seeded,
     sizes_str,
 )
-from autograder.checks.hints import matching_hint, modified
+from autograder.checks.hints import matching_hint, require_unchanged
 
 
 @dataclass
@@ -70,18 +71,18 @@ class LayerSpec:
     backward_hints: list = field(default_factory=list)
     seed: int = 0
     numeric_size: Optional[dict] = None            # small size for numeric gradients
-    extra_forward_checks: list = field(default_factory=list)
-    extra_backward_checks: list = field(default_factory=list)
+    extra_forward_checks: list = field(default_factory=list)    # spec -> [Check]
 
     # --- derived ---------------------------------------------------------------------------
     @property
-    def out_names(self):
+    def out_names(self) -> list[str]:
         return [o for o in self.outs if o != "cache"]
 
-    def ref(self):
+    def ref(self) -> ModuleType:
         return reference.module(self.module)
 
-    def draw(self, size, seed_offset=0, dtype=np.float64, scale=None):
+    def draw(self, size: dict, seed_offset: int = 0, dtype=np.float64,
+             scale: Callable | None = None) -> dict:
         rng = seeded(self.seed * 1000 + seed_offset)
         inputs = self.make(rng, **size)
         if scale is not None:
@@ -89,28 +90,28 @@ class LayerSpec:
         return {k: (v.astype(dtype) if k not in self.int_inputs and v.dtype.kind == "f" else v)
                 for k, v in inputs.items()}
 
-    def ref_forward(self, inputs):
+    def ref_forward(self, inputs: dict) -> tuple[dict, object]:
         fn = getattr(self.ref(), self.forward)
         out = fn(*[np.array(inputs[k], copy=True) for k in self.inputs])
         out = out if isinstance(out, tuple) else (out,)
         return {name: np.asarray(v) for name, v in zip(self.outs, out) if name != "cache"}, \
             dict(zip(self.outs, out)).get("cache")
 
-    def douts(self, inputs, seed_offset=0):
+    def douts(self, inputs: dict, seed_offset: int = 0) -> dict:
         outs, _ = self.ref_forward({k: np.asarray(v, dtype=np.float64)
                                     if k not in self.int_inputs else v
                                     for k, v in inputs.items()})
         rng = seeded(self.seed * 1000 + 500 + seed_offset)
         return {"d" + name: rng.standard_normal(outs[name].shape) for name in self.upstream}
 
-    def ref_backward(self, inputs, douts):
+    def ref_backward(self, inputs: dict, douts: dict) -> dict:
         _, cache = self.ref_forward(inputs)
         fn = getattr(self.ref(), self.backward)
         out = fn(*[np.array(douts["d" + u], copy=True) for u in self.upstream], cache)
         out = out if isinstance(out, tuple) else (out,)
         return {g: np.asarray(v) for g, v in zip(self.grads, out)}
 
-    def torch_grads(self, inputs, douts):
+    def torch_grads(self, inputs: dict, douts: dict) -> dict:
         torch = import_torch()
         tensors = {}
         for k in self.inputs:
@@ -129,13 +130,13 @@ class LayerSpec:
                 for g, k, t in zip(self.grads, self.grad_of, grads)}
 
     # --- programs --------------------------------------------------------------------------
-    def forward_step(self):
+    def forward_step(self) -> dict:
         out = self.outs if len(self.outs) > 1 else self.outs[0]
         return {"op": "call", "fn": f"{self.module}.{self.forward}",
                 "args": ["$" + k for k in self.inputs], "out": out, "label": self.forward}
 
-    def backward_step(self, out_prefix=""):
-        out = [out_prefix + g for g in self.grads]
+    def backward_step(self, prefix: str = "") -> dict:
+        out = [prefix + g for g in self.grads]
         return {"op": "call", "fn": f"{self.module}.{self.backward}",
                 "args": ["$d" + u for u in self.upstream] + ["$cache"],
                 "out": out if len(out) > 1 else out[0], "label": self.backward}
@@ -145,23 +146,22 @@ class LayerSpec:
 # evaluation helpers
 # ---------------------------------------------------------------------------------------------
 
-def compare_outputs(check, key, result, names, expected, tol, dtype, context, hints=(),
-                    inputs=None, douts=None, prefix=""):
+def compare_outputs(check: Check, key: str, result, names: list, expected: dict, tol: dict,
+                    dtype: str, context: str, hints=(), inputs=None, douts=None) -> None:
     """Require each output in ``names`` to be an ndarray of ``expected[name]``'s shape and
     ``dtype``, with values within ``tol``. On failure, look for a matching known mistake."""
     try:
         for name in names:
             exp = expected[name]
-            arr = require_array(result, prefix + name, label=name, shape=np.shape(exp),
-                                dtype=dtype)
+            arr = require_array(result, name, shape=np.shape(exp), dtype=dtype)
             compare(name, arr, exp, tol, context)
     except Failed as f:
         hint = f.hint or matching_hint(check, key, hints, (inputs, douts), result, names,
-                                       expected, prefix)
+                                       expected)
         raise Failed(f.message, hint, f.detail) from None
 
 
-def _run(evaluate):
+def _run(evaluate: Callable) -> Callable:
     """Wrap an evaluate body: Failed -> failing Outcome, completion -> passing Outcome."""
     def wrapped(results, check):
         try:
@@ -180,33 +180,36 @@ def _non_finite(arr):
 # the standard checks
 # ---------------------------------------------------------------------------------------------
 
-def forward_checks(spec, points_values=3.0, points_f32=1.0, points_unchanged=1.0,
-                   points_large=1.0):
-    checks = []
-    api = spec.forward
-    n = len(spec.sizes)
-    for i, size in enumerate(spec.sizes):
-        checks.append(_forward_value_check(spec, size, i, np.float64, points_values / n))
-    checks.append(_forward_value_check(spec, spec.sizes[0], 100, np.float32, points_f32,
+def _check(spec, api, title, points, calls, evaluate):
+    """A check of ``api`` (the spec's forward or backward; a backward check also runs the
+    forward, its tag)."""
+    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
+                 evaluate=_run(evaluate), tags=(spec.forward,) if api == spec.backward else ())
+
+
+def forward_checks(spec: LayerSpec) -> list[Check]:
+    """The forward's checks: 3 points of values over the sizes, 1 each for float32, large
+    inputs and unchanged inputs, then ``spec.extra_forward_checks``."""
+    checks = [_forward_value_check(spec, size, i, np.float64, 3.0 / len(spec.sizes))
+              for i, size in enumerate(spec.sizes)]
+    checks.append(_forward_value_check(spec, spec.sizes[0], 100, np.float32, 1.0,
                                        title_extra="float32 in -> float32 out"))
     if spec.large is not None and spec.saturating:
         for dtype in (np.float64, np.float32):
             checks.append(_forward_value_check(
-                spec, spec.sizes[0], 200, dtype, points_large / 2, scale=spec.large,
+                spec, spec.sizes[0], 200, dtype, 0.5, scale=spec.large,
                 title_extra=f"saturation: large inputs, {np.dtype(dtype).name}"))
     elif spec.large is not None:
-        checks.append(_forward_value_check(spec, spec.sizes[0], 200, np.float64, points_large,
+        checks.append(_forward_value_check(spec, spec.sizes[0], 200, np.float64, 1.0,
                                            scale=spec.large, title_extra="large inputs"))
-    checks.append(_forward_unchanged_check(spec, points_unchanged))
+    checks.append(_forward_unchanged_check(spec, 1.0))
     for extra in spec.extra_forward_checks:
         checks.extend(extra(spec))
-    for c in checks:
-        assert c.api == api
+    assert all(c.api == spec.forward for c in checks)
     return checks
 
 
 def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_extra=""):
-    api = spec.forward
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
     title = (title_extra + f" ({sizes_str(**size)})") if title_extra else \
@@ -216,8 +219,7 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
         return spec.draw(size, offset, dtype, scale)
 
     def calls():
-        inp = inputs()
-        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inp)
+        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inputs())
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
@@ -234,8 +236,7 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
                          f.detail) from None
         return f"outputs match{ctx}"
 
-    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
-                 evaluate=_run(evaluate))
+    return _check(spec, spec.forward, title, points, calls, evaluate)
 
 
 def _forward_unchanged_check(spec, points):
@@ -245,46 +246,46 @@ def _forward_unchanged_check(spec, points):
         return spec.draw(size, 300)
 
     def calls():
-        inp = inputs()
+        # copy steps read the (possibly modified) arrays the function was given
         steps = [spec.forward_step()] + [{"op": "copy", "src": k, "out": "after." + k}
                                          for k in spec.inputs]
-        # copy steps read the (possibly modified) arrays the function was given
         return Call(steps=steps, returns=["after." + k for k in spec.inputs] + spec.out_names,
-                    inputs=inp)
+                    inputs=inputs())
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
         r = results[0]
-        if r.problem():
-            raise Failed(f"{spec.forward} did not complete: {r.problem()}")
-        changed = modified({k: inp[k] for k in spec.inputs}, r)
-        if changed:
-            raise Failed(f"{spec.forward} modified its argument(s) {', '.join(changed)}; "
-                         f"a function must not write into the arrays it is given "
-                         f"(use e.g. `x = x - m`, not `x -= m`)")
+        require_unchanged(r, spec.forward, {k: inp[k] for k in spec.inputs},
+                          f"{spec.forward} modified its argument(s) {{names}}; a function must "
+                          "not write into the arrays it is given (use e.g. `x = x - m`, not "
+                          "`x -= m`)")
         expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
         require_right(r, spec.out_names, expected, F64, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
-    return Check(api=spec.forward, title="does not modify its inputs", points=points,
-                 module=spec.module, calls=calls, evaluate=_run(evaluate))
+    return _check(spec, spec.forward, "does not modify its inputs", points, calls, evaluate)
 
 
-def backward_checks(spec, points_ref=3.0, points_torch=1.0, points_numeric=1.0, points_f32=1.0,
-                    points_unchanged=1.0):
-    checks = []
-    n = len(spec.sizes)
-    for i, size in enumerate(spec.sizes):
-        checks.append(_backward_check(spec, size, 400 + i, np.float64, points_ref / n, "reference"))
+def backward_checks(spec: LayerSpec) -> list[Check]:
+    """The backward's checks: 3 points of gradients over the sizes, 1 each against PyTorch
+    autograd, numeric gradients, float32 and unchanged upstream gradient and cache."""
+    checks = [_backward_check(spec, size, 400 + i, np.float64, 3.0 / len(spec.sizes),
+                              "reference") for i, size in enumerate(spec.sizes)]
     if spec.torch_forward is not None:
-        checks.append(_backward_check(spec, spec.sizes[0], 450, np.float64, points_torch, "torch"))
-    checks.append(_numeric_check(spec, points_numeric))
-    checks.append(_backward_check(spec, spec.sizes[0], 470, np.float32, points_f32, "reference",
+        checks.append(_backward_check(spec, spec.sizes[0], 450, np.float64, 1.0, "torch"))
+    checks.append(_numeric_check(spec, 1.0))
+    checks.append(_backward_check(spec, spec.sizes[0], 470, np.float32, 1.0, "reference",
                                   title_extra="float32 in -> float32 out"))
-    checks.append(_backward_unchanged_check(spec, points_unchanged))
-    for extra in spec.extra_backward_checks:
-        checks.extend(extra(spec))
+    checks.append(_backward_unchanged_check(spec, 1.0))
     return checks
+
+
+def _grad_data(spec, size, offset, dtype=np.float64):
+    """() -> (inputs, upstream gradients) drawn for ``size``, both in ``dtype``."""
+    def data():
+        inp = spec.draw(size, offset, dtype)
+        return inp, {k: v.astype(dtype) for k, v in spec.douts(inp, offset).items()}
+    return data
 
 
 def _backward_call(spec, inp, douts, twice=False):
@@ -292,13 +293,12 @@ def _backward_call(spec, inp, douts, twice=False):
     returns = list(spec.grads)
     if twice:
         steps += [{"op": "copy", "src": d, "out": "after." + d} for d in douts]
-        steps.append(spec.backward_step(out_prefix="again."))
+        steps.append(spec.backward_step(prefix="again."))
         returns += ["again." + g for g in spec.grads] + ["after." + d for d in douts]
     return Call(steps=steps, returns=returns, inputs=dict(inp, **douts))
 
 
 def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
-    api = spec.backward
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
     if title_extra:
@@ -308,14 +308,10 @@ def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
     else:
         title = f"gradients vs reference ({sizes_str(**size)}, {dname})"
 
-    def data():
-        inp = spec.draw(size, offset, dtype)
-        d = spec.douts(inp, offset)
-        return inp, {k: v.astype(dtype) for k, v in d.items()}
+    data = _grad_data(spec, size, offset, dtype)
 
     def calls():
-        inp, d = data()
-        return _backward_call(spec, inp, d)
+        return _backward_call(spec, *data())
 
     def evaluate(results, check):
         inp, d = check.memo("data", data)
@@ -330,19 +326,13 @@ def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
                         spec.backward_hints, inp64, d64)
         return f"gradients match{ctx}"
 
-    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
-                 evaluate=_run(evaluate), tags=(spec.forward,))
+    return _check(spec, spec.backward, title, points, calls, evaluate)
 
 
 def _numeric_check(spec, points):
     size = spec.numeric_size or spec.sizes[0]
-    api = spec.backward
     ctx = f" ({sizes_str(**size)}, float64)"
-
-    def data():
-        inp = spec.draw(size, 490)
-        return inp, spec.douts(inp, 490)
-
+    data = _grad_data(spec, size, 490)
     picks = [spec.outs.index(u) if len(spec.outs) > 1 else None for u in spec.upstream]
 
     def calls():
@@ -374,36 +364,25 @@ def _numeric_check(spec, points):
         require_right(r, spec.grads, expected, F64, "agreeing with numeric gradients")
         return f"analytic and numeric gradients agree{ctx}"
 
-    return Check(api=api, title=f"gradients vs numeric gradients of your forward "
-                                f"({sizes_str(**size)})",
-                 points=points, module=spec.module, calls=calls, evaluate=_run(evaluate),
-                 tags=(spec.forward,))
+    return _check(spec, spec.backward, f"gradients vs numeric gradients of your forward "
+                  f"({sizes_str(**size)})", points, calls, evaluate)
 
 
 def _backward_unchanged_check(spec, points):
-    size = spec.sizes[0]
     api = spec.backward
-
-    def data():
-        inp = spec.draw(size, 480)
-        return inp, spec.douts(inp, 480)
+    data = _grad_data(spec, spec.sizes[0], 480)
 
     def calls():
-        inp, d = data()
-        return _backward_call(spec, inp, d, twice=True)
+        return _backward_call(spec, *data(), twice=True)
 
     def evaluate(results, check):
         r = results[0]
         inp, d = check.memo("data", data)
-        if r.problem():
-            raise Failed(f"{spec.backward} did not complete: {r.problem()}")
-        changed = modified(d, r)
-        if changed:
-            raise Failed(f"{api} modified the upstream gradient {', '.join(changed)} it was "
-                         f"given; the caller may still need it",
-                         hint="an in-place update such as `dout *= ...` or `dout[...] -= ...` "
-                              "writes into the caller's array: compute a new array instead "
-                              "(`d = dout * ...`) or copy it first")
+        require_unchanged(r, api, d, f"{api} modified the upstream gradient {{names}} it was "
+                          "given; the caller may still need it",
+                          "an in-place update such as `dout *= ...` or `dout[...] -= ...` "
+                          "writes into the caller's array: compute a new array instead "
+                          "(`d = dout * ...`) or copy it first")
         for g in spec.grads:
             a, b = r.array(g), r.array("again." + g)
             if a is None or b is None or a.shape != b.shape or not np.array_equal(a, b):
@@ -415,12 +394,12 @@ def _backward_unchanged_check(spec, points):
                       "\"does not modify the upstream gradient or the cache\"")
         return "upstream gradient and cache unchanged"
 
-    return Check(api=api, title="does not modify the upstream gradient or the cache",
-                 points=points, module=spec.module, calls=calls, evaluate=_run(evaluate),
-                 tags=(spec.forward,))
+    return _check(spec, api, "does not modify the upstream gradient or the cache", points,
+                  calls, evaluate)
 
 
-def layer_checks(spec, **points):
+def layer_checks(spec: LayerSpec) -> list[Check]:
+    """The standard checks of ``spec``'s forward, then of its backward (if any)."""
     checks = forward_checks(spec)
     if spec.backward:
         checks += backward_checks(spec)

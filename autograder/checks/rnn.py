@@ -20,7 +20,7 @@ from autograder.checks.core import (
     seeded,
     sizes_str,
 )
-from autograder.checks.hints import Hint
+from autograder.checks.hints import Hint, require_unchanged
 from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks
 
 MODULE = "rnn_layers"
@@ -207,11 +207,27 @@ def _loss_variants():
 LARGE_SCORES = 1000.0
 
 
-def _loss_call(inp, extra_steps=()):
-    steps = [{"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask"],
-              "out": ["loss", "dx"], "label": LOSS_API}]
-    steps += list(extra_steps)
-    return Call(steps=steps, returns=["loss", "dx"], inputs=inp)
+def _loss_step(args=("$x", "$y", "$mask"), out=("loss", "dx")):
+    return {"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": list(args), "out": list(out),
+            "label": LOSS_API}
+
+
+def _loss_call(inp, extra_steps=(), extra_returns=()):
+    """The loss on ``inp``'s x, y and mask, then ``extra_steps``; returns loss, dx and
+    ``extra_returns``."""
+    return Call(steps=[_loss_step(), *extra_steps], returns=["loss", "dx", *extra_returns],
+                 inputs=inp)
+
+
+def _loss_check(title, calls, evaluate, points=1.0):
+    return Check(api=LOSS_API, title=title, points=points, module=MODULE, calls=calls,
+                 evaluate=_run(evaluate))
+
+
+def _require_right_loss(check, inp, r, what):
+    """The gate of a property check: the same call's loss and dx are right."""
+    expected = check.memo("expected", lambda: _ref_loss(inp))
+    require_right(r, ["loss", "dx"], expected, F64, what)
 
 
 LOGSUMEXP_HINT = ("exp() of a large score overflows to inf, and the log of a probability that "
@@ -240,12 +256,10 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
         return inp
 
     def calls():
-        inp = inputs()
-        extra = [{"op": "call", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask_g"],
-                  "out": ["loss_g", "dx_g"], "label": LOSS_API}] if gate else []
-        call = _loss_call(inp, extra)
-        call.returns += ["loss_g", "dx_g"] if gate else []
-        return call
+        if not gate:
+            return _loss_call(inputs())
+        return _loss_call(inputs(), [_loss_step(("$x", "$y", "$mask_g"), ("loss_g", "dx_g"))],
+                          ["loss_g", "dx_g"])
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
@@ -272,8 +286,7 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
                           names_as=("loss_g", "dx_g"))
         return f"loss and dx match{ctx}"
 
-    return Check(api=LOSS_API, title=f"{title} ({sizes_str(**size)}, {dname})", points=points,
-                 module=MODULE, calls=calls, evaluate=_run(evaluate))
+    return _loss_check(f"{title} ({sizes_str(**size)}, {dname})", calls, evaluate, points)
 
 
 def _loss_hint(check, inp, r):
@@ -320,12 +333,8 @@ def _loss_checks():
         return inp
 
     def calls():
-        inp = inputs()
-        call = _loss_call(inp, [{"op": "call", "fn": f"{MODULE}.{LOSS_API}",
-                                 "args": ["$x2", "$y", "$mask"], "out": ["loss2", "dx2"],
-                                 "label": LOSS_API}])
-        call.returns += ["loss2", "dx2"]
-        return call
+        return _loss_call(inputs(), [_loss_step(("$x2", "$y", "$mask"), ("loss2", "dx2"))],
+                          ["loss2", "dx2"])
 
     def evaluate(results, check):
         inp = check.memo("inputs", inputs)
@@ -346,13 +355,11 @@ def _loss_checks():
             raise Failed(f"dx is not zero at masked positions (max |dx| there: "
                          f"{float(np.max(np.abs(dx[masked]))):.3g})",
                          hint="multiply dx by mask[:, :, None]")
-        expected = check.memo("expected", lambda: _ref_loss(inp))
-        require_right(r, ["loss", "dx"], expected, F64, "\"masked positions contribute nothing\"")
+        _require_right_loss(check, inp, r, "\"masked positions contribute nothing\"")
         return "masked positions contribute nothing"
 
-    checks.append(Check(api=LOSS_API, title=f"masked positions contribute nothing "
-                                            f"({sizes_str(**size)})",
-                        points=1.0, module=MODULE, calls=calls, evaluate=_run(evaluate)))
+    checks.append(_loss_check(f"masked positions contribute nothing ({sizes_str(**size)})",
+                              calls, evaluate))
 
     # numeric gradient of the student's own loss
     nsize = dict(N=2, T=3, V=4)
@@ -362,12 +369,10 @@ def _loss_checks():
 
     def ncalls():
         inp = ninputs()
-        call = _loss_call(dict(inp, **{"stack.x": perturbations(inp["x"])}),
+        return _loss_call(dict(inp, **{"stack.x": perturbations(inp["x"])}),
                           [{"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}",
                             "args": ["$x", "$y", "$mask"], "wrt": "x", "stack": "stack.x",
-                            "picks": [0], "out": "f.x", "label": LOSS_API}])
-        call.returns.append("f.x.0")
-        return call
+                            "picks": [0], "out": "f.x", "label": LOSS_API}], ["f.x.0"])
 
     def nevaluate(results, check):
         inp = check.memo("inputs", ninputs)
@@ -378,47 +383,36 @@ def _loss_checks():
             raise Failed(f"could not evaluate your loss at perturbed scores: {r.problem()}")
         num = numeric_gradient(inp["x"].shape, [losses], [np.asarray(1.0)])
         compare("dx", dx, num, NUMERIC, " (compared with centered differences of your loss)")
-        expected = check.memo("expected", lambda: _ref_loss(inp))
-        require_right(r, ["loss", "dx"], expected, F64, "agreeing with numeric gradients")
+        _require_right_loss(check, inp, r, "agreeing with numeric gradients")
         return "dx agrees with numeric gradients of your loss"
 
-    checks.append(Check(api=LOSS_API, title=f"dx vs numeric gradient of your loss "
-                                            f"({sizes_str(**nsize)})",
-                        points=1.0, module=MODULE, calls=ncalls, evaluate=_run(nevaluate)))
+    checks.append(_loss_check(f"dx vs numeric gradient of your loss ({sizes_str(**nsize)})",
+                              ncalls, nevaluate))
 
     # inputs unchanged
     def uinputs():
         return _make_loss(seeded(31), N=2, T=4, V=5)
 
     def ucalls():
-        inp = uinputs()
-        return Call(steps=[{"op": "call", "fn": f"{MODULE}.{LOSS_API}",
-                            "args": ["$x", "$y", "$mask"], "out": ["loss", "dx"],
-                            "label": LOSS_API}],
-                    returns=["x", "y", "mask", "loss", "dx"], inputs=inp)
+        return Call(steps=[_loss_step()], returns=["x", "y", "mask", "loss", "dx"],
+                    inputs=uinputs())
 
     def uevaluate(results, check):
         inp = check.memo("inputs", uinputs)
         r = results[0]
-        if r.problem():
-            raise Failed(f"{LOSS_API} did not complete: {r.problem()}")
-        changed = [k for k in ("x", "y", "mask") if r.array(k) is None
-                   or not np.array_equal(r.array(k), inp[k])]
-        if changed:
-            raise Failed(f"{LOSS_API} modified its argument(s) {', '.join(changed)}",
-                         hint="e.g. `x -= x.max(...)` shifts the caller's scores in place; "
-                              "write `shifted = x - x.max(...)`")
-        expected = check.memo("expected", lambda: _ref_loss(inp))
-        require_right(r, ["loss", "dx"], expected, F64, "\"does not modify its inputs\"")
+        require_unchanged(r, LOSS_API, {k: inp[k] for k in ("x", "y", "mask")},
+                          f"{LOSS_API} modified its argument(s) {{names}}",
+                          "e.g. `x -= x.max(...)` shifts the caller's scores in place; write "
+                          "`shifted = x - x.max(...)`", prefix="")
+        _require_right_loss(check, inp, r, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
-    checks.append(Check(api=LOSS_API, title="does not modify its inputs", points=1.0,
-                        module=MODULE, calls=ucalls, evaluate=_run(uevaluate)))
+    checks.append(_loss_check("does not modify its inputs", ucalls, uevaluate))
     return checks
 
 
 @register(MODULE)
-def build():
+def build() -> list:
     checks = []
     for spec in (RNN_STEP, RNN, EMBED, AFFINE):
         checks += layer_checks(spec)

@@ -23,12 +23,12 @@ import ast
 import functools
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from types import ModuleType
 from typing import Callable, Optional
 
 import numpy as np
 
-from autograder import reference
+from autograder import paths, reference
 from autograder.checks.core import (
     F64,
     Call,
@@ -40,7 +40,7 @@ from autograder.checks.core import (
     require_right,
     seeded,
 )
-from autograder.checks.hints import matching_hint, modified
+from autograder.checks.hints import matching_hint, require_unchanged
 from autograder.checks.numpy_specs import _run
 
 MODULE = "transformer"
@@ -60,7 +60,7 @@ class TorchSpec:
     uses: tuple = ()                           # dependencies that run as written (tags)
     module: str = MODULE
 
-    def check(self, title, points, data, **case):
+    def check(self, title: str, points: float, data: Callable, **case) -> Check:
         """The check of one case: ``data() -> dict`` (numpy arrays, sent to the worker, and
         settings; ``_ctx`` is appended to messages); ``case``: fields of this spec to override."""
         spec = replace(self, **case) if case else self
@@ -103,23 +103,20 @@ class TorchSpec:
         return Check(api=spec.api, title=title, points=points, module=spec.module, calls=calls,
                      evaluate=_run(evaluate), tags=tuple(spec.uses))
 
-    def unchanged(self, data, names, outs, points=0.5):
+    def unchanged(self, data: Callable, names: list, outs: list) -> Check:
         """"does not modify its inputs": the tensors made from ``d[name]`` for ``names`` are
         sent back after the call, awarded only when the same call's ``outs`` are right."""
         api = self.api
 
         def extra(d, r, expected):
-            if r.problem():
-                raise Failed(f"{api} did not complete: {r.problem()}")
-            changed = modified({n: d[n] for n in names if n in d}, r, prefix="t.")
-            if changed:
-                raise Failed(f"{api} modified its input(s) {', '.join(changed)} in place",
-                             "use out-of-place operations (masked_fill, not masked_fill_; "
-                             "x = x + y, not x += y) on the tensors you are given")
+            require_unchanged(r, api, {n: d[n] for n in names if n in d},
+                              f"{api} modified its input(s) {{names}} in place",
+                              "use out-of-place operations (masked_fill, not masked_fill_; "
+                              "x = x + y, not x += y) on the tensors you are given", "t.")
             require_right(r, outs, expected, F64, "\"does not modify its inputs\"",
                           kinds=("tensor",))
 
-        return self.check("does not modify its inputs", points, data, outputs=[], hints=[],
+        return self.check("does not modify its inputs", 0.5, data, outputs=[], hints=[],
                           nan_hint="", extra=extra, returns=["t." + n for n in names] + outs)
 
 
@@ -127,9 +124,9 @@ class TorchSpec:
 # worker steps: one builder per operation (autograder/sandbox/boot.py)
 # ---------------------------------------------------------------------------------------------
 
-def tensor(name, dtype=None, grad=False, src=None):
-    """Input array ``src`` (default ``name``) as the tensor ``t.<name>``."""
-    step = {"op": "tensor", "src": src or name, "out": "t." + name}
+def tensor(name: str, dtype: str | None = None, grad: bool = False) -> dict:
+    """Input array ``name`` as the tensor ``t.<name>``."""
+    step = {"op": "tensor", "src": name, "out": "t." + name}
     if dtype:
         step["dtype"] = dtype
     if grad:
@@ -137,40 +134,38 @@ def tensor(name, dtype=None, grad=False, src=None):
     return step
 
 
-def call(fn, args, out, kwargs=None, label=None, no_grad=False):
+def call(fn: str, args: list, out, kwargs: dict | None = None, label: str | None = None) -> dict:
     """``out = fn(*args, **kwargs)``; "$name" refers to a value, "$m.method" to a method."""
     step = {"op": "call", "fn": fn, "args": args, "out": out,
             "label": label or fn.lstrip("$").replace(MODULE + ".", "")}
     if kwargs:
         step["kwargs"] = kwargs
-    if no_grad:
-        step["no_grad"] = True
     return step
 
 
-def module(cls, args, kwargs=None, out="m", state="sd.", dtype="float64", train=False):
+def module(cls: str, args: list, kwargs: dict | None = None, out: str = "m",
+           dtype: str = "float64", train: bool = False) -> dict:
     """``out = cls(*args, **kwargs)`` of the student module, moved to ``dtype``, loaded with the
-    input arrays named ``state`` + parameter name, in eval mode (``train``: train mode)."""
+    input arrays named "sd." + parameter name, in eval mode (``train``: train mode)."""
     step = {"op": "module", "cls": f"{MODULE}.{cls}", "args": args, "kwargs": kwargs or {},
             "out": out, "dtype": dtype}
     if train:
         step["eval"] = False
-    if state is not None:
-        step["state"] = state
+    step["state"] = "sd."
     return step
 
 
-def grad(y, dy, wrt, out="g", params=None):
-    """Backward of ``y`` with upstream ``dy``: ``out.<name>`` the gradient of each tensor of
-    ``wrt``, ``out.param.<name>`` those of module ``params``' parameters."""
+def grad(y: str, dy: str, wrt: list, params: str | None = None) -> dict:
+    """Backward of ``y`` with upstream ``dy``: ``g.<name>`` the gradient of each tensor of
+    ``wrt``, ``g.param.<name>`` those of module ``params``' parameters."""
     step = {"op": "grad", "y": y, "dy": dy, "wrt": wrt}
     if params:
         step["params"] = params
-    step["out"] = out
+    step["out"] = "g"
     return step
 
 
-SUBSTITUTES_FILE = Path(__file__).resolve().parent.parent / "substitutes.py"
+SUBSTITUTES_FILE = paths.autograder_dir() / "substitutes.py"
 
 
 @functools.lru_cache(maxsize=None)
@@ -187,7 +182,7 @@ def _substitute_definitions():
     return "\n".join(imports) + "\n", defined
 
 
-def substitutes_source(names):
+def substitutes_source(names) -> str:
     """The source a worker executes for the library substitutes ``names`` (API names): the
     imports, the private helpers of ``substitutes.py`` and the definitions of those names only."""
     imports, defined = _substitute_definitions()
@@ -199,7 +194,7 @@ def substitutes_source(names):
     return imports + "\n\n" + "\n\n\n".join(keep) + "\n"
 
 
-def substitute(names):
+def substitute(names) -> dict:
     """For the rest of the call, the student's ``names`` are the library substitutes."""
     return {"op": "substitute", "module": MODULE, "names": list(names),
             "source": substitutes_source(names)}
@@ -209,11 +204,11 @@ def substitute(names):
 # the reference side
 # ---------------------------------------------------------------------------------------------
 
-def ref():
+def ref() -> ModuleType:
     return reference.module(MODULE)
 
 
-def draw_state(seed, named_shapes):
+def draw_state(seed: int, named_shapes: list) -> dict:
     """Parameters drawn with numpy: matrices ~ N(0, 1/fan_in), LayerNorm weights ~ 1, biases
     small; embeddings ~ N(0, 1/d)."""
     rng = seeded(seed)
@@ -229,7 +224,7 @@ def draw_state(seed, named_shapes):
     return out
 
 
-def ref_module(cls, args, kwargs, state):
+def ref_module(cls: str, args: list, kwargs: dict | None, state: dict):
     """The reference module in float64 with the given parameters, eval mode."""
     torch = import_torch()
     torch.manual_seed(0)
@@ -243,7 +238,7 @@ def ref_module(cls, args, kwargs, state):
     return m
 
 
-def ref_shapes(cls, args, kwargs=None):
+def ref_shapes(cls: str, args: list, kwargs: dict | None = None) -> list:
     """[(parameter name, shape)] of the reference ``cls(*args, **kwargs)``."""
     torch = import_torch()
     torch.manual_seed(0)
@@ -251,11 +246,9 @@ def ref_shapes(cls, args, kwargs=None):
     return [(k, tuple(v.shape)) for k, v in m.named_parameters()]
 
 
-def np_(t):
+def np_(t) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def t_(a, dtype=None):
-    torch = import_torch()
-    t = torch.from_numpy(np.array(a, copy=True))
-    return t.to(getattr(torch, dtype)) if dtype else t
+def t_(a):
+    return import_torch().from_numpy(np.array(a, copy=True))

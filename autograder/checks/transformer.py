@@ -66,7 +66,7 @@ NOT_SUBSTITUTED = {
 }
 
 
-def spec(api, **fields):
+def spec(api: str, **fields) -> TorchSpec:
     """The TorchSpec of ``api``, with its substitutes and its not substituted dependencies."""
     return TorchSpec(api=api, substituted=SUBSTITUTED.get(api, ()),
                      uses=NOT_SUBSTITUTED.get(api, ()), **fields)
@@ -197,10 +197,10 @@ def _sdpa_variant(**kw):
     return f
 
 
-def _sdpa_data(seed, qshape, kshape, vshape, mask=None, scale=1.0, ctx=""):
+def _sdpa_data(seed, qshape, kshape, vshape, mask=None, ctx=""):
     def data():
         rng = seeded(seed)
-        d = {"q": rng.standard_normal(qshape) * scale, "k": rng.standard_normal(kshape) * scale,
+        d = {"q": rng.standard_normal(qshape), "k": rng.standard_normal(kshape),
              "v": rng.standard_normal(vshape), "_ctx": ctx}
         if mask is not None:
             d["mask"] = mask(rng)
@@ -738,11 +738,15 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
     return data
 
 
-def _tr_ref(d, state=None, pe_base=None):
-    m = ref_module("Transformer", [], d["cfg"], state or d["state"])
+def _with_pe_base(m, pe_base):
+    """The reference model ``m``, its positional encodings made with base ``pe_base``."""
     if pe_base is not None:
         m.pe = import_torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
     return m
+
+
+def _tr_ref(d, state=None, pe_base=None):
+    return _with_pe_base(ref_module("Transformer", [], d["cfg"], state or d["state"]), pe_base)
 
 
 def _tr_variants():
@@ -788,7 +792,7 @@ def _tr_variants():
     ]
 
 
-def _tr_steps(which="forward", src="src", tgt="tgt", out="out.logits", more=()):
+def _tr_steps(which="forward", more=()):
     """Build the model, then forward (or encode, or encode + decode) on the tensors of d's
     ``src`` and ``tgt``; ``more``: further steps."""
     def steps(d):
@@ -969,9 +973,7 @@ def _ct_module(d):
 
 def _ct_ref(d, pe_base=None, state=None):
     m = ref_module("CaptioningTransformer", [d["w2i"]], CCFG, state or d["state"])
-    if pe_base is not None:
-        m.pe = import_torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
-    return m
+    return _with_pe_base(m, pe_base)
 
 
 def _ct_steps(captions="captions", out="out.logits"):
@@ -1056,6 +1058,6 @@ SAMPLE_CONFIGS = {False: (1630, 0.75), True: (1631, 0.75)}
 
 
 @register(MODULE)
-def build():
+def build() -> list:
     return (_pe_checks() + _mask_checks() + _sdpa_checks() + _mha_checks() + _ff_checks()
             + _layer_checks() + _tr_checks() + _ct_checks())

@@ -343,7 +343,7 @@ class GraderGroup:
         self.bases, self.leaf, self.how = bases, leaf, "cgroup v1"
         return True
 
-    def peak(self):
+    def peak(self) -> int | None:
         """The most memory the grader used inside its leaf (bytes), or None."""
         if self.leaf is None:
             return None

@@ -64,7 +64,7 @@ class OutputReader(threading.Thread):
                 self._append(data[:i + 1])
                 data = data[i + 1:]
 
-    def run(self):
+    def run(self) -> None:
         tail = b""
         try:
             while True:
@@ -82,7 +82,7 @@ class OutputReader(threading.Thread):
             self.closed = True
             self.cond.notify_all()
 
-    def segment(self, number: int, deadline: float):
+    def segment(self, number: int, deadline: float) -> str | None:
         """The output of answer ``number`` (waits until its marker is read, the stream ends
         or ``deadline``); None when it has no segment."""
         with self.cond:

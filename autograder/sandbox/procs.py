@@ -35,7 +35,7 @@ def enable_subreaper() -> None:
         pass
 
 
-def proc_stat(pid: int):
+def proc_stat(pid: int) -> tuple[bytes, int, int] | None:
     """(state, ppid, sid) of a process (state: b"R", b"S", b"Z"...), or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -46,7 +46,7 @@ def proc_stat(pid: int):
         return None
 
 
-def proc_uid(pid: int):
+def proc_uid(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
@@ -105,7 +105,7 @@ _scratch_gids = {}
 _scratch_lock = threading.Lock()
 
 
-def scratch_group(scratch) -> int:
+def scratch_group(scratch: str | os.PathLike) -> int:
     """A fresh gid that alone may read ``scratch`` (mode 0750): workers of this submission run
     with it, those of other submissions cannot read it (matters where there is no mount
     namespace to hide other scratch folders)."""

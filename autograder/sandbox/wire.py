@@ -65,7 +65,7 @@ def decode_header(raw: bytes) -> dict:
     return header
 
 
-def unpack_arrays(table, data: bytes) -> dict:
+def unpack_arrays(table: list, data: bytes) -> dict:
     """{name: array} of a frame's array table and data. Only plain numeric dtypes whose size
     matches their shape; malformed entries are dropped (the value then reads as missing)."""
     out = {}

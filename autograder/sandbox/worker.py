@@ -16,11 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from autograder import paths
 from autograder.sandbox import cgroup, procs, wire
 from autograder.sandbox.output import OutputReader
 
@@ -80,7 +82,7 @@ class Deadline:
         self.wall = seconds * (WALL_FACTOR if self.pids else 1)
         self.cpu_start = _cpu_seconds(self.pids) if self.pids else 0.0
 
-    def remaining(self):
+    def remaining(self) -> float:
         """Seconds to wait before asking again (> 0), or 0 once the time is up."""
         elapsed = time.monotonic() - self.start
         if elapsed >= self.wall:
@@ -103,9 +105,10 @@ class WorkerFailure(Exception):
         self.output = output
 
 
-
 def _course_root():
-    return os.path.realpath(HERE.parent.parent)
+    # the folder that holds the grader's code, which no worker may see: paths.course_root()
+    # unless SEQLAB_COURSE_ROOT moves the course elsewhere (the code stays here)
+    return os.path.realpath(paths.autograder_dir().parent)
 
 
 def _is_site_dir(path):
@@ -399,7 +402,7 @@ class Worker:
             raise
         return resp, out_arrays, self._output_of(resp, deadline)
 
-    def batch(self, calls: list, timeout: float):
+    def batch(self, calls: list, timeout: float) -> Iterator[tuple]:
         """Run calls [(steps, returns, inputs)] in one request; yield (answer header, arrays,
         output) per call as it completes, each within ``timeout`` seconds of the previous one
         and within ``limits.reply_bytes`` bytes.
