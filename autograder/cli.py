@@ -79,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
     _selection(p)
     _jobs(p)
     p.add_argument("--timeout", type=float, default=10.0,
-                   help="wall-clock limit of one call into student code, seconds (default 10)")
+                   help="time limit of one call into student code: seconds of the worker's CPU "
+                        "time (sandbox.Deadline; default 10)")
     p.add_argument("--verbose", action="store_true",
                    help="every failed check, with the expected values it compared")
     p.add_argument("--quiet", action="store_true",

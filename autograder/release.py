@@ -34,7 +34,7 @@ from autograder import api_doc, course, paths
 from autograder.course import ASSIGNMENT
 from autograder.course import BEGIN_SOLUTION as BEGIN
 from autograder.course import END_SOLUTION as END
-from autograder.release_text import text_problems
+from autograder.release_text import TEXT_SUFFIXES, text_problems
 
 ROOT = paths.course_root()
 SOURCE_DIR = paths.source_dir()
@@ -246,7 +246,7 @@ def find_leaks(names_and_bytes: Iterable[tuple[str, bytes]]) -> list[str]:
         if name.startswith("autograder/") or "/autograder/" in name:
             leaks.append(f"{name}: autograder file")
             continue
-        if name.endswith((".py", ".ipynb", ".md", ".txt", ".cfg", ".toml", ".json")):
+        if name.endswith(TEXT_SUFFIXES):
             text = data.decode("utf-8", errors="replace")
             for marker in course.MARKERS:
                 if marker in text:

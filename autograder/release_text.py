@@ -108,10 +108,9 @@ def text_problems(files: dict[str, bytes], also_shipped: Iterable[str] = ()) -> 
 def image_links(notebook_bytes: bytes) -> list[str]:
     """Every image a notebook's Markdown cells show: a list of link targets (str), in order."""
     targets = []
-    for cell in json.loads(notebook_bytes.decode("utf-8"))["cells"]:
-        if cell["cell_type"] != "markdown":
+    for _, kind, source in _pieces(".ipynb", notebook_bytes):
+        if kind != "markdown":
             continue
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         targets += re.findall(r"!\[[^\]\n]*\]\(\s*<?([^)\s>]+)", source)
         targets += re.findall(r"""<img[^>]*\bsrc\s*=\s*["']([^"']+)["']""", source, re.IGNORECASE)
     return targets

@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -541,9 +541,7 @@ def pairs_json(pairs: list[Pair], inputs: Inputs, settings: Settings) -> dict:
     """The scores of every pair and module as a JSON-able dict (no paths of this machine, no
     times: the same inputs give the same bytes)."""
     return {
-        "settings": {"noise": settings.noise, "window": settings.window,
-                     "threshold": settings.threshold, "min_match": settings.min_match,
-                     "common": settings.common, "min_common": settings.min_common},
+        "settings": asdict(settings),
         "submissions": sorted(inputs.students),
         "corpus": sorted(inputs.corpus),
         "problems": list(inputs.problems),

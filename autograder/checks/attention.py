@@ -16,7 +16,7 @@ from autograder.checks.core import (
 )
 from autograder.checks.hints import Hint
 from autograder.checks.lstm import gated_spec
-from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks
+from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks, scaled
 
 MODULE = "attention_layers"
 
@@ -70,13 +70,6 @@ def _make_seq(rng, N, T, D, P, H):
                 Wattn=rng.standard_normal((H, 4 * H)) * 0.4, b=rng.standard_normal(4 * H) * 0.3)
 
 
-def _scale(factor, keys, then=None):
-    def f(inputs):
-        out = {k: v * factor if k in keys else v for k, v in inputs.items()}
-        return then(out) if then else out
-    return f
-
-
 def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
     """The attention weights returned are a probability distribution over the P positions."""
     def inputs():
@@ -124,7 +117,7 @@ def _attention_spec():
         outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
         grad_of=["prev_h", "A"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
-        torch_forward=twins.attention, large=_scale(30.0, ("A", "prev_h")), saturating=True,
+        torch_forward=twins.attention, large=scaled(30.0, ("A", "prev_h")), saturating=True,
         seed=51, forward_hints=hints)
     spec.extra_forward_checks.append(
         lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
@@ -140,7 +133,7 @@ def _step_spec():
         grads=["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
         grad_of=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"], make=_make_step,
         sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
-        torch_forward=twins.attention_lstm_step, large=_scale(400.0, ("x", "attn")),
+        torch_forward=twins.attention_lstm_step, large=scaled(400.0, ("x", "attn")),
         saturating=True, seed=52)
 
 
@@ -152,7 +145,7 @@ def _seq_spec():
         grad_of=["x", "A", "Wx", "Wh", "Wattn", "b"], make=_make_seq,
         sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
                dict(N=3, T=5, D=3, P=6, H=4)],
-        torch_forward=twins.attention_lstm, large=_scale(500.0, ("x",), then=_scale(20.0, ("A",))),
+        torch_forward=twins.attention_lstm, large=scaled(500.0, ("x",), then=scaled(20.0, ("A",))),
         saturating=True, seed=53, numeric_size=dict(N=2, T=3, D=3, P=4, H=3))
     for init, msg in (("zeros", "h0 and c0 must both be the mean of A over the P positions "
                                 "(yours start from zeros)"),

@@ -70,15 +70,13 @@ class Result:
     """What one call produced: values, the error of the failing step, the captured output, or
     the failure of the worker itself (timeout, crash)."""
 
-    def __init__(self, ok=True, error=None, values=None, json=None, output="", failure=None,
-                 seconds=0.0):
+    def __init__(self, ok=True, error=None, values=None, json=None, output="", failure=None):
         self.ok = ok
         self.error = error
         self.values = values or {}
         self.json = json or {}
         self.output = output
         self.failure = failure  # (kind, message) when the worker failed
-        self.seconds = seconds
 
     def value(self, name: str) -> Value:
         return self.values.get(name, Value({"kind": "missing"}, None))
@@ -89,8 +87,7 @@ class Result:
     def problem(self) -> str | None:
         """A one-paragraph description of why the call did not complete, or None."""
         if self.failure is not None:
-            kind, message = self.failure
-            return message
+            return self.failure[1]
         if self.error:
             err = self.error
             text = str(err.get("message", "error"))

@@ -6,7 +6,7 @@ from autograder import reference
 from autograder.checks import twins
 from autograder.checks.core import register
 from autograder.checks.hints import Hint
-from autograder.checks.numpy_specs import LayerSpec, layer_checks
+from autograder.checks.numpy_specs import LayerSpec, layer_checks, scaled
 
 MODULE = "lstm_layers"
 
@@ -84,12 +84,6 @@ def _make_seq(rng, N, T, D, H):
                 b=rng.standard_normal(4 * H) * 0.3)
 
 
-def _scale(factor, keys):
-    def f(inputs):
-        return {k: v * factor if k in keys else v for k, v in inputs.items()}
-    return f
-
-
 def gated_spec(**fields) -> LayerSpec:
     """The LayerSpec of a layer whose weights hold the four gates, the gate-order hints first."""
     spec = LayerSpec(**fields)
@@ -105,7 +99,7 @@ def _step_spec():
         upstream=["next_h", "next_c"], grads=["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
         grad_of=["x", "prev_h", "prev_c", "Wx", "Wh", "b"], make=_make_step,
         sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
-        torch_forward=twins.lstm_step, large=_scale(500.0, ("x", "prev_h")), saturating=True,
+        torch_forward=twins.lstm_step, large=scaled(500.0, ("x", "prev_h")), saturating=True,
         seed=41)
 
 
@@ -116,7 +110,7 @@ def _seq_spec():
         grads=["dx", "dh0", "dWx", "dWh", "db"], grad_of=["x", "h0", "Wx", "Wh", "b"],
         make=_make_seq,
         sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=2)],
-        torch_forward=twins.lstm, large=_scale(500.0, ("x", "h0")), saturating=True, seed=42)
+        torch_forward=twins.lstm, large=scaled(500.0, ("x", "h0")), saturating=True, seed=42)
     spec.forward_hints += [
         Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
                                            inp["Wh"], inp["b"])},

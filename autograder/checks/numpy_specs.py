@@ -142,6 +142,15 @@ class LayerSpec:
                 "out": out if len(out) > 1 else out[0], "label": self.backward}
 
 
+def scaled(factor: float, keys: tuple, then: Callable | None = None) -> Callable:
+    """``inputs -> inputs`` with those named in ``keys`` multiplied by ``factor`` (then
+    ``then`` applied): a spec's ``large``."""
+    def f(inputs):
+        out = {k: v * factor if k in keys else v for k, v in inputs.items()}
+        return then(out) if then else out
+    return f
+
+
 # ---------------------------------------------------------------------------------------------
 # evaluation helpers
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from autograder.checks.core import (
     sizes_str,
 )
 from autograder.checks.hints import Hint, require_unchanged
-from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks
+from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks, scaled
 
 MODULE = "rnn_layers"
 
@@ -90,19 +90,13 @@ def _make_affine(rng, N, T, D, M):
                 b=rng.standard_normal(M))
 
 
-def _scale(factor, keys):
-    def f(inputs):
-        return {k: v * factor if k in keys else v for k, v in inputs.items()}
-    return f
-
-
 RNN_STEP = LayerSpec(
     module=MODULE, forward="rnn_step_forward", backward="rnn_step_backward",
     inputs=["x", "prev_h", "Wx", "Wh", "b"], outs=["next_h", "cache"], make=_make_step,
     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=3, H=2), dict(N=4, D=1, H=6)],
     upstream=["next_h"], grads=["dx", "dprev_h", "dWx", "dWh", "db"],
     grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=twins.rnn_step,
-    large=_scale(400.0, ("x", "prev_h")), saturating=True, seed=11,
+    large=scaled(400.0, ("x", "prev_h")), saturating=True, seed=11,
     backward_hints=[Hint(_tanh_grad_not_squared,
                          "the derivative of tanh(a) is 1 - tanh(a)**2 (squared)")])
 
@@ -112,7 +106,7 @@ RNN = LayerSpec(
     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=7)],
     upstream=["h"], grads=["dx", "dh0", "dWx", "dWh", "db"],
     grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=twins.rnn,
-    large=_scale(600.0, ("x", "h0")), saturating=True, seed=12,
+    large=scaled(600.0, ("x", "h0")), saturating=True, seed=12,
     backward_hints=[Hint(_rnn_no_recurrent_grad,
                          "the gradient reaching h[:, t] is dh[:, t] (from above) plus the "
                          "gradient flowing back from step t+1; yours ignores the second")])
@@ -133,7 +127,7 @@ AFFINE = LayerSpec(
     inputs=["x", "w", "b"], outs=["out", "cache"], make=_make_affine,
     sizes=[dict(N=2, T=3, D=4, M=5), dict(N=1, T=1, D=3, M=2), dict(N=3, T=2, D=6, M=1)],
     upstream=["out"], grads=["dx", "dw", "db"], grad_of=["x", "w", "b"],
-    torch_forward=twins.affine, large=_scale(1e3, ("x",)), seed=14)
+    torch_forward=twins.affine, large=scaled(1e3, ("x",)), seed=14)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,7 +62,8 @@ class TorchSpec:
 
     def check(self, title: str, points: float, data: Callable, **case) -> Check:
         """The check of one case: ``data() -> dict`` (numpy arrays, sent to the worker, and
-        settings; ``_ctx`` is appended to messages); ``case``: fields of this spec to override."""
+        settings; ``state``: {parameter name: array}, sent as ``sd.<name>`` for ``module``;
+        ``_ctx`` is appended to messages); ``case``: fields of this spec to override."""
         spec = replace(self, **case) if case else self
         first = substitute(spec.substituted) if spec.substituted else None
         returns = spec.returns if spec.returns is not None else [o[0] for o in spec.outputs]
@@ -70,6 +71,7 @@ class TorchSpec:
         def calls():
             d = data()
             arrays = {k: v for k, v in d.items() if isinstance(v, np.ndarray)}
+            arrays.update({"sd." + k: v for k, v in d.get("state", {}).items()})
             return Call(steps=([first] if first else []) + spec.steps(d), returns=list(returns),
                         inputs=arrays)
 

@@ -432,8 +432,6 @@ def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="fl
             m = np.ones((N, Tq, Tk), bool)
             m[0, 0, :] = False
             d["mask"] = m
-        for k, v in d["state"].items():
-            d["sd." + k] = v
         return d
     return data
 
@@ -515,10 +513,8 @@ def _mha_checks():
 def _ff_data(seed=1200, N=2, T=5, d=6, dff=10):
     def data():
         st = draw_state(seed, ref_shapes("FeedForward", [d, dff], {"dropout": 0.0}))
-        dd = {"x": seeded(seed + 1).standard_normal((N, T, d)), "d": d, "dff": dff,
-              "state": st, "_ctx": f" (N={N}, T={T}, d_model={d}, d_ff={dff})"}
-        dd.update({"sd." + k: v for k, v in st.items()})
-        return dd
+        return {"x": seeded(seed + 1).standard_normal((N, T, d)), "d": d, "dff": dff,
+                "state": st, "_ctx": f" (N={N}, T={T}, d_model={d}, d_ff={dff})"}
     return data
 
 
@@ -585,7 +581,6 @@ def _layer_data(cls, seed, N, T, d, h, dff, S=None, mask=True):
         dd = {"d": d, "h": h, "dff": dff, "state": st, "x": rng.standard_normal((N, T, d)),
               "_ctx": f" (N={N}, T={T}{', S=' + str(S) if S else ''}, d_model={d}, heads={h}, "
                       f"d_ff={dff})"}
-        dd.update({"sd." + k: v for k, v in st.items()})
         if cls == "EncoderLayer":
             if mask:
                 m = np.ones((N, 1, T), bool)
@@ -651,7 +646,6 @@ def _dropout_order_check(layer, seed, points, S=None):
         for k in d["state"]:
             if k.startswith("norm"):
                 d["state"][k] = np.full_like(d["state"][k], k.endswith(".weight"))
-                d["sd." + k] = d["state"][k]
         d["_ctx"] = d["_ctx"][:-1] + f", dropout={DROPOUT_P}, train mode)"
         return d
 
@@ -733,7 +727,6 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
             src[2, S - 1:] = pad
         d = {"cfg": cfg, "state": st, "src": src.astype(np.int64), "tgt": tgt.astype(np.int64),
              "_ctx": f" (N={N}, S={S}, T={T}, pad_idx={pad})"}
-        d.update({"sd." + k: v for k, v in st.items()})
         return d
     return data
 
@@ -961,7 +954,6 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
         d = {"w2i": w2i, "state": st, "features": rng.standard_normal((N, P, CCFG["input_dim"])),
              "captions": caps.astype(np.int64),
              "_ctx": f" (N={N}, P={P}, T={T}{', shuffled vocabulary' if shuffled else ''})"}
-        d.update({"sd." + k: v for k, v in st.items()})
         return d
     return data
 

@@ -60,7 +60,7 @@ def _set_limits(limits):
                 resource.setrlimit(table[name], (soft, hard))
             except (ValueError, OSError):
                 # cannot raise above the current hard limit: lower the soft one only
-                cur_soft, cur_hard = resource.getrlimit(table[name])
+                _, cur_hard = resource.getrlimit(table[name])
                 if cur_hard != resource.RLIM_INFINITY:
                     resource.setrlimit(table[name], (min(soft, cur_hard), cur_hard))
 
@@ -174,11 +174,7 @@ class Interpreter:
         f = self.resolve(env, target)
         args = [self.ref(env, a) for a in step.get("args", [])]
         kwargs = {k: self.ref(env, v) for k, v in step.get("kwargs", {}).items()}
-        if step.get("no_grad") and self.torch is not None:
-            with self.torch.no_grad():
-                value = f(*args, **kwargs)
-        else:
-            value = f(*args, **kwargs)
+        value = f(*args, **kwargs)
         self.store(env, step.get("out"), value, step.get("label", target.lstrip("$")))
 
     def op_copy(self, step, env, meta):
@@ -201,7 +197,7 @@ class Interpreter:
         cls = self.resolve(env, step["cls"])
         args = [self.ref(env, a) for a in step.get("args", [])]
         kwargs = {k: self.ref(env, v) for k, v in step.get("kwargs", {}).items()}
-        torch.manual_seed(step.get("seed", 0))
+        torch.manual_seed(0)
         m = cls(*args, **kwargs)
         if not isinstance(m, torch.nn.Module):
             raise StepError("%s(...) is not a torch.nn.Module (got %s)"
