@@ -155,3 +155,5 @@ def test_without_isolation_the_probe_reads_the_repository(installed, tmp_path, r
     report(f"install: the probe without isolation: {probe}")
     assert isolation["level"] == "none", isolation
     assert probe["root"] and probe["read"] == len(SECRETS) + 1, probe
+    # the worker's boot drops the install's finder at every level: no import by name
+    assert not probe["finder"] and probe["autograder"] is None, probe

@@ -523,6 +523,17 @@ class _Answers:
         _write_all(self.fd, frame)
 
 
+def _forget_editable_installs():
+    """Drop the finders of editable installs (``pip install -e .`` of the course, which
+    requirements-dev.txt makes): they map ``autograder`` to the course folder, and student code
+    must not find the grader by name, whatever the isolation level."""
+    def editable(finder):
+        return getattr(finder, "__module__", "").startswith("__editable__")
+    sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
+    sys.path_importer_cache.clear()
+
+
 def main():
     req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
     import numpy as np  # trusted import
@@ -547,6 +558,7 @@ def main():
     _set_limits(config.get("limits", {}))
     os.chdir(scratch)
     extra = [p for p in config.get("path", []) if p not in sys.path]
+    _forget_editable_installs()
     sys.path[:] = [scratch] + [p for p in sys.path if p and not p.startswith(scratch)] + extra
     sys.argv = ["seqlab-worker"]
     sys.stdin = open(os.devnull)
