@@ -112,14 +112,45 @@ class TreeMemory(threading.Thread):
         return self.peak_kib // 1024
 
 
-def _run_grader(cmd, env=None, timeout=300):
-    """Run the CLI; returns (returncode, stdout, stderr, grader pid, tree's peak PSS MiB)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    sampler = TreeMemory(proc.pid)
-    sampler.start()
-    stdout, stderr = proc.communicate(timeout=timeout)
-    return proc.returncode, stdout, stderr, proc.pid, sampler.stop()
+class Run:
+    """One run of the CLI in the background, its tree's memory sampled (TreeMemory). Its
+    output goes to files: several runs go at once, and a pipe that nobody reads would stall
+    its grader."""
+
+    def __init__(self, cmd, log, env=None, timeout=300):
+        self.cmd = cmd
+        self.streams = [open(log.with_suffix(".stdout"), "w+"),
+                        open(log.with_suffix(".stderr"), "w+")]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.streams[0],
+                                     stderr=self.streams[1], text=True, env=env)
+        self.pid = self.proc.pid
+        self.deadline = time.monotonic() + timeout
+        self.sampler = TreeMemory(self.pid)
+        self.sampler.start()
+        self.result = None
+
+    def finish(self):
+        """Wait for it (at most ``timeout`` s from its start); returns (CompletedProcess,
+        the tree's peak PSS in MiB)."""
+        if self.result is None:
+            try:
+                code = self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+            finally:
+                self.kill()
+                tree = self.sampler.stop()
+            texts = []
+            for stream in self.streams:
+                stream.seek(0)
+                texts.append(stream.read())
+                stream.close()
+            stdout, stderr = texts
+            self.result = subprocess.CompletedProcess(self.cmd, code, stdout, stderr), tree
+        return self.result
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _grader_peak(stderr):
@@ -157,9 +188,14 @@ def _empty_new_cgroups(before):
     return left
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
+# Submissions that hang come first: each takes a job for the whole time of its timeouts.
+SLOW_FIRST = ["fork_bomb", "hang_ignore_sigterm"]
+FALLBACK = ["hang_ignore_sigterm", "os_exit", "fork_detached"]
+
+
+def _start_hostile(base):
+    """The hostile batch: every hostile submission and a file name with control characters,
+    numpy forwards only (SELECTED), a short timeout, two jobs."""
     subs = base / "subs"
     ref = REF.read_text(encoding="utf-8")
     names = [n for n, (_, _, root_only) in HOSTILE.items() if IS_ROOT or not root_only]
@@ -169,23 +205,79 @@ def graded(tmp_path_factory):
         (subs / name / "rnn_layers.py").write_text(ref + "\n\n# --- hostile ---\n" + code)
     (subs / CTRL_NAME).mkdir()  # a file name that would rewrite the instructor's terminal
     (subs / CTRL_NAME / "rnn_layers.py").write_text(ref)
-    out = base / "out"
     tmp = base / "tmp"  # the grader's temporary folder: its scratch folders go there
     tmp.mkdir()
     os.chmod(tmp, 0o755)
-    cgroups_before = _cgroups()
-    cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in names],
-           str(subs / CTRL_NAME), "--out-dir", str(out), "--timeout", "2", "--jobs", "2"]
+    order = [n for n in SLOW_FIRST if n in names] + [n for n in names if n not in SLOW_FIRST]
+    cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in order],
+           str(subs / CTRL_NAME), "--out-dir", str(base / "out"), "--timeout", "2", "--jobs", "2"]
     if not IS_ROOT:  # a normal user's sandbox is 'reduced' (see test_autograder_isolation)
         cmd += ["--allow-isolation", "reduced"]
     for api in SELECTED:
         cmd += ["--only", api]
-    code, stdout, stderr, pid, tree_mib = _run_grader(cmd, dict(os.environ, TMPDIR=str(tmp)))
-    proc = subprocess.CompletedProcess(cmd, code, stdout, stderr)
-    leftovers = _worker_processes(pid)
-    return dict(proc=proc, out=out, names=names, leftovers=leftovers, tree_mib=tree_mib,
-                new_scratch=set(os.listdir(tmp)),
-                cgroups=_empty_new_cgroups(cgroups_before))
+    run = Run(cmd, base / "grader", dict(os.environ, TMPDIR=str(tmp)))
+    return dict(run=run, out=base / "out", names=names, tmp=tmp)
+
+
+def _start_fallback(base):
+    """Without any sandbox (method 'plain', accepted explicitly with --allow-isolation none):
+    a hang, an exit and a detached grandchild."""
+    ref = REF.read_text(encoding="utf-8")
+    for name in FALLBACK:
+        (base / name).mkdir(parents=True)
+        (base / name / "rnn_layers.py").write_text(ref + "\n" + HOSTILE[name][0])
+    env = dict(os.environ, SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
+    cmd = [sys.executable, "-m", "autograder", "grade", *[str(base / n) for n in FALLBACK],
+           "--out-dir", str(base / "out"), "--timeout", "2", "--jobs", "2", "--quiet",
+           "--allow-isolation", "none", "--only", "rnn_step_forward", "--only", "rnn_forward",
+           "--only", "word_embedding_forward"]
+    return dict(run=Run(cmd, base / "grader", env), out=base / "out")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The long grader runs of this module, started together and awaited together: the
+    hostile batch, the batch without isolation, and (root only) the escapes twice. Most of
+    their time goes to waiting for hung calls to time out, so together they take little more
+    than the longest alone. Processes, scratch folders and cgroups left behind are looked for
+    once all have ended, so that one run's workers are never taken for another's leftovers."""
+    base = tmp_path_factory.mktemp("hostile")
+    cgroups_before = _cgroups()
+    reference_before = REF.read_bytes()
+    shm_before = shm_keys()
+    started, escape_batches = {}, {}
+    try:
+        started["graded"] = _start_hostile(base / "graded")
+        started["fallback"] = _start_fallback(base / "fallback")
+        if IS_ROOT:  # the positive control of the escapes is a root worker
+            for mode in ("unisolated", "sandbox"):
+                listener = Listener()
+                listener.start()
+                escape_batches[mode] = _escape_batch(base / "escapes", mode, listener)
+        for batch in list(started.values()) + list(escape_batches.values()):
+            batch["run"].finish()
+        graded, fallback = started["graded"], started["fallback"]
+        proc, tree_mib = graded["run"].finish()
+        yield dict(
+            graded=dict(proc=proc, out=graded["out"], names=graded["names"],
+                        leftovers=_worker_processes(graded["run"].pid), tree_mib=tree_mib,
+                        new_scratch=set(os.listdir(graded["tmp"])),
+                        cgroups=_empty_new_cgroups(cgroups_before)),
+            fallback=dict(proc=fallback["run"].finish()[0], out=fallback["out"],
+                          leftovers=_worker_processes(fallback["run"].pid)),
+            escape_batches=escape_batches, shm_before=shm_before,
+            reference_before=reference_before)
+    finally:
+        for batch in list(started.values()) + list(escape_batches.values()):
+            batch["run"].kill()
+        for batch in escape_batches.values():
+            batch["listener"].stop()
+            _clean_escapes(batch)
+
+
+@pytest.fixture(scope="module")
+def graded(runs):
+    return runs["graded"]
 
 
 def test_grader_completes(graded):
@@ -274,27 +366,15 @@ def test_contained(graded, name):
     assert abs(data["score"] - sum(t["score"] for t in data["tests"])) < 1e-6
 
 
-def test_no_isolation_fallback(tmp_path):
+def test_no_isolation_fallback(runs):
     """Without any sandbox (method 'plain', accepted explicitly with --allow-isolation none), a
     hang, an exit and a detached grandchild are still contained, by session id, marker
     variable and subreaper."""
-    ref = REF.read_text(encoding="utf-8")
-    names = ["hang_ignore_sigterm", "os_exit", "fork_detached"]
-    for name in names:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "rnn_layers.py").write_text(ref + "\n" + HOSTILE[name][0])
-    env = dict(os.environ, SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
-    cmd = [sys.executable, "-m", "autograder", "grade", *[str(tmp_path / n) for n in names],
-           "--out-dir", str(tmp_path / "out"), "--timeout", "2", "--jobs", "2", "--quiet",
-           "--allow-isolation", "none", "--only", "rnn_step_forward", "--only", "rnn_forward",
-           "--only", "word_embedding_forward"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr[-2000:]
-    assert _worker_processes(proc.pid) == []
-    for name in names:
-        data = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+    run = runs["fallback"]
+    assert run["proc"].returncode == 0, run["proc"].stderr[-2000:]
+    assert run["leftovers"] == []
+    for name in FALLBACK:
+        data = json.loads((run["out"] / f"{name}.json").read_text())
         assert data["extra_data"]["isolation"]["level"] == "none"
         for t in data["tests"]:
             assert (t["status"] == "failed") == (t["tags"][0] in HOSTILE[name][1]), t["name"]
@@ -336,19 +416,15 @@ def _escape_batch(base, mode, listener):
         cmd += ["--allow-isolation", "none", "--timeout", "60"]
     else:
         cmd += ["--timeout", "3"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    sampler = TreeMemory(proc.pid)
-    sampler.start()
-    return dict(proc=proc, sampler=sampler, fill=fill, tmp=tmp, out=base / mode,
-                listener=listener)
+    return dict(run=Run(cmd, base / f"grader-{mode}", env), fill=fill, tmp=tmp,
+                out=base / mode, listener=listener)
 
 
 def _finish_escapes(batch, shm_before, reference_before):
-    _, stderr = batch["proc"].communicate(timeout=300)
-    tree = batch["sampler"].stop()
+    proc, tree = batch["run"].finish()
+    stderr = proc.stderr
     fill = batch["fill"]
-    assert batch["proc"].returncode == 0, stderr[-3000:]
+    assert proc.returncode == 0, stderr[-3000:]
     results = {n: json.loads((batch["out"] / f"{n}.json").read_text())
                for n in list(ESCAPES) + [fill["CLASSMATE"]]}
     return dict(results=results, connections=batch["listener"].take(),
@@ -366,32 +442,19 @@ def _clean_escapes(batch):
 
 
 @pytest.fixture(scope="module")
-def escapes(tmp_path_factory, report):
-    """Grade the escapes and a classmate (the reference) in one batch, twice and at the same
-    time: without isolation (the positive control) and in the sandbox, each with its own
-    listener, tag and System V key. Root only: the control is a root worker."""
+def escapes(runs, report):
+    """The escapes and a classmate (the reference), graded in one batch twice and at the same
+    time (started by ``runs``): without isolation (the positive control) and in the sandbox,
+    each with its own listener, tag and System V key. Root only: the control is a root
+    worker."""
     if not IS_ROOT:
         pytest.skip("the positive control runs an unisolated worker as root")
-    base = tmp_path_factory.mktemp("escapes")
-    reference_before = REF.read_bytes()
-    shm_before = shm_keys()
-    batches, runs = {}, {}
-    try:
-        for mode in ("unisolated", "sandbox"):
-            listener = Listener()
-            listener.start()
-            batches[mode] = _escape_batch(base, mode, listener)
-        for mode, batch in batches.items():
-            runs[mode] = _finish_escapes(batch, shm_before, reference_before)
-            report(f"escapes, {mode}, --jobs 2: grader peak RSS {runs[mode]['peak']} MiB, "
-                   f"tree peak PSS {runs[mode]['tree']} MiB")
-    finally:
-        for batch in batches.values():
-            if batch["proc"].poll() is None:
-                batch["proc"].kill()
-            batch["listener"].stop()
-            _clean_escapes(batch)
-    return runs
+    out = {}
+    for mode, batch in runs["escape_batches"].items():
+        out[mode] = _finish_escapes(batch, runs["shm_before"], runs["reference_before"])
+        report(f"escapes, {mode}, --jobs 2: grader peak RSS {out[mode]['peak']} MiB, "
+               f"tree peak PSS {out[mode]['tree']} MiB")
+    return out
 
 
 @pytest.mark.parametrize("name", list(ESCAPES))

@@ -498,14 +498,23 @@ def _attack():
         kids.append(pid)
     _os.close(done_w)
     _os.close(hold_r)
-    reported = 0
-    while reported < 12:
-        ready, _, _ = _select.select([done_r], [], [], 30)
-        if not ready or _os.read(done_r, 1) != b"1":
+    reported, waited, gone = 0, 0.0, set()
+    while reported < 12 and waited < 30:
+        ready, _, _ = _select.select([done_r], [], [], 0.2)
+        if ready:
+            if _os.read(done_r, 1) != b"1":
+                break
+            reported += 1
+            continue
+        waited += 0.2
+        # a child ends only when it is told to or killed: once one is gone (the OOM killer),
+        # 12 can no longer be held at once and the attack has failed; stop waiting for it
+        gone = {pid for pid in kids if _os.waitpid(pid, _os.WNOHANG) != (0, 0)}
+        if gone:
             break
-        reported += 1
     # held = children alive together with their share (an OOM kill frees one to let another on)
-    held = sum(1 for pid in kids if _os.waitpid(pid, _os.WNOHANG) == (0, 0))
+    held = sum(1 for pid in kids
+               if pid not in gone and _os.waitpid(pid, _os.WNOHANG) == (0, 0))
     print("HELD %d (%d of 12 reported)" % (held if reported == 12 else 0, reported))
     _os.close(hold_w)
     for pid in kids:
