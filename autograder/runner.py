@@ -12,7 +12,6 @@ here, processes there). All comparisons happen in this process.
 """
 import os
 import sys
-import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -365,24 +364,6 @@ def _load(path, opts):
         return sub
 
 
-_warm_lock = threading.Lock()
-_warm_thread = None
-
-
-def _warm_up_torch():
-    """Import torch in the background (1-3 s) while the first workers start: the transformer
-    checks and every PyTorch-autograd comparison need it. Only when some worker will run: an
-    empty submission does not pay for it. The thread is not a daemon: an interpreter that
-    exits while a thread is inside torch's import aborts ("terminate called without an active
-    exception", exit -6), so exit waits for it; the command line ends with ``os._exit``
-    once its files are written, and waits for neither."""
-    global _warm_thread
-    with _warm_lock:
-        if _warm_thread is None:
-            _warm_thread = threading.Thread(target=core.import_torch, name="torch-import")
-            _warm_thread.start()
-
-
 def grade(submission_paths: list, opts: Options) -> list:
     """Grade submissions (folders or zips); returns a SubmissionResult per submission, in the
     order given. The grader process runs in a cgroup leaf of its own with a memory limit
@@ -416,9 +397,10 @@ def _grade(submission_paths, opts):
         for s in scratches:
             submission_mod.remove_scratch(s)
         raise
-    if any(m in sub.files for sub in subs for m in modules):
-        _warm_up_torch()
 
+    # torch is imported by the first check that needs it (core.import_torch), not ahead of
+    # time: a selection of numpy forwards never needs it, and importing it in the background
+    # held the GIL while the pool started its workers (2-3 s of wall time per run)
     tasks = [(i, m) for i in range(len(subs)) for m in modules]
     # longest modules first across all submissions
     tasks.sort(key=lambda t: (modules.index(t[1]) if t[1] in TORCH_MODULES else 1, t[0],
