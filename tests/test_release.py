@@ -53,8 +53,9 @@ def test_stub_source_rejects_unbalanced_markers(bad):
 
 
 @pytest.fixture(scope="module")
-def built():
-    """The release computed from solutions/ once (nbgrader runs once for the module)."""
+def built(public_runs):
+    """The release computed from solutions/ once (nbgrader runs once for the module). The
+    public tests' runs (subprocesses) are started first: they run while nbgrader works."""
     return R.build_release()
 
 
@@ -124,12 +125,50 @@ for mod_name in names:
     assert "stub ok rnn_layers rnn_step_forward" in proc.stdout
 
 
-def _public_pytest(cwd, *args):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["COLUMNS"] = "80"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
+class _PublicPytest:
+    """The public tests run as a student runs them (``pytest -q tests ...`` in ``cwd``), in a
+    subprocess started now; ``result()`` waits for it: (exit status, output)."""
+
+    def __init__(self, cwd, log, *args):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["COLUMNS"] = "80"
+        self.log = open(log, "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def result(self):
+        code = self.proc.wait(timeout=300)
+        self.log.seek(0)
+        return code, self.log.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def public_runs(tmp_path_factory):
+    """The public tests, run twice at once: on the untouched release, and on a copy where
+    rnn_step_forward is implemented wrongly, with ``-m nb01`` (notebook 01 only)."""
+    base = tmp_path_factory.mktemp("public")
+    work = base / "sequence_models"
+    shutil.copytree(RELEASE, work)
+    module = work / "seqlab" / "rnn_layers.py"
+    stub = '    raise NotImplementedError("rnn_step_forward: implement this (see the docstring)")'
+    text = module.read_text()
+    assert stub in text
+    module.write_text(text.replace(stub, "    return np.zeros((x.shape[0], b.shape[0])), None"))
+    runs = {}
+    try:
+        runs["untouched"] = _PublicPytest(RELEASE, base / "untouched.log", "tests")
+        runs["nb01"] = _PublicPytest(work, base / "nb01.log", "tests", "-m", "nb01")
+        yield runs
+    finally:
+        for run in runs.values():
+            run.stop()
 
 
 def _stubbed_functions():
@@ -140,8 +179,9 @@ def _stubbed_functions():
     return names
 
 
-def test_public_tests_on_the_untouched_release_say_what_is_left_in_one_line_per_function():
-    rc, out = _public_pytest(RELEASE, "tests")
+def test_public_tests_on_the_untouched_release_say_what_is_left_in_one_line_per_function(
+        public_runs):
+    rc, out = public_runs["untouched"].result()
     assert rc == 1, out  # tests not passed (not 2 = a collection error)
     assert "Traceback" not in out and "Error" not in out and "FAILED" not in out, out
     stubs = _stubbed_functions()
@@ -171,15 +211,8 @@ def test_public_tests_on_the_untouched_release_say_what_is_left_in_one_line_per_
     assert len(lines) <= len(stubs) + 8, out
 
 
-def test_public_tests_select_a_notebook_and_show_real_failures_in_full(tmp_path):
-    work = tmp_path / "sequence_models"
-    shutil.copytree(RELEASE, work)
-    module = work / "seqlab" / "rnn_layers.py"
-    stub = '    raise NotImplementedError("rnn_step_forward: implement this (see the docstring)")'
-    text = module.read_text()
-    assert stub in text
-    module.write_text(text.replace(stub, "    return np.zeros((x.shape[0], b.shape[0])), None"))
-    rc, out = _public_pytest(work, "tests", "-m", "nb01")
+def test_public_tests_select_a_notebook_and_show_real_failures_in_full(public_runs):
+    rc, out = public_runs["nb01"].result()
     assert rc == 1, out
     # the wrong rnn_step_forward is a real failure, shown with its assertion
     assert "FAILED tests/test_01_rnn_layers.py::test_rnn_step_forward_known_values" in out, out
