@@ -191,17 +191,17 @@ def _existing(release_dir):
     return {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
 
 
-def release(source_dir: Path = SOURCE_DIR, release_dir: Path = RELEASE_DIR, check: bool = False,
+def release(release_dir: Path = RELEASE_DIR, check: bool = False,
             wanted: dict[Path, bytes] | None = None, doc: Path | None = None) -> list[Path]:
     """Write (or, with check=True, compare) the release. Returns the list of changed paths,
     relative to ``release_dir``.
 
     ``wanted`` is a release already computed by :func:`build_release` (saves a second
-    nbgrader run); by default it is built from ``source_dir``. ``doc``: a path that also
+    nbgrader run); by default it is built from ``SOURCE_DIR``. ``doc``: a path that also
     receives the release's API.md (``API_DOC`` for the repository's docs/API.md).
     """
     if wanted is None:
-        wanted = build_release(source_dir)
+        wanted = build_release()
     check_text(wanted)
     have = _existing(release_dir)
     changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
@@ -254,10 +254,11 @@ def find_leaks(names_and_bytes: Iterable[tuple[str, bytes]]) -> list[str]:
     return leaks
 
 
-def bundle(out_zip: str | Path, release_dir: Path = RELEASE_DIR,
-           wanted: dict[Path, bytes] | None = None) -> list[str]:
-    """Write the student bundle zip. Returns the list of archive names."""
-    if release(release_dir=release_dir, check=True, wanted=wanted):
+def bundle(out_zip: str | Path, wanted: dict[Path, bytes] | None = None) -> list[str]:
+    """Write the student bundle zip of the release in ``RELEASE_DIR`` (``wanted``: as for
+    :func:`release`). Returns the list of archive names."""
+    release_dir = RELEASE_DIR
+    if release(check=True, wanted=wanted):
         raise ReleaseError("the release is out of date: run `python -m autograder release` first")
     entries = []
     for rel in paths.packed_files(release_dir):

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from autograder import course
+
 if TYPE_CHECKING:  # runner imports this module
     from autograder.runner import SubmissionResult
 
@@ -142,15 +144,14 @@ def headline(r: CheckResult, verbose: bool = False) -> str:
     return text
 
 
-def feedback(r: CheckResult, verbose: bool = False, label: bool = True,
-             hint: bool = True) -> str:
+def feedback(r: CheckResult, label: bool = True, hint: bool = True) -> str:
     """The feedback text of one check, as results.json holds it: "passed" or "FAILED: "
     (``label``) with the headline, the "Hint: " line (``hint``), what the code printed."""
     if r.passed:
         lines = ["passed" + (f": {r.message}" if r.message else "")]
     else:
         lead = "FAILED: " if label and not r.not_graded else ""
-        lines = [lead + headline(r, verbose)]
+        lines = [lead + headline(r)]
         if r.hint and hint:
             lines.append(f"Hint: {r.hint}")
     if r.printed:
@@ -214,7 +215,6 @@ def summary(sub_result: "SubmissionResult", verbose: bool = False, quiet: bool =
     what failed and why (each hint once). CaptioningRNN's checks are shown under the notebook
     of their cell type. Without ``verbose``: at most three failed checks per API name and no
     expected values (as the student sees them); ``quiet``: the total line only."""
-    from autograder.checks.core import NOTEBOOKS
     sub = sub_result.submission
     head = (f"== {clean_line(sub.name)}: {rounded(sub_result.score):g} / "
             f"{rounded(sub_result.max_score):g} points")
@@ -233,7 +233,7 @@ def summary(sub_result: "SubmissionResult", verbose: bool = False, quiet: bool =
     for book in sorted(books):
         groups = books[book]
         rs_all = [r for rs in groups.values() for r in rs]
-        out.append(f" notebook {NOTEBOOKS.get(book, book or '?')}: "
+        out.append(f" notebook {course.NOTEBOOKS.get(book, book or '?')}: "
                    f"{rounded(sum(r.score for r in rs_all)):g} / "
                    f"{rounded(sum(r.points for r in rs_all)):g}")
         for api, rs in groups.items():

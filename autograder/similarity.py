@@ -424,12 +424,6 @@ def common_hashes(docs: list[Document], settings: Settings) -> set:
     return {h for h, c in counts.items() if c > limit}
 
 
-def _progress(total, desc, quiet):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="", disable=quiet, leave=False,
-                file=sys.stderr, dynamic_ncols=True)
-
-
 _WORK = {}  # what the tasks read: set before a pool forks, so every worker inherits it
 
 
@@ -437,8 +431,10 @@ def _run(task, items, jobs, desc, quiet):
     """[task(x) for x in items] with a progress bar, on ``jobs`` forked worker processes when
     there are several jobs, enough items and the platform can fork (else in this process).
     Tasks read their inputs from ``_WORK``; they compute, they never run student code."""
+    from tqdm import tqdm
     out = []
-    with _progress(len(items), desc, quiet) as bar:
+    with tqdm(total=len(items), desc=desc, unit="", disable=quiet, leave=False,
+              file=sys.stderr, dynamic_ncols=True) as bar:
         if jobs > 1 and len(items) >= 8 * jobs \
                 and "fork" in multiprocessing.get_all_start_methods():
             chunk = max(1, len(items) // (jobs * 16))

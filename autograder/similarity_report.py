@@ -39,15 +39,15 @@ def _pct(x):
     return f"{100 * x:.0f}%"
 
 
-def highlighted(code: str, slices, context: int = CONTEXT) -> str:
+def highlighted(code: str, slices) -> str:
     """``code`` (str) as escaped HTML with each matched region (``slices``: (2, R) int array of
     raw start/end offsets) wrapped in ``<mark class="match">``; runs of unmatched lines longer
-    than 2 * ``context`` are shortened to ``...``."""
+    than 2 * ``CONTEXT`` are shortened to ``...``."""
     from copydetect.utils import highlight_overlap
     if slices.shape[1] == 0:
         return escape(code)
     text, _ = highlight_overlap(code, slices, '<mark class="match">', "</mark>",
-                                truncate=context, escape_html=True)
+                                truncate=CONTEXT, escape_html=True)
     return text
 
 

@@ -7,7 +7,6 @@ from autograder.checks import twins
 from autograder.checks.core import (
     F64,
     Call,
-    Check,
     Failed,
     register,
     require_array,
@@ -16,7 +15,7 @@ from autograder.checks.core import (
 )
 from autograder.checks.hints import Hint
 from autograder.checks.lstm import gated_spec
-from autograder.checks.numpy_specs import LayerSpec, _run, layer_checks, scaled
+from autograder.checks.numpy_specs import LayerSpec, check_of, layer_checks, scaled
 
 MODULE = "attention_layers"
 
@@ -70,7 +69,7 @@ def _make_seq(rng, N, T, D, P, H):
                 Wattn=rng.standard_normal((H, 4 * H)) * 0.4, b=rng.standard_normal(4 * H) * 0.3)
 
 
-def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
+def _weights_sum_check(spec, wname, axis_name, size):
     """The attention weights returned are a probability distribution over the P positions."""
     def inputs():
         return spec.draw(size, 700)
@@ -96,9 +95,8 @@ def _weights_sum_check(spec, wname, axis_name, size, points=1.0):
         require_right(results[0], spec.out_names, expected, F64, "this property")
         return f"each row of {wname} sums to one"
 
-    return [Check(api=spec.forward, title=f"attention weights sum to one over P "
-                                          f"({sizes_str(**size)})",
-                  points=points, module=spec.module, calls=calls, evaluate=_run(evaluate))]
+    return [check_of(spec, spec.forward, f"attention weights sum to one over P "
+                     f"({sizes_str(**size)})", 1.0, calls, evaluate)]
 
 
 def _attention_spec():

@@ -205,7 +205,6 @@ def all_checks() -> list[Check]:
         return list(_checks)
 
 
-NOTEBOOKS = course.NOTEBOOKS
 # The notebook of each check cell (its grade_id), from the course manifest
 _CELL_NOTEBOOK = {c.grade_id: c.notebook for c in course.check_cells()}
 
@@ -218,7 +217,7 @@ def notebook_of(check: Check) -> str:
 def notebook_key(name) -> str | None:
     """"01" for "1", "01", "nb01" or "01_rnn_captioning"; None if ``name`` names no notebook."""
     text = str(name).strip().lower().removeprefix("nb")
-    for key, full in NOTEBOOKS.items():
+    for key, full in course.NOTEBOOKS.items():
         if text in (key, key.lstrip("0"), full):
             return key
     return None
@@ -243,7 +242,7 @@ def resolve_selection(names) -> tuple[set, set]:
     if unknown:
         raise ValueError(f"unknown API name, module or notebook: {', '.join(map(str, unknown))}"
                          f"; known modules: {', '.join(sorted(modules))}; notebooks: "
-                         f"{', '.join(NOTEBOOKS)}; API names: {', '.join(api_names())}")
+                         f"{', '.join(course.NOTEBOOKS)}; API names: {', '.join(api_names())}")
     return apis, notebooks
 
 

@@ -189,7 +189,8 @@ def _non_finite(arr):
 # the standard checks
 # ---------------------------------------------------------------------------------------------
 
-def _check(spec, api, title, points, calls, evaluate):
+def check_of(spec: LayerSpec, api: str, title: str, points: float, calls: Callable,
+             evaluate: Callable) -> Check:
     """A check of ``api`` (the spec's forward or backward; a backward check also runs the
     forward, its tag)."""
     return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
@@ -245,7 +246,7 @@ def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_ex
                          f.detail) from None
         return f"outputs match{ctx}"
 
-    return _check(spec, spec.forward, title, points, calls, evaluate)
+    return check_of(spec, spec.forward, title, points, calls, evaluate)
 
 
 def _forward_unchanged_check(spec, points):
@@ -272,7 +273,7 @@ def _forward_unchanged_check(spec, points):
         require_right(r, spec.out_names, expected, F64, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
-    return _check(spec, spec.forward, "does not modify its inputs", points, calls, evaluate)
+    return check_of(spec, spec.forward, "does not modify its inputs", points, calls, evaluate)
 
 
 def backward_checks(spec: LayerSpec) -> list[Check]:
@@ -335,7 +336,7 @@ def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
                         spec.backward_hints, inp64, d64)
         return f"gradients match{ctx}"
 
-    return _check(spec, spec.backward, title, points, calls, evaluate)
+    return check_of(spec, spec.backward, title, points, calls, evaluate)
 
 
 def _numeric_check(spec, points):
@@ -373,7 +374,7 @@ def _numeric_check(spec, points):
         require_right(r, spec.grads, expected, F64, "agreeing with numeric gradients")
         return f"analytic and numeric gradients agree{ctx}"
 
-    return _check(spec, spec.backward, f"gradients vs numeric gradients of your forward "
+    return check_of(spec, spec.backward, f"gradients vs numeric gradients of your forward "
                   f"({sizes_str(**size)})", points, calls, evaluate)
 
 
@@ -403,7 +404,7 @@ def _backward_unchanged_check(spec, points):
                       "\"does not modify the upstream gradient or the cache\"")
         return "upstream gradient and cache unchanged"
 
-    return _check(spec, api, "does not modify the upstream gradient or the cache", points,
+    return check_of(spec, api, "does not modify the upstream gradient or the cache", points,
                   calls, evaluate)
 
 
