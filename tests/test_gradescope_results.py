@@ -65,13 +65,20 @@ GRADESCOPE_SCHEMA = {
 }
 
 
-def _layout(tmp_path):
-    """The bundle built by ``python -m autograder gradescope`` and unpacked as Gradescope does:
-    /autograder/source, run_autograder beside it, empty submission/ and results/."""
-    bundle = tmp_path / "bundle.zip"
-    proc = subprocess.run([sys.executable, "-m", "autograder", "gradescope", str(bundle)],
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """The bundle built by ``python -m autograder gradescope`` (once for the module; each test
+    unpacks its own copy)."""
+    path = tmp_path_factory.mktemp("gradescope") / "bundle.zip"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "gradescope", str(path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    return path
+
+
+def _layout(tmp_path, bundle):
+    """``bundle`` unpacked as Gradescope does: /autograder/source, run_autograder beside it,
+    empty submission/ and results/."""
     ag = tmp_path / "autograder"
     with zipfile.ZipFile(bundle) as zf:
         names = zf.namelist()
@@ -102,8 +109,8 @@ def _check(api, title, passed, points, message="", hint="", cell=None):
 
 
 @pytest.mark.e2e
-def test_run_autograder_grades_the_submission(tmp_path):
-    ag = _layout(tmp_path)
+def test_run_autograder_grades_the_submission(tmp_path, bundle):
+    ag = _layout(tmp_path, bundle)
     # Gradescope puts the uploaded files in /autograder/submission (here: a student folder)
     sub = ag / "submission" / "my_work" / "seqlab"
     sub.mkdir(parents=True)
@@ -117,8 +124,8 @@ def test_run_autograder_grades_the_submission(tmp_path):
 
 
 @pytest.mark.e2e
-def test_run_autograder_always_writes_results(tmp_path):
-    ag = _layout(tmp_path)
+def test_run_autograder_always_writes_results(tmp_path, bundle):
+    ag = _layout(tmp_path, bundle)
     (ag / "submission" / "rnn_layers.py").write_text("this is not python(")
     data = _run(ag, "rnn_step_forward")
     assert data["score"] == 0
@@ -130,8 +137,8 @@ def test_run_autograder_always_writes_results(tmp_path):
 
 
 @pytest.mark.e2e
-def test_run_autograder_writes_gradescope_results(tmp_path):
-    ag = _layout(tmp_path)
+def test_run_autograder_writes_gradescope_results(tmp_path, bundle):
+    ag = _layout(tmp_path, bundle)
     sub = ag / "submission"
     shutil.copy(REF / "rnn_layers.py", sub / "rnn_layers.py")
     # a wrong rnn_step_forward (no bias), to see failures in Markdown
@@ -228,10 +235,10 @@ def test_order_comes_from_the_notebooks_graded_cells():
 
 
 @pytest.mark.e2e
-def test_a_zip_inside_the_upload_is_graded(tmp_path):
+def test_a_zip_inside_the_upload_is_graded(tmp_path, bundle):
     """Gradescope puts the upload in /autograder/submission; a zip uploaded inside it used to
     score 0 ("rnn_layers.py not found")."""
-    ag = _layout(tmp_path)
+    ag = _layout(tmp_path, bundle)
     with zipfile.ZipFile(ag / "submission" / "homework.zip", "w") as zf:
         zf.write(REF / "rnn_layers.py", "sequence_models/seqlab/rnn_layers.py")
     data = _run(ag, "rnn_step_forward")

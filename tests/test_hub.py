@@ -1,11 +1,11 @@
 """A JupyterHub course played from the shell: the instructor (this process's user, root) and two
 student accounts (``useradd``) share nbgrader's exchange folder, as on a hub.
 
-The course folder is a copy of this repository's (config, solutions, autograder, data); students
-run the world-readable venv (``shared_venv``; the instructor's interpreter may live in a
-private home) with their own ``~/.jupyter/nbgrader_config.py`` (docs/student_nbgrader_config.py,
-exchange folder adapted) and ``SEQLAB_DATA_DIR`` pointing at the shared data that
-``python -m autograder data`` built. Then, as docs/nbgrader.md says:
+The course folder is a copy of this repository's (config, solutions, autograder; the data
+linked); students run the world-readable venv (``shared_venv``; the instructor's interpreter
+may live in a private home) with their own ``~/.jupyter/nbgrader_config.py``
+(docs/student_nbgrader_config.py, exchange folder adapted) and ``SEQLAB_DATA_DIR`` pointing
+at the shared data that ``python -m autograder data`` built. Then, as docs/nbgrader.md says:
 ``generate_assignment``, ``release_assignment``; each student ``fetch_assignment``, checks the
 fetched copy (its figures are there and are PNG images, the data loads without write access to
 the shared folder) and puts the reference modules in. Ann ``submit``s; ``collect``; the due date
@@ -132,8 +132,10 @@ def hub(shared_venv, report):
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
         hub.course.mkdir()
         shutil.copy2(ROOT / "nbgrader_config.py", hub.course / "nbgrader_config.py")
-        for folder in ("solutions", "autograder", "datasets"):
+        for folder in ("solutions", "autograder"):
             shutil.copytree(ROOT / folder, hub.course / folder, ignore=ignore, symlinks=True)
+        # the data only feeds `python -m autograder data` (which copies it): no second copy
+        (hub.course / "datasets").symlink_to(ROOT / "datasets")
         student_config = (ROOT / "docs" / "student_nbgrader_config.py").read_text()
         assert '"/srv/nbgrader/exchange"' in student_config
         for user in STUDENTS:
@@ -222,10 +224,11 @@ def test_a_hub_course_from_release_to_feedback(hub, report):
                                        str(hub.course)).stdout.strip().splitlines()[-1])
         assert check["missing"] == [] and check["not_png"] == [], (user, check)
         assert check["train"] == 10 and check["course_readable"] is False, (user, check)
-        timeout = hub.student(user, "-c", "from nbgrader.apps import NbGraderApp; "
-                              "from nbgrader.preprocessors import Execute; a = NbGraderApp(); "
-                              "a.initialize([]); print(Execute(parent=a).timeout)")
-        assert timeout.stdout.split()[-1] == "600", timeout.stdout   # Validate's cell limit
+        if user == STUDENTS[0]:   # every home has the same config file: checked once
+            timeout = hub.student(user, "-c", "from nbgrader.apps import NbGraderApp; "
+                                  "from nbgrader.preprocessors import Execute; a = NbGraderApp(); "
+                                  "a.initialize([]); print(Execute(parent=a).timeout)")
+            assert timeout.stdout.split()[-1] == "600", timeout.stdout   # Validate's cell limit
         hub.student(user, "-c", WORK, *[str(ref / f"{m}.py") for m in STUDENT_MODULES])
 
     hub.student(ANN, "-m", "nbgrader", "submit", ASSIGNMENT, "--log-level=WARN")

@@ -457,15 +457,19 @@ def test_cells_agree_with_the_autograder_cli(course, cells, grades):
     assert partial, "no bug earned partial credit: the partial-credit path is not exercised"
 
 
+# Validates the notebook in each folder given (one nbgrader start for all; Validate runs each
+# in a fresh kernel whose cwd is that folder) and prints one JSON line per folder.
 VALIDATE = """
-import json, nbformat
+import json, os, sys, nbformat
 from nbgrader.validator import Validator
 name = "02_lstm_captioning.ipynb"
-ids = {c.source: c.metadata.get("nbgrader", {}).get("grade_id")
-       for c in nbformat.read(name, as_version=4).cells if c.cell_type == "code"}
-result = Validator().validate(name)     # failing cells come back as their source
-print(json.dumps({k: [ids.get(c["source"], "answer cell") for c in cells]
-                  for k, cells in result.items()}))
+for folder in sys.argv[1:]:
+    path = os.path.join(folder, name)
+    ids = {c.source: c.metadata.get("nbgrader", {}).get("grade_id")
+           for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"}
+    result = Validator().validate(path)     # failing cells come back as their source
+    print(json.dumps({k: [ids.get(c["source"], "answer cell") for c in cells]
+                      for k, cells in result.items()}))
 """
 
 
@@ -474,31 +478,32 @@ def test_validate_reports_failing_public_checks(tmp_path):
     fail, and nothing for a correct solution: on the untouched release of notebook 02 it lists
     every public_* cell (and the unanswered questions), with the reference modules none."""
     pytest.importorskip("nbgrader")
-    work = tmp_path / ASSIGNMENT
-    shutil.copytree(RELEASE_DIR, work, ignore=COPY_IGNORE)
+    untouched, solved = tmp_path / "untouched" / ASSIGNMENT, tmp_path / "solved" / ASSIGNMENT
+    for work in (untouched, solved):
+        shutil.copytree(RELEASE_DIR, work, ignore=COPY_IGNORE)
+    for mod in STUDENT_MODULES:
+        shutil.copy(SOURCE_DIR / "seqlab" / f"{mod}.py", solved / "seqlab" / f"{mod}.py")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "NBGRADER"))}
     env.update(PYTHONPATH=str(ROOT), SEQLAB_DATA_DIR=str(ROOT / "datasets"), SEQLAB_GRADING="1",
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter_config"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter_runtime"),
                PYDEVD_DISABLE_FILE_VALIDATION="1",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run([sys.executable, "-c", VALIDATE, str(untouched), str(solved)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.strip().splitlines()[-2:]]
+    failed_untouched, failed_solved = (sorted(r.get("failed", [])) for r in results)
 
-    def failed():
-        proc = subprocess.run([sys.executable, "-c", VALIDATE], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return sorted(json.loads(proc.stdout.strip().splitlines()[-1]).get("failed", []))
-
-    nb = _nbformat().read(str(work / "02_lstm_captioning.ipynb"), as_version=4)
+    nb = _nbformat().read(str(untouched / "02_lstm_captioning.ipynb"), as_version=4)
     public = {_meta(c)["grade_id"] for c in nb.cells
               if _meta(c).get("grade_id", "").startswith("public_")}
     questions = {_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("solution")
                  and c.cell_type == "markdown"}
     unanswered = ["answer cell"] * len(questions)
-    assert public and questions and failed() == sorted(list(public) + unanswered)
-    for mod in STUDENT_MODULES:
-        shutil.copy(SOURCE_DIR / "seqlab" / f"{mod}.py", work / "seqlab" / f"{mod}.py")
-    assert failed() == unanswered
+    assert public and questions and failed_untouched == sorted(list(public) + unanswered)
+    assert failed_solved == unanswered
 
 
 def test_a_kernel_cannot_change_its_scores(course, cells):
