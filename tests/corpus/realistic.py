@@ -234,7 +234,7 @@ def dot_product_attention_forward(prev_h, A):
 # --- captioning --------------------------------------------------------------------------------
 
 _SAMPLE_LOOP = """        for t in range(max_length):
-            x = p["W_embed"][words]                      # (N, W)"""
+            x = p["W_embed"][words]                      # (N, D)"""
 _SAMPLE_STORE = """            captions[~done, t] = words[~done]"""
 SHIFTED_SAMPLE = [  # CS231n-style: <START> written into column 0, every word one step late
     (_SAMPLE_LOOP, """        captions[:, 0] = self._start
