@@ -14,7 +14,8 @@ One course folder (nbgrader_config.py, solutions/, autograder/, datasets/ linked
    process) and ``nocheck`` (the reference with the cached results of one check removed).
    ``python -m autograder nbgrader-prepare`` grades them all in parallel, then one
    ``nbgrader autograde sequence_models`` records every student (mallory between the others),
-   then ``generate_feedback`` and ``export``. Wall times are reported.
+   then ``generate_feedback`` and ``export``, while ``python -m autograder grade`` grades the
+   reference, untouched and buggy modules for step 3. Wall times are reported.
 3. Scores: the reference gets every autograded point (its answered questions wait for a manual
    grade), the untouched release, the cheater and mallory zero, the buggy one loses points in
    the bugs' cells only; cell by cell nbgrader's score equals ``python -m autograder grade``'s.
@@ -304,20 +305,39 @@ def course(tmp_path_factory, report):
     before = _tree_hashes(course)
     _, t_prepare = _run(course, ["-m", "autograder", "nbgrader-prepare", ASSIGNMENT, "--jobs", "2",
                                  "--quiet"], "python -m autograder nbgrader-prepare")
-    _drop_cached_checks(course, NOCHECK, NOCHECK_CELL)
-    log, t_autograde = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
-    _, t_feedback = _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
-    _nbgrader(course, "export", "--to=grades.csv")
+    # the CLI grades the same student modules meanwhile (nbgrader's commands below keep one
+    # core busy): the submitted ones, which autograde keeps
+    # (test_autograde_keeps_the_student_modules)
+    cli_log = open(course.parent / "cli.log", "w+")
+    t_cli = time.perf_counter()
+    cli = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "--quiet", "--out-dir",
+                            "cli", *[f"submitted/{s}" for s in STUDENTS]], cwd=course,
+                           env=_env(course), stdout=cli_log, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, text=True)
+    try:
+        _drop_cached_checks(course, NOCHECK, NOCHECK_CELL)
+        log, t_autograde = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
+        _, t_feedback = _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
+        _nbgrader(course, "export", "--to=grades.csv")
+        code = cli.wait(timeout=COMMAND_TIMEOUT)
+        t_cli = time.perf_counter() - t_cli
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli_log.seek(0)
+        cli_output = cli_log.read()
+        cli_log.close()
+    assert code == 0, f"python -m autograder grade failed (exit {code}):\n{cli_output[-6000:]}"
     after = _tree_hashes(course)
-    _, t_cli = _run(course, ["-m", "autograder", "grade", "--quiet", "--out-dir", "cli",
-                             *[f"autograded/{s}" for s in STUDENTS]], "python -m autograder grade")
 
     n = len(ALL_STUDENTS)
     report(f"[nbgrader] {n} students, {len(notebooks)} notebooks each: nbgrader-prepare "
            f"--jobs 2 {t_prepare:.1f} s, nbgrader autograde {t_autograde:.1f} s "
            f"({t_autograde / n:.1f} s per student)")
     report(f"[nbgrader] generate_assignment {t_generate:.1f} s, generate_feedback "
-           f"({n} students) {t_feedback:.1f} s, autograder CLI (3 students) {t_cli:.1f} s")
+           f"({n} students) {t_feedback:.1f} s, autograder CLI (3 students, meanwhile) "
+           f"{t_cli:.1f} s")
     course_run = {"log": log.stdout + log.stderr, "before": before, "after": after}
     return course, notebooks, course_run
 
