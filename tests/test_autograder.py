@@ -25,10 +25,22 @@ def _stub_text(mod):
     return stub_source((REF / f"{mod}.py").read_text(encoding="utf-8"))
 
 
-def _grade(paths, out_dir, *extra):
+def _start_grading(paths, out_dir, *extra):
+    """Start ``python -m autograder grade`` on ``paths`` (results in ``out_dir``, its stdout and
+    stderr in ``out_dir``.stdout / .stderr); ``_finished`` waits for it."""
     cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out-dir",
            str(out_dir), "--jobs", "2", *extra]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    with open(f"{out_dir}.stdout", "w") as out, open(f"{out_dir}.stderr", "w") as err:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True), out_dir
+
+
+def _finished(run):
+    """The ``subprocess.CompletedProcess`` of a run of ``_start_grading``."""
+    proc, out_dir = run
+    proc.wait(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       Path(f"{out_dir}.stdout").read_text(),
+                                       Path(f"{out_dir}.stderr").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +66,17 @@ def runs(tmp_path_factory):
         zf.writestr("submission/sequence_models/seqlab/__init__.py", b"import os; os._exit(1)")
         zf.writestr("submission/rnn_layers.py", b"raise RuntimeError('deeper copy wins')")
         zf.writestr("results.json", b'{"score": 1000}')
-    first = _grade([ref, stub, zpath], base / "out1")
-    second = _grade([ref], base / "out2", "--quiet")
+    # both at once (one run with --jobs 2 keeps the two cores busy only part of the time); the
+    # second grades the reference again, for determinism
+    runs = [_start_grading([ref, stub, zpath], base / "out1"),
+            _start_grading([ref], base / "out2", "--quiet")]
+    try:
+        first, second = (_finished(run) for run in runs)
+    finally:
+        for proc, _ in runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return dict(first=first, second=second, out1=base / "out1", out2=base / "out2")
 
 
