@@ -488,7 +488,7 @@ def test_escapes_leave_the_host_unchanged(escapes):
 
 def test_regrade_is_byte_identical(tmp_path):
     """A submission that prints in every call: each call's output is attached to that call, so
-    two gradings give byte-identical JSON."""
+    two gradings (run at the same time) give byte-identical JSON."""
     ref = REF.read_text(encoding="utf-8")
     sub = tmp_path / "printer"
     sub.mkdir()
@@ -508,15 +508,19 @@ def rnn_forward(x, h0, Wx, Wh, b):
     print("forward", x.shape, file=sys.stderr)
     return _ref_forward(x, h0, Wx, Wh, b)
 """)
-    outs = []
-    for k in range(2):
+    procs = []
+    for k in range(2):  # two gradings at the same time
         cmd = [sys.executable, "-m", "autograder", "grade", str(sub), "--json",
                str(tmp_path / f"r{k}.json"), "--jobs", "2", "--quiet", "--only",
                "rnn_step_forward", "--only", "rnn_forward"]
         if not IS_ROOT:
             cmd += ["--allow-isolation", "reduced"]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = []
+    for k, proc in enumerate(procs):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
         outs.append((tmp_path / f"r{k}.json").read_bytes())
     assert outs[0] == outs[1]
     data = json.loads(outs[0])
