@@ -9,10 +9,11 @@
 * ``test_release_notebook_executes`` (slow): the *release* notebook (``assignments/``) runs end
   to end (notebooks 03 and 04 in their short mode, see ``SHORT_MODE``) with nbclient in a
   scratch copy of the release where the reference student modules replace the stubs, as a
-  student who solved everything would run it. No cell may raise, and the graded check cells
-  may write nothing to stderr and show no ``Out[]`` value (nbgrader treats stderr as a failure
-  and a trailing value as a partial grade). The wall time is printed (never asserted); the time
-  budget is in docs/conventions.md.
+  student who solved everything would run it, two notebooks at a time (``AT_ONCE``). No cell
+  may raise, and the graded check cells may write nothing to stderr and show no ``Out[]`` value
+  (nbgrader treats stderr as a failure and a trailing value as a partial grade). The wall time
+  is printed (never asserted; beside another notebook's run); the time budget is in
+  docs/conventions.md.
 
 Add a notebook by appending it to ``NOTEBOOKS`` (its check cells are the course manifest's).
 Notebooks whose source is not in the repository yet are skipped.
@@ -223,34 +224,65 @@ def _kernel_env():
     return env
 
 
+# Notebooks executed at once: the numpy notebooks use one BLAS thread, so two of them keep the
+# two cores busy; the wall times printed are then those of a run beside another one.
+AT_ONCE = 2
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """{notebook: (executed notebook, wall seconds), or the exception its run raised} for every
+    release notebook of NOTEBOOKS with a source, each run in its own scratch release, AT_ONCE
+    at a time."""
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    async def run(name, slots):
+        work = _scratch_release(tmp_path_factory.mktemp(name.split("_")[0]))
+        nb = _read(work / name)
+        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                resources={"metadata": {"path": str(work)}})
+        env = _kernel_env()
+        if name in SHORT_MODE:
+            env["SEQLAB_GRADING"] = "1"
+        async with slots:
+            start = time.perf_counter()
+            try:
+                await client.async_execute(env=env, cwd=str(work))
+            except Exception as err:   # reported by the notebook's own test
+                return name, err
+            return name, (nb, time.perf_counter() - start)
+
+    async def run_all():
+        slots = asyncio.Semaphore(AT_ONCE)
+        names = [n for n in NOTEBOOKS if (SOURCE_DIR / n).exists() and (RELEASE_DIR / n).exists()]
+        return dict(await asyncio.gather(*(run(n, slots) for n in names)))
+
+    return asyncio.run(run_all())
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_release_notebook_executes(name, tmp_path, report):
-    from nbclient import NotebookClient
+def test_release_notebook_executes(name, executed, report):
     from nbclient.exceptions import CellExecutionError
 
     _present(name)
     release_nb = RELEASE_DIR / name
     if not release_nb.exists():
         pytest.fail(f"{name} has a source but no release; run `python -m autograder release`")
-    work = _scratch_release(tmp_path)
-    nb = _read(work / name)
-    assert "### BEGIN HIDDEN TESTS" not in json.dumps(nb), f"release {name} carries hidden tests"
+    assert "### BEGIN HIDDEN TESTS" not in json.dumps(_read(release_nb)), (
+        f"release {name} carries hidden tests")
 
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(work)}})
-    start = time.perf_counter()
-    try:
-        env = _kernel_env()
-        if name in SHORT_MODE:
-            env["SEQLAB_GRADING"] = "1"
-        client.execute(env=env, cwd=str(work))
-    except CellExecutionError as err:
-        pytest.fail(f"{name} failed after {time.perf_counter() - start:.0f} s:\n{err}")
-    wall = time.perf_counter() - start
+    result = executed[name]
+    if isinstance(result, CellExecutionError):
+        pytest.fail(f"{name} failed:\n{result}")
+    if isinstance(result, Exception):
+        raise result
+    nb, wall = result
     grading = os.environ.get("SEQLAB_GRADING", "") == "1" or name in SHORT_MODE
     report(f"[notebook] {name}: {wall:.1f} s wall"
-           f"{' (SEQLAB_GRADING=1)' if grading else ''}")
+           f"{' (SEQLAB_GRADING=1)' if grading else ''}, {AT_ONCE} notebooks at a time")
 
     problems = []
     # every test cell, the 0-point public ones included (a value there would be a partial grade
