@@ -9,7 +9,8 @@ would stop the student before they reach any task.
   notebook, a code cell that calls a function of the student API comes after that function's
   public check cell (``public_<api>``).
 - ``test_run_all_with_stubs_stops_at_the_first_task`` (e2e, nbclient): each release notebook
-  run from the top in a copy of the release whose earlier notebooks' modules are the reference.
+  run from the top in a copy of the release whose earlier notebooks' modules are the reference
+  (two notebooks at a time).
 """
 import json
 import os
@@ -89,25 +90,51 @@ def test_no_cell_calls_a_student_function_before_its_task(name):
     assert not problems, f"{name}:\n" + "\n".join(problems)
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("name", list(FINISHED_BEFORE))
-def test_run_all_with_stubs_stops_at_the_first_task(name, tmp_path, report):
+@pytest.fixture(scope="module")
+def stub_runs(tmp_path_factory):
+    """{notebook: (the notebook as run, the exception its run raised or None)}: each release
+    notebook run from the top in its own copy of the release, two at a time (nbclient's
+    async_execute; one kernel at a time left a core idle)."""
+    import asyncio
+
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
-    work = tmp_path / "sequence_models"
-    shutil.copytree(RELEASE, work, ignore=shutil.ignore_patterns("__pycache__", "cache"))
-    for module in FINISHED_BEFORE[name]:
-        shutil.copy2(SOURCE / "seqlab" / f"{module}.py", work / "seqlab" / f"{module}.py")
-    nb = nbformat.read(str(work / name), as_version=4)
     env = dict(os.environ, SEQLAB_GRADING="1", SEQLAB_DATA_DIR=str(ROOT / "datasets"),
                MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.pop("PYTHONPATH", None)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3")
-    with pytest.raises(CellExecutionError) as raised:
-        client.execute(env=env, cwd=str(work))
+
+    async def run(name, slots):
+        work = tmp_path_factory.mktemp(name.split("_")[0]) / "sequence_models"
+        shutil.copytree(RELEASE, work, ignore=shutil.ignore_patterns("__pycache__", "cache"))
+        for module in FINISHED_BEFORE[name]:
+            shutil.copy2(SOURCE / "seqlab" / f"{module}.py", work / "seqlab" / f"{module}.py")
+        nb = nbformat.read(str(work / name), as_version=4)
+        client = NotebookClient(nb, timeout=600, kernel_name="python3")
+        async with slots:
+            try:
+                await client.async_execute(env=env, cwd=str(work))
+            except Exception as err:   # the expected stop, checked by the notebook's test
+                return name, (nb, err)
+        return name, (nb, None)
+
+    async def run_all():
+        slots = asyncio.Semaphore(2)
+        return dict(await asyncio.gather(*(run(n, slots) for n in FINISHED_BEFORE)))
+
+    return asyncio.run(run_all())
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", list(FINISHED_BEFORE))
+def test_run_all_with_stubs_stops_at_the_first_task(name, stub_runs, report):
+    from nbclient.exceptions import CellExecutionError
+
+    nb, error_raised = stub_runs[name]
+    if error_raised is not None and not isinstance(error_raised, CellExecutionError):
+        raise error_raised
+    assert isinstance(error_raised, CellExecutionError), f"{name}: Run All raised no error"
     failed = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code"
                   and any(o.output_type == "error" for o in c.get("outputs", [])))
     error = next(o for o in nb.cells[failed].outputs if o.output_type == "error")
@@ -116,5 +143,5 @@ def test_run_all_with_stubs_stops_at_the_first_task(name, tmp_path, report):
         f"{name}: Run All stops at cell {failed} ({_grade_id(nb.cells[failed])}): "
         f"{error.ename}: {error.evalue}")
     assert (error.ename, error.evalue) == (
-        "NotImplementedError", f"{api}: implement this (see the docstring)"), raised.value
+        "NotImplementedError", f"{api}: implement this (see the docstring)"), error_raised
     report(f"[stub run] {name}: stops at public_{api} (cell {failed})")
