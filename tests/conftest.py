@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from seqlab_dev.testing import require_e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "solutions" / "sequence_models"
+# the reference seqlab, by folder: it is never installed (an installed reference would be a
+# fallback the grader could load in place of a student's missing module)
 if str(SOURCE) not in sys.path:
     sys.path.insert(0, str(SOURCE))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +43,3 @@ def shared_venv():
     if not (path / "bin" / "python").exists():
         require_e2e("no shared venv at %s (.ci/run builds it)" % path)
     return path
-
-
-def require_e2e(reason):
-    """Skip an end-to-end test whose machine prerequisite is missing, or fail under CI
-    (``SEQLAB_REQUIRE_E2E=1``), where every prerequisite is installed by ``.ci/run``."""
-    if os.environ.get("SEQLAB_REQUIRE_E2E") == "1":
-        pytest.fail("end-to-end prerequisite missing under CI: " + reason)
-    pytest.skip(reason)

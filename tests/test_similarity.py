@@ -11,11 +11,9 @@ into the release's stub here as a student fills it in):
 Submissions arrive as a folder (alice, bob, frank), a zip (carol) and an nbgrader ``submitted/``
 tree (dave, erin).
 """
-import ast
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -25,37 +23,12 @@ import numpy as np
 import pytest
 
 from autograder import cli, course, paths, similarity
+from seqlab_dev.similarity_class import CORPUS, STUDENTS, fill_stub, modules_of, student_module
+from seqlab_dev.testing import require_e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "corpus" / "similarity"
-STUDENTS = ("alice", "bob", "carol", "dave", "erin", "frank")
 FLAGGED = {("alice", "dave"), ("erin", "cs231n_public")}
 CHROMIUM = "/usr/bin/chromium"
-
-
-def fill_stub(stub, bodies):
-    """The release stub ``stub`` (str) with each ``raise NotImplementedError("<name>...`` line
-    replaced by the body of function <name> in ``bodies`` (str of Python functions)."""
-    lines = bodies.splitlines()
-    out = stub
-    for node in ast.parse(bodies).body:
-        if isinstance(node, ast.FunctionDef):
-            body = "\n".join(lines[node.body[0].lineno - 1:node.end_lineno])
-            pattern = re.compile(r'^    raise NotImplementedError\("%s\b[^\n]*$' % node.name,
-                                 re.M)
-            out, n = pattern.subn(lambda _, body=body: body, out)
-            assert n == 1, f"no stub line for {node.name} in the release"
-    return out
-
-
-def modules_of(name):
-    """The student modules the test class gives ``name``."""
-    return sorted(p.stem for p in (CORPUS / "class" / name).glob("*.py"))
-
-
-def student_module(name, module="rnn_layers"):
-    stub = (paths.release_dir() / f"{module}.py").read_text(encoding="utf-8")
-    return fill_stub(stub, (CORPUS / "class" / name / f"{module}.py").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +335,6 @@ def test_bad_arguments_are_named(tmp_path, capsys):
 def test_the_report_opens_in_a_browser_with_the_matched_regions(class_run):
     """Headless chromium renders the report from disk: the ranked table lists the two flagged
     pairs first, and alice ~ dave shows the shared embedding gradient marked on both sides."""
-    require_e2e = _load(Path(__file__).with_name("conftest.py"), "_similarity_conftest").require_e2e
     if not os.path.exists(CHROMIUM):
         require_e2e(f"no {CHROMIUM} (.ci/run installs Debian's chromium)")
     try:
