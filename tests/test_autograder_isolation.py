@@ -30,18 +30,14 @@ from pathlib import Path
 
 import pytest
 
+from autograder import isolation
+from seqlab_dev.testing import require_e2e
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from autograder import isolation  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 
-def require_e2e(reason):
-    """As tests/conftest.py's: skip here, fail under CI (SEQLAB_REQUIRE_E2E=1)."""
-    if os.environ.get("SEQLAB_REQUIRE_E2E") == "1":
-        pytest.fail("end-to-end prerequisite missing under CI: " + reason)
-    pytest.skip(reason)
 API = "rnn_step_forward"
 DOCKER_CAPS = ("chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,"
                "net_raw,sys_chroot,mknod,audit_write,setfcap")

@@ -11,7 +11,6 @@ driven by Playwright in Debian's Chromium (``/usr/bin/chromium``; no browser is 
 Screenshots are written to ``$SEQLAB_TEST_ARTIFACTS`` (default: the test's temporary folder),
 never into the repository. Marked e2e; CI installs chromium and Playwright (``.ci/run``).
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -25,15 +24,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course
-
-
-def require_e2e(reason):
-    """tests/conftest.py's require_e2e (skip here, fail under CI)."""
-    spec = importlib.util.spec_from_file_location("_browser_conftest",
-                                                  Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.require_e2e(reason)
+from seqlab_dev.testing import require_e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "assignments" / "sequence_models"

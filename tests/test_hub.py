@@ -21,7 +21,6 @@ the course; students cannot read the course folder.
 Needs root, useradd/userdel, runuser and the shared venv: skipped without them, failed under CI.
 """
 import csv
-import importlib.util
 import os
 import pwd
 import re
@@ -34,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course
+from seqlab_dev.testing import require_e2e
 
 pytestmark = pytest.mark.e2e
 
@@ -47,18 +47,10 @@ FORGED = "2000-01-01 00:00:00.000000 UTC"
 TIMEOUT = 900
 
 
-def _conftest():
-    spec = importlib.util.spec_from_file_location("_hub_conftest",
-                                                  Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _require_root_tools():
     missing = [t for t in ("useradd", "userdel", "runuser") if shutil.which(t) is None]
     if os.geteuid() != 0 or missing:
-        _conftest().require_e2e("the hub test needs root and " + ", ".join(
+        require_e2e("the hub test needs root and " + ", ".join(
             missing or ["useradd", "userdel", "runuser"]))
 
 
@@ -115,7 +107,7 @@ def hub(shared_venv, report):
     _require_root_tools()
     if subprocess.run([str(shared_venv / "bin" / "python"), "-c", "import nbgrader"],
                       capture_output=True).returncode != 0:
-        _conftest().require_e2e(f"nbgrader is not installed in the shared venv {shared_venv}")
+        require_e2e(f"nbgrader is not installed in the shared venv {shared_venv}")
     base = Path(tempfile.mkdtemp(prefix="seqlab-hub-"))
     base.chmod(0o755)
     hub = Hub(base, shared_venv)
