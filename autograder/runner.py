@@ -53,8 +53,9 @@ COULD_NOT_RUN = ("timeout", "skipped", "start")
 @dataclass
 class Options:
     """How to grade. ``only``: API names, modules or notebooks (all when empty); ``notebooks``:
-    "01".."04"; ``jobs``: workers at a time; ``timeout``: wall-clock seconds of one call;
-    ``limits``: each worker's resource limits; ``hide``: folders a worker must not see (default:
+    "01".."04"; ``jobs``: workers at a time; ``timeout``: seconds of the worker's CPU time
+    for one call (bounded by WALL_FACTOR times that of wall clock); ``limits``: each worker's
+    resource limits; ``hide``: folders a worker must not see (default:
     ``default_hidden_paths()``); ``grader_memory``: the grader process's own memory limit in
     bytes (sandbox.GraderGroup); ``isolation``: an isolation.Isolation (None: detected);
     ``log``: a file for progress messages (None: quiet; internal errors then go to stderr)."""
