@@ -103,11 +103,18 @@ cd "$ROOT/source"
 # students to reach. What this level does not stop is listed in autograder/README.md.
 # The results as Gradescope shows them: one test per graded function, in notebook order, Markdown
 # feedback, the instructor's visibility policy (gradescope_config.json).
-# shellcheck disable=SC2086
-"$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 \
-    --allow-isolation reduced --gradescope-config "$ROOT/source/gradescope_config.json" \
-    ${SEQLAB_GRADE_ARGS:-}
-status=$?
+# Only the bundle's own grader: never one installed elsewhere in this Python (an editable
+# install of a course clone would be found by name when source/autograder is missing).
+if [ -f "$ROOT/source/autograder/__main__.py" ]; then
+    # shellcheck disable=SC2086
+    "$PY" -m autograder grade "$ROOT/submission" --json "$RESULTS" --jobs 2 \
+        --allow-isolation reduced --gradescope-config "$ROOT/source/gradescope_config.json" \
+        ${SEQLAB_GRADE_ARGS:-}
+    status=$?
+else
+    echo "run_autograder: no autograder package in $ROOT/source" >&2
+    status=1
+fi
 if [ ! -s "$RESULTS" ]; then
     cat > "$RESULTS" <<EOF
 {"score": 0.0, "tests": [],
