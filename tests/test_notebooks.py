@@ -15,7 +15,8 @@
   is printed (never asserted; beside another notebook's run); the time budget is in
   docs/conventions.md.
 
-Add a notebook by appending it to ``NOTEBOOKS`` (its check cells are the course manifest's).
+Add a notebook in the course manifest (autograder/course.py): ``NOTEBOOKS`` and its check
+cells come from there.
 Notebooks whose source is not in the repository yet are skipped.
 
 Environment knobs: ``SEQLAB_GRADING=1`` in the environment of pytest is passed on to the
@@ -24,26 +25,23 @@ kernel (short training runs); ``SEQLAB_NOTEBOOK_TIMEOUT`` overrides the per-cell
 import json
 import os
 import re
-import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from autograder import course
+from seqlab_dev.notebooks import (
+    CELL_TIMEOUT,
+    NOTEBOOKS,
+    RELEASE_DIR,
+    SOURCE_DIR,
+    kernel_env,
+    read,
+    scratch_release,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "solutions" / "sequence_models"
-RELEASE_DIR = ROOT / "assignments" / "sequence_models"
-DATASETS_DIR = ROOT / "datasets"
-
-NOTEBOOKS = [
-    "01_rnn_captioning.ipynb",
-    "02_lstm_captioning.ipynb",
-    "03_attention_captioning.ipynb",
-    "04_transformer.ipynb",
-]
 
 # The check cells each notebook must have, in order (grade_id = "check_" + name): the course
 # manifest's.
@@ -62,8 +60,6 @@ SHORT_MODE = {
                             "that it learns it, and benchmarks/notebooks.py times the full run",
 }
 
-STUDENT_MODULES = list(course.STUDENT_MODULES)
-CELL_TIMEOUT = int(os.environ.get("SEQLAB_NOTEBOOK_TIMEOUT", "600"))
 
 HIDDEN_BLOCK = ("### BEGIN HIDDEN TESTS\n"
                 'from autograder.nbgrader_hook import grade; grade("{api}")\n'
@@ -75,11 +71,6 @@ def _present(name):
     if not path.exists():
         pytest.skip(f"{name} is not in solutions/sequence_models/ yet")
     return path
-
-
-def _read(path):
-    import nbformat
-    return nbformat.read(str(path), as_version=4)
 
 
 def _nbgrader(cell):
@@ -96,8 +87,6 @@ def _check_cells(nb):
 
 def _cli_points():
     """{check cell name: points of its hidden checks} (empty if there is no autograder yet)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     try:
         from autograder.checks import core
     except ImportError:
@@ -111,8 +100,6 @@ def _cli_points():
 
 def _hook_api_names():
     """The API names ``autograder.nbgrader_hook.grade`` accepts (None if there is no hook yet)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     try:
         from autograder import nbgrader_hook
     except ImportError:
@@ -123,7 +110,7 @@ def _hook_api_names():
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_source_notebook_structure(name):
-    nb = _read(_present(name))
+    nb = read(_present(name))
     ids = [_nbgrader(c)["grade_id"] for c in nb.cells if "grade_id" in _nbgrader(c)]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     assert not dupes, f"{name}: grade_id used more than once: {dupes}"
@@ -201,29 +188,6 @@ def test_source_notebook_structure(name):
             assert gid.startswith("q_"), f"{name}: answer cell {gid!r} is not named q_<name>"
 
 
-def _scratch_release(tmp_path):
-    """A copy of the release with the reference student modules over the stubs."""
-    work = tmp_path / "sequence_models"
-    shutil.copytree(RELEASE_DIR, work,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints",
-                                                  "cache"))
-    for mod in STUDENT_MODULES:
-        src = SOURCE_DIR / "seqlab" / f"{mod}.py"
-        if src.exists():
-            shutil.copy2(src, work / "seqlab" / f"{mod}.py")
-    return work
-
-
-def _kernel_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)            # `import autograder` works; seqlab comes from cwd
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["SEQLAB_DATA_DIR"] = str(DATASETS_DIR)
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"   # no debugger warning on stderr
-    return env
-
-
 # Notebooks executed at once: the numpy notebooks use one BLAS thread, so two of them keep the
 # two cores busy; the wall times printed are then those of a run beside another one.
 AT_ONCE = 2
@@ -239,11 +203,11 @@ def executed(tmp_path_factory):
     from nbclient import NotebookClient
 
     async def run(name, slots):
-        work = _scratch_release(tmp_path_factory.mktemp(name.split("_")[0]))
-        nb = _read(work / name)
+        work = scratch_release(tmp_path_factory.mktemp(name.split("_")[0]))
+        nb = read(work / name)
         client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                                 resources={"metadata": {"path": str(work)}})
-        env = _kernel_env()
+        env = kernel_env()
         if name in SHORT_MODE:
             env["SEQLAB_GRADING"] = "1"
         async with slots:
@@ -271,7 +235,7 @@ def test_release_notebook_executes(name, executed, report):
     release_nb = RELEASE_DIR / name
     if not release_nb.exists():
         pytest.fail(f"{name} has a source but no release; run `python -m autograder release`")
-    assert "### BEGIN HIDDEN TESTS" not in json.dumps(_read(release_nb)), (
+    assert "### BEGIN HIDDEN TESTS" not in json.dumps(read(release_nb)), (
         f"release {name} carries hidden tests")
 
     result = executed[name]
