@@ -4,7 +4,8 @@ Installed with the grader by ``pip install -e .`` (requirements-dev.txt), so tha
 benchmarks import them by name:
 
 - :mod:`seqlab_dev.notebooks`: run a release notebook end to end with the reference modules;
-- :mod:`seqlab_dev.similarity_class`: the sample class of the similarity report.
+- :mod:`seqlab_dev.similarity_class`: the sample class of the similarity report;
+- :mod:`seqlab_dev.testing`: ``require_e2e`` and ``grade_at_once`` (grader runs side by side).
 
 ``ROOT`` is the repository: this package sits at its top, next to ``autograder/``.
 """

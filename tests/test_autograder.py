@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course
+from seqlab_dev.testing import grade_at_once
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab"
@@ -23,24 +24,6 @@ API_NAMES = list(course.API_NAMES)
 def _stub_text(mod):
     from autograder.release import stub_source
     return stub_source((REF / f"{mod}.py").read_text(encoding="utf-8"))
-
-
-def _start_grading(paths, out_dir, *extra):
-    """Start ``python -m autograder grade`` on ``paths`` (results in ``out_dir``, its stdout and
-    stderr in ``out_dir``.stdout / .stderr); ``_finished`` waits for it."""
-    cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out-dir",
-           str(out_dir), "--jobs", "2", *extra]
-    with open(f"{out_dir}.stdout", "w") as out, open(f"{out_dir}.stderr", "w") as err:
-        return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True), out_dir
-
-
-def _finished(run):
-    """The ``subprocess.CompletedProcess`` of a run of ``_start_grading``."""
-    proc, out_dir = run
-    proc.wait(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       Path(f"{out_dir}.stdout").read_text(),
-                                       Path(f"{out_dir}.stderr").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +51,10 @@ def runs(tmp_path_factory):
         zf.writestr("results.json", b'{"score": 1000}')
     # both at once (one run with --jobs 2 keeps the two cores busy only part of the time); the
     # second grades the reference again, for determinism
-    runs = [_start_grading([ref, stub, zpath], base / "out1"),
-            _start_grading([ref], base / "out2", "--quiet")]
-    try:
-        first, second = (_finished(run) for run in runs)
-    finally:
-        for proc, _ in runs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    done = grade_at_once({
+        "first": (base / "out1", [ref, stub, zpath, "--out-dir", base / "out1", "--jobs", "2"]),
+        "second": (base / "out2", [ref, "--out-dir", base / "out2", "--jobs", "2", "--quiet"])})
+    first, second = done["first"], done["second"]
     return dict(first=first, second=second, out1=base / "out1", out2=base / "out2")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from seqlab_dev.testing import grade_at_once
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
 from buggy import MUTATIONS, apply  # noqa: E402
@@ -23,23 +25,6 @@ REF = ROOT / "solutions" / "sequence_models" / "seqlab"
 def _grade(*args):
     return subprocess.run([sys.executable, "-m", "autograder", "grade", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
-
-
-def _start(log, *args):
-    """Start ``python -m autograder grade args`` (stdout and stderr in ``log``.stdout /
-    .stderr); ``_finished`` waits for it."""
-    with open(f"{log}.stdout", "w") as out, open(f"{log}.stderr", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "autograder", "grade", *args], cwd=ROOT,
-                                stdout=out, stderr=err, text=True), log
-
-
-def _finished(run):
-    """The ``subprocess.CompletedProcess`` of a run of ``_start``."""
-    proc, log = run
-    proc.wait(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       Path(f"{log}.stdout").read_text(),
-                                       Path(f"{log}.stderr").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +52,7 @@ def underflow(tmp_path_factory):
                     "--jobs", "1"),
     }
     # all four at once (one job each: the two cores stay busy)
-    started = {name: _start(base / name, *a) for name, a in args.items()}
-    try:
-        runs = {name: _finished(run) for name, run in started.items()}
-    finally:
-        for proc, _ in started.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    runs = grade_at_once({name: (base / name, a) for name, a in args.items()})
     for name, proc in runs.items():
         assert proc.returncode == 0, (name, proc.stderr[-2000:])
     runs["values.json"] = (base / "b.json").read_text()
