@@ -5,16 +5,13 @@ import numpy as np
 
 from autograder.checks import twins
 from autograder.checks.core import (
-    F64,
-    Call,
     Failed,
     register,
     require_array,
-    require_right,
     sizes_str,
 )
 from autograder.checks.hints import Hint
-from autograder.checks.lstm import gated_spec
+from autograder.checks.lstm import gated_spec, lstm_cell_np
 from autograder.checks.numpy_specs import LayerSpec, check_of, layer_checks, scaled
 
 MODULE = "attention_layers"
@@ -32,7 +29,6 @@ def _np_attention(prev_h, A, scale=True, axis=1):
 def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
     N, T, _ = x.shape
     H = A.shape[2]
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     if init == "mean":
         h = c = A.mean(axis=1)
     elif init == "zeros":
@@ -42,11 +38,7 @@ def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
     hs, ws = [], []
     for t in range(T):
         attn, w = _np_attention(h, A)
-        a = x[:, t] @ Wx + h @ Wh + attn @ Wattn + b
-        i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
-        g = np.tanh(a[:, 3 * H:])
-        c = f * c + i * g
-        h = o * np.tanh(c)
+        h, c = lstm_cell_np(x[:, t] @ Wx + h @ Wh + attn @ Wattn + b, c)
         hs.append(h)
         ws.append(w)
     return np.stack(hs, 1), np.stack(ws, 1)
@@ -71,17 +63,9 @@ def _make_seq(rng, N, T, D, P, H):
 
 def _weights_sum_check(spec, wname, axis_name, size):
     """The attention weights returned are a probability distribution over the P positions."""
-    def inputs():
-        return spec.draw(size, 700)
-
-    def calls():
-        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inputs())
-
-    def evaluate(results, check):
-        inp = check.memo("inputs", inputs)
+    def evaluate(inp, r, check):
         expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
-        expected_shape = expected[wname].shape
-        w = require_array(results[0], wname, shape=expected_shape, dtype="float64")
+        w = require_array(r, wname, shape=expected[wname].shape, dtype="float64")
         sums = w.sum(axis=-1)
         if not np.all(np.isfinite(w)) or np.any(w < -1e-12):
             raise Failed(f"{wname}: weights must be finite and non-negative")
@@ -92,11 +76,11 @@ def _weights_sum_check(spec, wname, axis_name, size):
                     if np.allclose(other, 1) else "")
             raise Failed(f"{wname}: the weights over the {axis_name} positions must sum to one; "
                          f"a row sums to {1 + worst if worst < 1 else worst:.6g}", hint)
-        require_right(results[0], spec.out_names, expected, F64, "this property")
         return f"each row of {wname} sums to one"
 
     return [check_of(spec, spec.forward, f"attention weights sum to one over P "
-                     f"({sizes_str(**size)})", 1.0, calls, evaluate)]
+                     f"({sizes_str(**size)})", 1.0, lambda: spec.draw(size, 700),
+                     spec.forward_call, evaluate, "this property")]
 
 
 def _attention_spec():

@@ -12,7 +12,6 @@ from autograder.checks.core import (
     F32,
     F64,
     Call,
-    Check,
     Failed,
     compare,
     register,
@@ -20,7 +19,7 @@ from autograder.checks.core import (
     require_right,
     seeded,
 )
-from autograder.checks.numpy_specs import _run
+from autograder.checks.numpy_specs import case
 
 MODULE = "captioning"
 API = "CaptioningRNN"
@@ -42,15 +41,19 @@ def vocab(shuffled=False):
     return {w: order[i] for i, w in enumerate(WORDS)}
 
 
-def _ref_model(w2i, D, W, H, cell, dtype=np.float64):
-    cls = reference.module(MODULE).CaptioningRNN
-    return cls(w2i, input_dim=D, wordvec_dim=W, hidden_dim=H, cell_type=cell, dtype=dtype)
+def _ref_model(w2i, dims, cell, params=None, dtype=np.float64):
+    """The reference CaptioningRNN of ``dims``, holding ``params`` (cast to ``dtype``) if given."""
+    model = reference.module(MODULE).CaptioningRNN(
+        w2i, input_dim=dims["D"], wordvec_dim=dims["W"], hidden_dim=dims["H"], cell_type=cell,
+        dtype=dtype)
+    if params is not None:
+        model.params = {k: np.array(v, dtype=dtype) for k, v in params.items()}
+    return model
 
 
 def draw_params(seed, w2i, dims, cell, end_boost=None):
     rng = seeded(seed)
-    shapes = {k: v.shape for k, v in _ref_model(w2i, dims["D"], dims["W"], dims["H"],
-                                                cell).params.items()}
+    shapes = {k: v.shape for k, v in _ref_model(w2i, dims, cell).params.items()}
     params = {k: rng.standard_normal(s) * SCALES.get(k, 0.5) for k, s in sorted(shapes.items())}
     if end_boost is not None:
         params["b_vocab"][w2i["<END>"]] += end_boost
@@ -73,15 +76,13 @@ def draw_data(seed, w2i, N, T, D, cell, P=4):
 
 
 def ref_loss(w2i, dims, cell, params, features, captions, dtype=np.float64):
-    model = _ref_model(w2i, dims["D"], dims["W"], dims["H"], cell, dtype)
-    model.params = {k: np.array(v, dtype=dtype) for k, v in params.items()}
+    model = _ref_model(w2i, dims, cell, params, dtype)
     loss, grads = model.loss(np.array(features, dtype=dtype), captions)
     return float(loss), {k: np.asarray(v) for k, v in grads.items()}
 
 
 def ref_sample(w2i, dims, cell, params, features, max_length):
-    model = _ref_model(w2i, dims["D"], dims["W"], dims["H"], cell)
-    model.params = {k: np.array(v) for k, v in params.items()}
+    model = _ref_model(w2i, dims, cell, params)
     if cell == "attention":
         caps, attn = model.sample(features, max_length, return_attention=True)
         return np.asarray(caps), np.asarray(attn)
@@ -167,17 +168,14 @@ def _loss_program(w2i, dims, cell, params, features, captions, dtype="float64", 
 def _sample_program(w2i, dims, cell, params, features, max_length):
     inputs = {"features": features}
     inputs.update({"p." + k: v for k, v in params.items()})
+    out = ["captions", "attn"] if cell == "attention" else ["captions"]
     call = {"op": "call", "fn": "$model.sample", "args": ["$features", max_length],
-            "label": "CaptioningRNN.sample"}
+            "out": out if len(out) > 1 else out[0], "label": "CaptioningRNN.sample"}
     if cell == "attention":
         call["kwargs"] = {"return_attention": True}
-        call["out"] = ["captions", "attn"]
-    else:
-        call["out"] = "captions"
     steps = [_construct(w2i, dims, cell), {"op": "set_params", "obj": "model", "prefix": "p."},
              call]
-    return Call(steps=steps, returns=["captions", "attn"] if cell == "attention"
-                else ["captions"], inputs=inputs)
+    return Call(steps=steps, returns=out, inputs=inputs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,26 +222,22 @@ def _loss_data(seed, w2i, dims, cell, P=4):
     return data
 
 
-def _check(kind, cell, title, points, calls, evaluate):
-    """A check of CaptioningRNN's ``kind`` ("loss" or "sample") with the ``cell`` captioner."""
-    return Check(api=API, title=title, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate), tags=USES[kind, cell], cell=cell_of(cell))
+def _check(kind, cell, title, points, data, call, evaluate):
+    """A :func:`case` of CaptioningRNN's ``kind`` ("loss" or "sample") with the ``cell``
+    captioner."""
+    return case(data, call, evaluate, api=API, title=title, points=points, module=MODULE,
+                tags=USES[kind, cell], cell=cell_of(cell))
 
 
 def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=2.0):
     w2i = vocab(shuffled)
     dims = DIMS
     name = title or f"loss and gradients vs reference (cell_type={cell!r})"
-    data = _loss_data(seed, w2i, dims, cell)
 
-    def calls():
-        return _loss_program(w2i, dims, cell, *data(), dtype=dtype)
-
-    def evaluate(results, check):
-        params, features, captions = check.memo("data", data)
+    def evaluate(data, r, check):
+        params, features, captions = data
         loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
             w2i, dims, cell, params, features.astype(dtype), captions, np.dtype(dtype).type))
-        r = results[0]
         tol = F64 if dtype == "float64" else F32
         ctx = f" (cell_type={cell!r}, {dtype}{', shuffled vocabulary' if shuffled else ''})"
         loss = require_array(r, "loss", allow_scalar=True)
@@ -266,30 +260,22 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             compare(f"grads[{k!r}]", arr, grads_ref[k], tol, ctx)
         return f"loss and every gradient match{ctx}"
 
-    return _check("loss", cell, name, points, calls, evaluate)
+    return _check("loss", cell, name, points, _loss_data(seed, w2i, dims, cell),
+                  lambda data: _loss_program(w2i, dims, cell, *data, dtype=dtype), evaluate)
 
 
 def _check_numeric(cell, seed):
     dims = SMALL
     w2i = vocab()
-    data = _loss_data(seed, w2i, dims, cell, P=3)
 
-    def calls():
-        return _loss_program(w2i, dims, cell, *data(), numeric=True)
-
-    def evaluate(results, check):
-        params, features, captions = check.memo("data", data)
-        r = results[0]
+    def evaluate(data, r, check):
+        params, features, captions = data
         for k in sorted(params):
-            arr = require_array(r, "g." + k, label=f"grads[{k!r}]", shape=params[k].shape,
-                                dtype="float64")
-            losses = r.array("f." + k)
-            if losses is None:
-                raise Failed(f"could not evaluate your loss at perturbed parameters: "
-                             f"{r.problem()}")
-            num = core.numeric_gradient(params[k].shape, [losses], [np.asarray(1.0)])
-            compare(f"grads[{k!r}]", arr, num, core.NUMERIC,
-                    f" (cell_type={cell!r}; compared with centered differences of your loss)")
+            core.require_numeric_grad(
+                r, "g." + k, params[k].shape, ["f." + k], [np.asarray(1.0)],
+                "your loss at perturbed parameters",
+                f" (cell_type={cell!r}; compared with centered differences of your loss)",
+                label=f"grads[{k!r}]")
         loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
             w2i, dims, cell, params, features, captions))
         expected = {"loss": np.asarray(loss_ref), **{"g." + k: v for k, v in grads_ref.items()}}
@@ -297,7 +283,8 @@ def _check_numeric(cell, seed):
         return "every gradient agrees with numeric gradients of your loss"
 
     return _check("loss", cell, f"gradients vs numeric gradients of your loss "
-                  f"(cell_type={cell!r})", 1.0, calls, evaluate)
+                  f"(cell_type={cell!r})", 1.0, _loss_data(seed, w2i, dims, cell, P=3),
+                  lambda data: _loss_program(w2i, dims, cell, *data, numeric=True), evaluate)
 
 
 def _end_config(seed, w2i, dims, cell, N, max_length):
@@ -350,14 +337,10 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
         features, _ = draw_data(seed + 1, w2i, N, 2, dims["D"], cell)
         return params, features
 
-    def calls():
-        return _sample_program(w2i, dims, cell, *data(), max_length)
-
-    def evaluate(results, check):
-        params, features = check.memo("data", data)
+    def evaluate(data, r, check):
+        params, features = data
         caps_ref, attn_ref = check.memo("expected", lambda: ref_sample(
             w2i, dims, cell, params, features, max_length))
-        r = results[0]
         ctx = f" (cell_type={cell!r}, N={N}, max_length={max_length})"
         caps = require_array(r, "captions", shape=caps_ref.shape, dtype="integer")
         if with_end:
@@ -391,7 +374,8 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
                     ctx + "; zero where the caption is <NULL> after its <END>")
         return f"captions match{ctx}"
 
-    return _check("sample", cell, name, points, calls, evaluate)
+    return _check("sample", cell, name, points, data,
+                  lambda data: _sample_program(w2i, dims, cell, *data, max_length), evaluate)
 
 
 @register(MODULE)

@@ -39,12 +39,11 @@ class Call:
     api: str = ""  # the API name whose code this call exercises (for strikes after a hang)
 
 
+@dataclass
 class Value:
     """One returned value: ``meta`` (what the worker saw) and ``array`` (None if not numeric)."""
-
-    def __init__(self, meta, array):
-        self.meta = meta or {"kind": "missing"}
-        self.array = array
+    meta: dict
+    array: np.ndarray | None
 
     @property
     def kind(self) -> str:
@@ -66,17 +65,16 @@ class Value:
         return f"{what} of shape {tuple(m.get('shape', ()))} and dtype {dtype}"
 
 
+@dataclass
 class Result:
     """What one call produced: values, the error of the failing step, the captured output, or
     the failure of the worker itself (timeout, crash)."""
-
-    def __init__(self, ok=True, error=None, values=None, json=None, output="", failure=None):
-        self.ok = ok
-        self.error = error
-        self.values = values or {}
-        self.json = json or {}
-        self.output = output
-        self.failure = failure  # (kind, message) when the worker failed
+    ok: bool = True
+    error: dict | None = None
+    values: dict = field(default_factory=dict)   # name -> Value
+    json: dict = field(default_factory=dict)
+    output: str = ""
+    failure: tuple | None = None  # (kind, message) when the worker failed
 
     def value(self, name: str) -> Value:
         return self.values.get(name, Value({"kind": "missing"}, None))
@@ -185,15 +183,16 @@ def register(module: str) -> Callable:
 
 
 def all_checks() -> list[Check]:
-    """Every registered check, in a stable order (module order, then definition order).
-    Checks of a module whose reference file is missing are left out."""
+    """Every registered check, in a stable order (the manifest's module order, then definition
+    order). Checks of a module whose reference file is missing are left out."""
     global _checks
     with _checks_lock:
         if _checks is None:
             from autograder import checks as _pkg  # noqa: F401  (imports the check modules)
             from autograder import reference
             out, seen = [], set()
-            for module, builder in _builders:
+            for module, builder in sorted(_builders,
+                                          key=lambda b: course.STUDENT_MODULES.index(b[0])):
                 if not reference.available(module):
                     continue
                 for check in builder():
@@ -261,11 +260,8 @@ def select(only: list | None = None, notebooks: list | None = None) -> list[Chec
 
 
 def api_names() -> list[str]:
-    names = []
-    for c in all_checks():
-        if c.api not in names:
-            names.append(c.api)
-    return names
+    """The API names that have checks, in the order of :func:`all_checks`."""
+    return list(dict.fromkeys(c.api for c in all_checks()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,12 +349,9 @@ def require_array(result: Result, name: str, label: str | None = None, shape=Non
     if shape is not None and tuple(arr.shape) != tuple(shape):
         raise Failed(f"{label}: expected shape {fmt_shape(shape)}, got {fmt_shape(arr.shape)}")
     if dtype is not None:
-        kind = arr.dtype.kind
-        ok = {"floating": kind == "f", "integer": kind in "iu", "bool": kind == "b"}.get(
-            dtype, None)
-        if ok is None:
-            ok = arr.dtype == np.dtype(dtype)
-        if not ok:
+        kinds_of = {"floating": "f", "integer": "iu", "bool": "b"}
+        if not (arr.dtype.kind in kinds_of[dtype] if dtype in kinds_of
+                else arr.dtype == np.dtype(dtype)):
             shown = v.meta.get("dtype") or arr.dtype.name
             raise Failed(f"{label}: expected dtype {dtype}, got {shown}"
                          + (" (float32 inputs must give float32 outputs)"
@@ -408,20 +401,20 @@ def _differ(head, expected, tail):
 
 
 def require_right(result: Result, names: list, expected: dict, tol: dict, what: str,
-                  kinds=("ndarray",), prefix: str = "", positions=None, names_as=None) -> None:
+                  kinds=("ndarray",), positions=None, names_as=None) -> None:
     """Gate of a self-consistency check (inputs unchanged, gradients vs numeric gradients of
     your own function, causality...): such a property holds for any function, even one that
     returns zeros, so it is awarded only when the same call's outputs ``names`` match
     ``expected`` (within ``tol``). ``positions``: an optional boolean array; only the entries
     where it is True are compared (outputs a correct implementation is responsible for).
-    ``names_as``: the names the values came back under, if not ``prefix + name``.
+    ``names_as``: the names the values came back under, if not ``names``.
     Raises Failed otherwise."""
     for k, name in enumerate(names):
         exp = np.asarray(expected[name])
         try:
-            got_name = names_as[k] if names_as else prefix + name
-            arr = require_array(result, got_name, label=name.replace("out.", ""),
-                                shape=exp.shape, kinds=kinds, allow_scalar=True)
+            arr = require_array(result, names_as[k] if names_as else name,
+                                label=name.replace("out.", ""), shape=exp.shape, kinds=kinds,
+                                allow_scalar=True)
             got, want = arr, exp
             if positions is not None:
                 got, want = arr[positions], exp[positions]
@@ -431,6 +424,11 @@ def require_right(result: Result, names: list, expected: dict, tol: dict, what: 
                    "does not: "
             raise Failed(lead + f.message, "fix the values checks of this function first",
                          lead + f.detail if f.detail else "") from None
+
+
+def non_finite(arr) -> bool:
+    """True if ``arr`` (None when no array came back) holds an inf or a NaN."""
+    return arr is not None and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
 
 
 def matches(got, expected, tol: dict | None = None) -> bool:
@@ -493,6 +491,20 @@ def numeric_gradient(shape, outputs: list, douts: list) -> np.ndarray:
         total = proj if total is None else total + proj
     grad = (total[0::2] - total[1::2]) / (2 * NUMERIC_STEP)
     return grad.reshape(shape)
+
+
+def require_numeric_grad(result: Result, name: str, shape, outs: list, douts: list, what: str,
+                         context: str, label: str | None = None) -> None:
+    """Raise Failed unless the float64 gradient ``name`` (of ``shape``) agrees with the centered
+    differences (:func:`numeric_gradient`) of the stacks of outputs that came back as ``outs``
+    against the upstream gradients ``douts``. ``what``: the function the stacks evaluate, for
+    the message when one is missing ("your loss at perturbed scores")."""
+    label = label or name
+    arr = require_array(result, name, label=label, shape=shape, dtype="float64")
+    stacks = [result.array(o) for o in outs]
+    if any(s is None for s in stacks):
+        raise Failed(f"could not evaluate {what}: {result.problem()}")
+    compare(label, arr, numeric_gradient(shape, stacks, douts), NUMERIC, context)
 
 
 def seeded(seed: int) -> np.random.Generator:

@@ -2,7 +2,6 @@
 attention_layers."""
 import numpy as np
 
-from autograder import reference
 from autograder.checks import twins
 from autograder.checks.core import register
 from autograder.checks.hints import Hint
@@ -25,12 +24,11 @@ def permute_blocks(arr, perm):
     return np.concatenate([arr[..., k * H:(k + 1) * H] for k in perm], axis=-1)
 
 
-def gate_order_hints(args):
-    """Hints for a layer whose weights hold the four gates: the student's result with weights W
-    equals the reference's with permuted gate blocks (and permuted weight gradients). ``args``:
-    the LayerSpec's module, forward, backward, inputs, outs, upstream, grads and grad_of."""
-    module, forward, backward, inputs, outs, upstream, grads, grad_of = (args[k] for k in (
-        "module", "forward", "backward", "inputs", "outs", "upstream", "grads", "grad_of"))
+def gated_spec(**fields) -> LayerSpec:
+    """The LayerSpec of a layer whose weights hold the four gates, the gate-order hints first:
+    the student's result with weights W equals the reference's with permuted gate blocks (and
+    permuted weight gradients)."""
+    spec = LayerSpec(**fields)
     fwd_hints, bwd_hints = [], []
     for name, perm in WRONG_ORDERS.items():
         msg = (f"your result is what the gates give in the order {name}; API.md fixes the order "
@@ -39,35 +37,34 @@ def gate_order_hints(args):
         def permuted(inp, perm=perm):
             return {k: permute_blocks(v, perm) if k in GATE_KEYS else v for k, v in inp.items()}
 
-        def fwd(inp, _douts, perm=perm):
-            ref = reference.module(module)
-            out = getattr(ref, forward)(*[permuted(inp, perm)[k] for k in inputs])
-            return {n: np.asarray(v) for n, v in zip(outs, out) if n != "cache"}
-
         def bwd(inp, douts, perm=perm):
-            ref = reference.module(module)
-            out = getattr(ref, forward)(*[permuted(inp, perm)[k] for k in inputs])
-            cache = dict(zip(outs, out))["cache"]
-            g = getattr(ref, backward)(*[douts["d" + u] for u in upstream], cache)
-            return {n: (permute_blocks(np.asarray(v), perm) if k in GATE_KEYS else np.asarray(v))
-                    for n, k, v in zip(grads, grad_of, g)}
+            grads = spec.ref_backward(permuted(inp, perm), douts)
+            return {g: permute_blocks(grads[g], perm) if k in GATE_KEYS else grads[g]
+                    for g, k in zip(spec.grads, spec.grad_of)}
 
-        fwd_hints.append(Hint(fwd, msg))
+        fwd_hints.append(Hint(lambda inp, _, perm=perm: spec.ref_forward(permuted(inp, perm))[0],
+                              msg))
         bwd_hints.append(Hint(bwd, msg))
-    return fwd_hints, bwd_hints
+    spec.forward_hints[:0], spec.backward_hints[:0] = fwd_hints, bwd_hints
+    return spec
+
+
+def lstm_cell_np(a, prev_c, tanh_c=True):
+    """(next_h, next_c) of an LSTM cell from its pre-activations ``a`` (N, 4H), gates in the
+    order i, f, o, g (independent numpy, for hints). ``tanh_c=False``: the tanh is missing."""
+    H = prev_c.shape[1]
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
+    g = np.tanh(a[:, 3 * H:])
+    c = f * prev_c + i * g
+    return o * (np.tanh(c) if tanh_c else c), c
 
 
 def _lstm_np(x, h0, c0, Wx, Wh, b, tanh_c=True):
     """Independent numpy LSTM forward (for hints)."""
-    H = h0.shape[1]
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     h, c, hs = h0, c0, []
     for t in range(x.shape[1]):
-        a = x[:, t] @ Wx + h @ Wh + b
-        i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
-        g = np.tanh(a[:, 3 * H:])
-        c = f * c + i * g
-        h = o * (np.tanh(c) if tanh_c else c)
+        h, c = lstm_cell_np(x[:, t] @ Wx + h @ Wh + b, c, tanh_c)
         hs.append(h)
     return np.stack(hs, axis=1)
 
@@ -82,14 +79,6 @@ def _make_seq(rng, N, T, D, H):
     return dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)),
                 Wx=rng.standard_normal((D, 4 * H)) * 0.4, Wh=rng.standard_normal((H, 4 * H)) * 0.4,
                 b=rng.standard_normal(4 * H) * 0.3)
-
-
-def gated_spec(**fields) -> LayerSpec:
-    """The LayerSpec of a layer whose weights hold the four gates, the gate-order hints first."""
-    spec = LayerSpec(**fields)
-    fh, bh = gate_order_hints(fields)
-    spec.forward_hints[:0], spec.backward_hints[:0] = fh, bh
-    return spec
 
 
 def _step_spec():

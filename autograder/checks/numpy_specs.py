@@ -30,7 +30,6 @@ from autograder import reference
 from autograder.checks.core import (
     F32,
     F64,
-    NUMERIC,
     SATURATION_HINT,
     Call,
     Check,
@@ -38,9 +37,10 @@ from autograder.checks.core import (
     Outcome,
     compare,
     import_torch,
-    numeric_gradient,
+    non_finite,
     perturbations,
     require_array,
+    require_numeric_grad,
     require_right,
     seeded,
     sizes_str,
@@ -141,6 +141,23 @@ class LayerSpec:
                 "args": ["$d" + u for u in self.upstream] + ["$cache"],
                 "out": out if len(out) > 1 else out[0], "label": self.backward}
 
+    def forward_call(self, inputs: dict) -> Call:
+        """The forward on ``inputs``; sends back its outputs."""
+        return Call(steps=[self.forward_step()], returns=self.out_names, inputs=inputs)
+
+    def backward_call(self, data: tuple, twice: bool = False) -> Call:
+        """The forward, then the backward, on ``data`` = (inputs, upstream gradients); sends
+        back the gradients. ``twice``: then copies of the upstream gradients and a second
+        backward on the same cache (``again.<grad>``)."""
+        inputs, douts = data
+        steps = [self.forward_step(), self.backward_step()]
+        returns = list(self.grads)
+        if twice:
+            steps += [{"op": "copy", "src": d, "out": "after." + d} for d in douts]
+            steps.append(self.backward_step(prefix="again."))
+            returns += ["again." + g for g in self.grads] + ["after." + d for d in douts]
+        return Call(steps=steps, returns=returns, inputs=dict(inputs, **douts))
+
 
 def scaled(factor: float, keys: tuple, then: Callable | None = None) -> Callable:
     """``inputs -> inputs`` with those named in ``keys`` multiplied by ``factor`` (then
@@ -156,9 +173,11 @@ def scaled(factor: float, keys: tuple, then: Callable | None = None) -> Callable
 # ---------------------------------------------------------------------------------------------
 
 def compare_outputs(check: Check, key: str, result, names: list, expected: dict, tol: dict,
-                    dtype: str, context: str, hints=(), inputs=None, douts=None) -> None:
+                    dtype: str, context: str, hints=(), inputs=None, douts=None,
+                    nan_hint: str = "") -> None:
     """Require each output in ``names`` to be an ndarray of ``expected[name]``'s shape and
-    ``dtype``, with values within ``tol``. On failure, look for a matching known mistake."""
+    ``dtype``, with values within ``tol``. On failure, look for a matching known mistake, else
+    give ``nan_hint`` if an output holds an inf or a NaN."""
     try:
         for name in names:
             exp = expected[name]
@@ -167,6 +186,8 @@ def compare_outputs(check: Check, key: str, result, names: list, expected: dict,
     except Failed as f:
         hint = f.hint or matching_hint(check, key, hints, (inputs, douts), result, names,
                                        expected)
+        if not hint and any(non_finite(result.array(n)) for n in names):
+            hint = nan_hint
         raise Failed(f.message, hint, f.detail) from None
 
 
@@ -181,20 +202,47 @@ def _run(evaluate: Callable) -> Callable:
     return wrapped
 
 
-def _non_finite(arr):
-    return arr is not None and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
+def case(data: Callable, call: Callable, evaluate: Callable, **fields) -> Check:
+    """A :class:`Check` (``fields``: api, title, points, module...) of one case: the worker runs
+    ``call(data())``; ``evaluate(data(), result, check)`` returns the message of a pass or
+    raises Failed (``data()`` draws seeded inputs, the same each time; memoized here)."""
+    def calls():
+        return call(data())
+
+    def evaluate_data(results, check):
+        return evaluate(check.memo("data", data), results[0], check)
+
+    return Check(calls=calls, evaluate=_run(evaluate_data), **fields)
+
+
+def _float64(arrays: dict) -> dict:
+    return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in arrays.items()}
 
 
 # ---------------------------------------------------------------------------------------------
 # the standard checks
 # ---------------------------------------------------------------------------------------------
 
-def check_of(spec: LayerSpec, api: str, title: str, points: float, calls: Callable,
-             evaluate: Callable) -> Check:
-    """A check of ``api`` (the spec's forward or backward; a backward check also runs the
-    forward, its tag)."""
-    return Check(api=api, title=title, points=points, module=spec.module, calls=calls,
-                 evaluate=_run(evaluate), tags=(spec.forward,) if api == spec.backward else ())
+def check_of(spec: LayerSpec, api: str, title: str, points: float, data: Callable,
+             call: Callable, evaluate: Callable, what: str = "") -> Check:
+    """A :func:`case` of ``api``, the spec's forward (``data()``: its inputs) or backward
+    (``data()``: inputs and upstream gradients; the check also runs the forward, its tag).
+    ``what``: for a property check, the property: it counts only when the same call's outputs
+    are right (``require_right``)."""
+    backward = api == spec.backward
+
+    def gated(inputs, r, check):
+        message = evaluate(inputs, r, check)
+        if what and backward:
+            expected = check.memo("expected", lambda: spec.ref_backward(*inputs))
+            require_right(r, spec.grads, expected, F64, what)
+        elif what:
+            expected = check.memo("expected", lambda: spec.ref_forward(inputs)[0])
+            require_right(r, spec.out_names, expected, F64, what)
+        return message
+
+    return case(data, call, gated, api=api, title=title, points=points, module=spec.module,
+                tags=(spec.forward,) if backward else ())
 
 
 def forward_checks(spec: LayerSpec) -> list[Check]:
@@ -215,65 +263,43 @@ def forward_checks(spec: LayerSpec) -> list[Check]:
     checks.append(_forward_unchanged_check(spec, 1.0))
     for extra in spec.extra_forward_checks:
         checks.extend(extra(spec))
-    assert all(c.api == spec.forward for c in checks)
     return checks
 
 
 def _forward_value_check(spec, size, offset, dtype, points, scale=None, title_extra=""):
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
-    title = (title_extra + f" ({sizes_str(**size)})") if title_extra else \
-        f"values vs reference ({sizes_str(**size)}, {dname})"
 
-    def inputs():
-        return spec.draw(size, offset, dtype, scale)
-
-    def calls():
-        return Call(steps=[spec.forward_step()], returns=spec.out_names, inputs=inputs())
-
-    def evaluate(results, check):
-        inp = check.memo("inputs", inputs)
-        expected = check.memo("expected", lambda: spec.ref_forward(
-            {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inp.items()})[0])
-        tol = F64 if dtype == np.float64 else F32
-        try:
-            compare_outputs(check, "fwd", results[0], spec.out_names, expected, tol, dname, ctx,
-                            spec.forward_hints, inp, None)
-        except Failed as f:
-            saturated = scale is not None and any(
-                _non_finite(results[0].array(n)) for n in spec.out_names)
-            raise Failed(f.message, f.hint or (SATURATION_HINT if saturated else ""),
-                         f.detail) from None
+    def evaluate(inp, r, check):
+        expected = check.memo("expected", lambda: spec.ref_forward(_float64(inp))[0])
+        compare_outputs(check, "fwd", r, spec.out_names, expected,
+                        F64 if dtype == np.float64 else F32, dname, ctx, spec.forward_hints, inp,
+                        None, SATURATION_HINT if scale else "")
         return f"outputs match{ctx}"
 
-    return check_of(spec, spec.forward, title, points, calls, evaluate)
+    title = f"{title_extra} ({sizes_str(**size)})" if title_extra else f"values vs reference{ctx}"
+    return check_of(spec, spec.forward, title, points,
+                    lambda: spec.draw(size, offset, dtype, scale), spec.forward_call, evaluate)
 
 
 def _forward_unchanged_check(spec, points):
-    size = spec.sizes[0]
-
-    def inputs():
-        return spec.draw(size, 300)
-
-    def calls():
+    def call(inputs):
         # copy steps read the (possibly modified) arrays the function was given
         steps = [spec.forward_step()] + [{"op": "copy", "src": k, "out": "after." + k}
                                          for k in spec.inputs]
         return Call(steps=steps, returns=["after." + k for k in spec.inputs] + spec.out_names,
-                    inputs=inputs())
+                    inputs=inputs)
 
-    def evaluate(results, check):
-        inp = check.memo("inputs", inputs)
-        r = results[0]
+    def evaluate(inp, r, check):
         require_unchanged(r, spec.forward, {k: inp[k] for k in spec.inputs},
                           f"{spec.forward} modified its argument(s) {{names}}; a function must "
                           "not write into the arrays it is given (use e.g. `x = x - m`, not "
                           "`x -= m`)")
-        expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
-        require_right(r, spec.out_names, expected, F64, "\"does not modify its inputs\"")
         return "inputs unchanged"
 
-    return check_of(spec, spec.forward, "does not modify its inputs", points, calls, evaluate)
+    return check_of(spec, spec.forward, "does not modify its inputs", points,
+                    lambda: spec.draw(spec.sizes[0], 300), call, evaluate,
+                    "\"does not modify its inputs\"")
 
 
 def backward_checks(spec: LayerSpec) -> list[Check]:
@@ -298,58 +324,38 @@ def _grad_data(spec, size, offset, dtype=np.float64):
     return data
 
 
-def _backward_call(spec, inp, douts, twice=False):
-    steps = [spec.forward_step(), spec.backward_step()]
-    returns = list(spec.grads)
-    if twice:
-        steps += [{"op": "copy", "src": d, "out": "after." + d} for d in douts]
-        steps.append(spec.backward_step(prefix="again."))
-        returns += ["again." + g for g in spec.grads] + ["after." + d for d in douts]
-    return Call(steps=steps, returns=returns, inputs=dict(inp, **douts))
-
-
 def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
     if title_extra:
         title = f"{title_extra} ({sizes_str(**size)})"
     elif against == "torch":
-        title = f"gradients vs PyTorch autograd of the forward ({sizes_str(**size)}, float64)"
+        title = f"gradients vs PyTorch autograd of the forward{ctx}"
     else:
-        title = f"gradients vs reference ({sizes_str(**size)}, {dname})"
+        title = f"gradients vs reference{ctx}"
 
-    data = _grad_data(spec, size, offset, dtype)
-
-    def calls():
-        return _backward_call(spec, *data())
-
-    def evaluate(results, check):
-        inp, d = check.memo("data", data)
-        inp64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in inp.items()}
-        d64 = {k: v.astype(np.float64) for k, v in d.items()}
-        if against == "torch":
-            expected = check.memo("expected", lambda: spec.torch_grads(inp64, d64))
-        else:
-            expected = check.memo("expected", lambda: spec.ref_backward(inp64, d64))
-        tol = F64 if dtype == np.float64 else F32
-        compare_outputs(check, "bwd", results[0], spec.grads, expected, tol, dname, ctx,
-                        spec.backward_hints, inp64, d64)
+    def evaluate(data, r, check):
+        inp, d = _float64(data[0]), _float64(data[1])
+        grads = spec.torch_grads if against == "torch" else spec.ref_backward
+        expected = check.memo("expected", lambda: grads(inp, d))
+        compare_outputs(check, "bwd", r, spec.grads, expected,
+                        F64 if dtype == np.float64 else F32, dname, ctx, spec.backward_hints,
+                        inp, d)
         return f"gradients match{ctx}"
 
-    return check_of(spec, spec.backward, title, points, calls, evaluate)
+    return check_of(spec, spec.backward, title, points, _grad_data(spec, size, offset, dtype),
+                    spec.backward_call, evaluate)
 
 
 def _numeric_check(spec, points):
     size = spec.numeric_size or spec.sizes[0]
     ctx = f" ({sizes_str(**size)}, float64)"
-    data = _grad_data(spec, size, 490)
     picks = [spec.outs.index(u) if len(spec.outs) > 1 else None for u in spec.upstream]
 
-    def calls():
-        inp, d = data()
-        call = _backward_call(spec, inp, d)
+    def numeric_call(data):
+        call = spec.backward_call(data)
         for k in spec.grad_of:
-            call.inputs["stack." + k] = perturbations(inp[k])
+            call.inputs["stack." + k] = perturbations(data[0][k])
             call.steps.append({"op": "map_inputs", "fn": f"{spec.module}.{spec.forward}",
                                "args": ["$" + a for a in spec.inputs], "wrt": k,
                                "stack": "stack." + k, "picks": picks, "out": "f." + k,
@@ -358,38 +364,28 @@ def _numeric_check(spec, points):
                                            for j in range(len(picks))]
         return call
 
-    def evaluate(results, check):
-        r = results[0]
-        inp, d = check.memo("data", data)
+    def evaluate(data, r, check):
+        inp, d = data
         for g, k in zip(spec.grads, spec.grad_of):
-            arr = require_array(r, g, shape=inp[k].shape, dtype="float64")
-            outs = [r.array(f"f.{k}.{j}") for j in range(len(picks))]
-            if any(o is None for o in outs):
-                raise Failed(f"could not evaluate your {spec.forward} at perturbed inputs: "
-                             f"{r.problem()}")
-            num = numeric_gradient(inp[k].shape, outs, [d["d" + u] for u in spec.upstream])
-            compare(g, arr, num, NUMERIC,
-                    f"{ctx}; compared with centered differences of your own {spec.forward}")
-        expected = check.memo("expected", lambda: spec.ref_backward(inp, d))
-        require_right(r, spec.grads, expected, F64, "agreeing with numeric gradients")
+            require_numeric_grad(r, g, inp[k].shape, [f"f.{k}.{j}" for j in range(len(picks))],
+                                 [d["d" + u] for u in spec.upstream],
+                                 f"your {spec.forward} at perturbed inputs",
+                                 f"{ctx}; compared with centered differences of your own "
+                                 f"{spec.forward}")
         return f"analytic and numeric gradients agree{ctx}"
 
     return check_of(spec, spec.backward, f"gradients vs numeric gradients of your forward "
-                  f"({sizes_str(**size)})", points, calls, evaluate)
+                    f"({sizes_str(**size)})", points, _grad_data(spec, size, 490), numeric_call,
+                    evaluate,
+                    "agreeing with numeric gradients")
 
 
 def _backward_unchanged_check(spec, points):
     api = spec.backward
-    data = _grad_data(spec, spec.sizes[0], 480)
 
-    def calls():
-        return _backward_call(spec, *data(), twice=True)
-
-    def evaluate(results, check):
-        r = results[0]
-        inp, d = check.memo("data", data)
-        require_unchanged(r, api, d, f"{api} modified the upstream gradient {{names}} it was "
-                          "given; the caller may still need it",
+    def evaluate(data, r, check):
+        require_unchanged(r, api, data[1], f"{api} modified the upstream gradient {{names}} it "
+                          "was given; the caller may still need it",
                           "an in-place update such as `dout *= ...` or `dout[...] -= ...` "
                           "writes into the caller's array: compute a new array instead "
                           "(`d = dout * ...`) or copy it first")
@@ -399,13 +395,12 @@ def _backward_unchanged_check(spec, points):
                 raise Failed(f"{api}: calling it twice with the same cache gave a different "
                              f"{g}: the first call modified the cache (or kept state)",
                              hint="do not update arrays stored in the cache in place")
-        expected = check.memo("expected", lambda: spec.ref_backward(inp, d))
-        require_right(r, spec.grads, expected, F64,
-                      "\"does not modify the upstream gradient or the cache\"")
         return "upstream gradient and cache unchanged"
 
     return check_of(spec, api, "does not modify the upstream gradient or the cache", points,
-                  calls, evaluate)
+                    _grad_data(spec, spec.sizes[0], 480),
+                    lambda data: spec.backward_call(data, twice=True), evaluate,
+                    "\"does not modify the upstream gradient or the cache\"")
 
 
 def layer_checks(spec: LayerSpec) -> list[Check]:

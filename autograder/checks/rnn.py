@@ -6,22 +6,22 @@ from autograder.checks import twins
 from autograder.checks.core import (
     F32,
     F64,
-    NUMERIC,
     Call,
-    Check,
     Failed,
     compare,
     import_torch,
-    numeric_gradient,
+    matches,
+    non_finite,
     perturbations,
     register,
     require_array,
+    require_numeric_grad,
     require_right,
     seeded,
     sizes_str,
 )
 from autograder.checks.hints import Hint, require_unchanged
-from autograder.checks.numpy_specs import LayerSpec, _run, compare_outputs, layer_checks, scaled
+from autograder.checks.numpy_specs import LayerSpec, case, compare_outputs, layer_checks, scaled
 
 MODULE = "rnn_layers"
 
@@ -199,6 +199,7 @@ def _loss_variants():
 
 # scores ~ N(1e4, 1000^2): the label's probability underflows to 0 in float64 (a gap > 745)
 LARGE_SCORES = 1000.0
+MASKED_SIZE, NUMERIC_SIZE = dict(N=3, T=5, V=6), dict(N=2, T=3, V=4)
 
 
 def _loss_step(args=("$x", "$y", "$mask"), out=("loss", "dx")):
@@ -206,33 +207,29 @@ def _loss_step(args=("$x", "$y", "$mask"), out=("loss", "dx")):
             "label": LOSS_API}
 
 
-def _loss_call(inp, extra_steps=(), extra_returns=()):
-    """The loss on ``inp``'s x, y and mask, then ``extra_steps``; returns loss, dx and
-    ``extra_returns``."""
-    return Call(steps=[_loss_step(), *extra_steps], returns=["loss", "dx", *extra_returns],
-                 inputs=inp)
+def _loss_check(title, inputs, evaluate, steps=(), returns=("loss", "dx"), points=1.0,
+                what=""):
+    """A :func:`case` of the loss on ``inputs()`` (x, y, mask and the arrays of ``steps``): the
+    call runs the loss on x, y and mask, then ``steps``, and sends back ``returns``. ``what``:
+    for a property check, the property: it counts only when the same call's loss and dx are
+    right."""
+    def gated(inp, r, check):
+        message = evaluate(inp, r, check)
+        if what:
+            expected = check.memo("expected", lambda: _ref_loss(inp))
+            require_right(r, ["loss", "dx"], expected, F64, what)
+        return message
 
+    def call(inp):
+        return Call(steps=[_loss_step(), *steps], returns=list(returns), inputs=inp)
 
-def _loss_check(title, calls, evaluate, points=1.0):
-    return Check(api=LOSS_API, title=title, points=points, module=MODULE, calls=calls,
-                 evaluate=_run(evaluate))
-
-
-def _require_right_loss(check, inp, r, what):
-    """The gate of a property check: the same call's loss and dx are right."""
-    expected = check.memo("expected", lambda: _ref_loss(inp))
-    require_right(r, ["loss", "dx"], expected, F64, what)
+    return case(inputs, call, gated, api=LOSS_API, title=title, points=points, module=MODULE)
 
 
 LOGSUMEXP_HINT = ("exp() of a large score overflows to inf, and the log of a probability that "
                   "underflowed to 0 is -inf (even after subtracting the maximum): compute the "
                   "log-probabilities directly with log-sum-exp, log_probs = shifted - "
                   "log(sum(exp(shifted))) with shifted = x - max(x), instead of log(softmax)")
-
-
-def _non_finite(r, name):
-    a = r.array(name)
-    return a is not None and a.dtype.kind in "fc" and not np.all(np.isfinite(a))
 
 
 def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", points=1.0,
@@ -249,15 +246,7 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
             inp["mask_g"] = _make_loss(seeded(seed + 100), **size)["mask"]
         return inp
 
-    def calls():
-        if not gate:
-            return _loss_call(inputs())
-        return _loss_call(inputs(), [_loss_step(("$x", "$y", "$mask_g"), ("loss_g", "dx_g"))],
-                          ["loss_g", "dx_g"])
-
-    def evaluate(results, check):
-        inp = check.memo("inputs", inputs)
-        r = results[0]
+    def evaluate(inp, r, check):
         expected = check.memo("expected", lambda: (_torch_loss if against == "torch"
                                                    else _ref_loss)(inp))
         tol = F64 if dtype == np.float64 else F32
@@ -268,24 +257,21 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
             compare("loss", loss, expected["loss"], tol, ctx)
         except Failed as f:
             raise Failed(f.message, f.hint or _loss_hint(check, inp, r), f.detail) from None
-        try:
-            compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx,
-                            _loss_variants(), inp, None)
-        except Failed as f:
-            raise Failed(f.message, f.hint or (LOGSUMEXP_HINT if _non_finite(r, "dx") else ""),
-                         f.detail) from None
+        compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx, _loss_variants(),
+                        inp, None, LOGSUMEXP_HINT)
         if gate:
             ordinary = check.memo("gate", lambda: _ref_loss(dict(inp, mask=inp["mask_g"])))
-            require_right(r, ["loss", "dx"], ordinary, tol, "this check", prefix="",
+            require_right(r, ["loss", "dx"], ordinary, tol, "this check",
                           names_as=("loss_g", "dx_g"))
         return f"loss and dx match{ctx}"
 
-    return _loss_check(f"{title} ({sizes_str(**size)}, {dname})", calls, evaluate, points)
+    steps = [_loss_step(("$x", "$y", "$mask_g"), ("loss_g", "dx_g"))] if gate else []
+    return _loss_check(f"{title} ({sizes_str(**size)}, {dname})", inputs, evaluate, steps,
+                       ("loss", "dx", "loss_g", "dx_g") if gate else ("loss", "dx"), points)
 
 
 def _loss_hint(check, inp, r):
-    from autograder.checks.core import matches
-    if _non_finite(r, "loss"):
+    if non_finite(r.array("loss")):
         return LOGSUMEXP_HINT
     expected = _ref_loss(inp)
     for i, hint in enumerate(_loss_variants()):
@@ -298,8 +284,60 @@ def _loss_hint(check, inp, r):
     return ""
 
 
+def _masked_inputs():
+    inp = _make_loss(seeded(28), **MASKED_SIZE)
+    x2 = inp["x"].copy()
+    x2[~inp["mask"]] += seeded(29).standard_normal(x2[~inp["mask"]].shape) * 5
+    inp["x2"] = x2
+    return inp
+
+
+def _masked(inp, r, check):
+    """Masked positions contribute nothing: changing their scores (x2) changes neither the
+    loss nor dx (a property of the student's own function)."""
+    loss = require_array(r, "loss", allow_scalar=True)
+    loss2 = require_array(r, "loss2", allow_scalar=True)
+    dx = require_array(r, "dx", shape=inp["x"].shape)
+    require_array(r, "dx2", shape=inp["x"].shape)
+    if loss.size != 1 or loss2.size != 1:  # never broadcast two student arrays together
+        raise Failed(f"{LOSS_API} must return a scalar loss; got shapes "
+                     f"{tuple(loss.shape)} and {tuple(loss2.shape)}")
+    if not np.allclose(loss, loss2, rtol=1e-9, atol=1e-12):
+        raise Failed("changing the scores at masked positions changed the loss "
+                     f"({float(loss):.6g} -> {float(loss2):.6g}); masked positions must not "
+                     "count", hint="multiply each position's loss by the mask")
+    masked = ~inp["mask"]
+    if np.any(dx[masked] != 0):
+        raise Failed(f"dx is not zero at masked positions (max |dx| there: "
+                     f"{float(np.max(np.abs(dx[masked]))):.3g})",
+                     hint="multiply dx by mask[:, :, None]")
+    return "masked positions contribute nothing"
+
+
+def _numeric_inputs():
+    inp = _make_loss(seeded(30), **NUMERIC_SIZE)
+    inp["stack.x"] = perturbations(inp["x"])
+    return inp
+
+
+def _numeric(inp, r, check):
+    """dx agrees with centered differences of the student's own loss."""
+    require_numeric_grad(r, "dx", inp["x"].shape, ["f.x.0"], [np.asarray(1.0)],
+                         "your loss at perturbed scores",
+                         " (compared with centered differences of your loss)")
+    return "dx agrees with numeric gradients of your loss"
+
+
+def _unchanged(inp, r, check):
+    require_unchanged(r, LOSS_API, {k: inp[k] for k in ("x", "y", "mask")},
+                      f"{LOSS_API} modified its argument(s) {{names}}",
+                      "e.g. `x -= x.max(...)` shifts the caller's scores in place; write "
+                      "`shifted = x - x.max(...)`", prefix="")
+    return "inputs unchanged"
+
+
 def _loss_checks():
-    checks = [
+    return [
         _loss_value_check("values vs reference", dict(N=3, T=4, V=5), 21, points=1.0),
         _loss_value_check("values vs reference", dict(N=1, T=1, V=3), 22, points=0.5),
         _loss_value_check("values vs reference", dict(N=4, T=6, V=10), 23, points=0.5),
@@ -313,96 +351,19 @@ def _loss_checks():
                           dtype=np.float32, scale=LARGE_SCORES, offset=1e4, points=0.5),
         _loss_value_check("every position masked", dict(N=2, T=3, V=4), 27, mask="none",
                           points=0.5, gate=True),
+        _loss_check(f"masked positions contribute nothing ({sizes_str(**MASKED_SIZE)})",
+                    _masked_inputs, _masked, [_loss_step(("$x2", "$y", "$mask"), ("loss2", "dx2"))],
+                    ("loss", "dx", "loss2", "dx2"),
+                    what="\"masked positions contribute nothing\""),
+        _loss_check(f"dx vs numeric gradient of your loss ({sizes_str(**NUMERIC_SIZE)})",
+                    _numeric_inputs, _numeric, [{"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}",
+                                "args": ["$x", "$y", "$mask"], "wrt": "x", "stack": "stack.x",
+                                "picks": [0], "out": "f.x", "label": LOSS_API}],
+                    ("loss", "dx", "f.x.0"), what="agreeing with numeric gradients"),
+        _loss_check("does not modify its inputs", lambda: _make_loss(seeded(31), N=2, T=4, V=5),
+                    _unchanged, returns=("x", "y", "mask", "loss", "dx"),
+                    what="\"does not modify its inputs\""),
     ]
-
-    # masked positions contribute nothing: changing their scores changes neither the loss
-    # nor dx (a property of the student's own function)
-    size = dict(N=3, T=5, V=6)
-
-    def inputs():
-        inp = _make_loss(seeded(28), **size)
-        x2 = inp["x"].copy()
-        x2[~inp["mask"]] += seeded(29).standard_normal(x2[~inp["mask"]].shape) * 5
-        inp["x2"] = x2
-        return inp
-
-    def calls():
-        return _loss_call(inputs(), [_loss_step(("$x2", "$y", "$mask"), ("loss2", "dx2"))],
-                          ["loss2", "dx2"])
-
-    def evaluate(results, check):
-        inp = check.memo("inputs", inputs)
-        r = results[0]
-        loss = require_array(r, "loss", allow_scalar=True)
-        loss2 = require_array(r, "loss2", allow_scalar=True)
-        dx = require_array(r, "dx", shape=inp["x"].shape)
-        require_array(r, "dx2", shape=inp["x"].shape)
-        if loss.size != 1 or loss2.size != 1:  # never broadcast two student arrays together
-            raise Failed(f"{LOSS_API} must return a scalar loss; got shapes "
-                         f"{tuple(loss.shape)} and {tuple(loss2.shape)}")
-        if not np.allclose(loss, loss2, rtol=1e-9, atol=1e-12):
-            raise Failed("changing the scores at masked positions changed the loss "
-                         f"({float(loss):.6g} -> {float(loss2):.6g}); masked positions must not "
-                         "count", hint="multiply each position's loss by the mask")
-        masked = ~inp["mask"]
-        if np.any(dx[masked] != 0):
-            raise Failed(f"dx is not zero at masked positions (max |dx| there: "
-                         f"{float(np.max(np.abs(dx[masked]))):.3g})",
-                         hint="multiply dx by mask[:, :, None]")
-        _require_right_loss(check, inp, r, "\"masked positions contribute nothing\"")
-        return "masked positions contribute nothing"
-
-    checks.append(_loss_check(f"masked positions contribute nothing ({sizes_str(**size)})",
-                              calls, evaluate))
-
-    # numeric gradient of the student's own loss
-    nsize = dict(N=2, T=3, V=4)
-
-    def ninputs():
-        return _make_loss(seeded(30), **nsize)
-
-    def ncalls():
-        inp = ninputs()
-        return _loss_call(dict(inp, **{"stack.x": perturbations(inp["x"])}),
-                          [{"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}",
-                            "args": ["$x", "$y", "$mask"], "wrt": "x", "stack": "stack.x",
-                            "picks": [0], "out": "f.x", "label": LOSS_API}], ["f.x.0"])
-
-    def nevaluate(results, check):
-        inp = check.memo("inputs", ninputs)
-        r = results[0]
-        dx = require_array(r, "dx", shape=inp["x"].shape, dtype="float64")
-        losses = r.array("f.x.0")
-        if losses is None:
-            raise Failed(f"could not evaluate your loss at perturbed scores: {r.problem()}")
-        num = numeric_gradient(inp["x"].shape, [losses], [np.asarray(1.0)])
-        compare("dx", dx, num, NUMERIC, " (compared with centered differences of your loss)")
-        _require_right_loss(check, inp, r, "agreeing with numeric gradients")
-        return "dx agrees with numeric gradients of your loss"
-
-    checks.append(_loss_check(f"dx vs numeric gradient of your loss ({sizes_str(**nsize)})",
-                              ncalls, nevaluate))
-
-    # inputs unchanged
-    def uinputs():
-        return _make_loss(seeded(31), N=2, T=4, V=5)
-
-    def ucalls():
-        return Call(steps=[_loss_step()], returns=["x", "y", "mask", "loss", "dx"],
-                    inputs=uinputs())
-
-    def uevaluate(results, check):
-        inp = check.memo("inputs", uinputs)
-        r = results[0]
-        require_unchanged(r, LOSS_API, {k: inp[k] for k in ("x", "y", "mask")},
-                          f"{LOSS_API} modified its argument(s) {{names}}",
-                          "e.g. `x -= x.max(...)` shifts the caller's scores in place; write "
-                          "`shifted = x - x.max(...)`", prefix="")
-        _require_right_loss(check, inp, r, "\"does not modify its inputs\"")
-        return "inputs unchanged"
-
-    checks.append(_loss_check("does not modify its inputs", ucalls, uevaluate))
-    return checks
 
 
 @register(MODULE)
