@@ -77,12 +77,10 @@ def spec(api: str, **fields) -> TorchSpec:
 # ---------------------------------------------------------------------------------------------
 
 def _pe_np(max_len, d, base=10000.0, swap=False, use_i=False):
-    pe = np.zeros((max_len, d))
-    pos = np.arange(max_len)[:, None]
     two_i = np.arange(0, d, 2)
-    expo = (two_i / 2 if use_i else two_i) / d
-    angle = pos / base ** expo
+    angle = np.arange(max_len)[:, None] / base ** ((two_i / 2 if use_i else two_i) / d)
     s, c = (np.cos, np.sin) if swap else (np.sin, np.cos)
+    pe = np.zeros((max_len, d))
     pe[:, 0::2] = s(angle)
     pe[:, 1::2] = c(angle[:, : d // 2])
     return pe
@@ -108,13 +106,10 @@ PE = spec(
 
 
 def _pe_checks():
-    def data(max_len, d_model):
-        return lambda: {"max_len": max_len, "d_model": d_model,
-                        "_ctx": f" (max_len={max_len}, d_model={d_model})"}
-
-    return [PE.check(f"values vs reference (max_len={max_len}, d_model={d_model})", pts,
-                     data(max_len, d_model))
-            for max_len, d_model, pts in ((50, 16, 1.5), (7, 5, 1.0), (1, 2, 0.5), (200, 64, 1.0))]
+    return [PE.check(f"values vs reference (max_len={n}, d_model={dm})", pts,
+                     lambda n=n, dm=dm: {"max_len": n, "d_model": dm,
+                                         "_ctx": f" (max_len={n}, d_model={dm})"})
+            for n, dm, pts in ((50, 16, 1.5), (7, 5, 1.0), (1, 2, 0.5), (200, 64, 1.0))]
 
 
 def _tri(d, k=0, upper=False):
@@ -122,12 +117,9 @@ def _tri(d, k=0, upper=False):
     return {"mask": np.triu(ones, k) if upper else np.tril(ones, k)}
 
 
-def _causal_steps(kwargs):
-    return lambda d: [call(f"{MODULE}.causal_mask", [d["T"]], "mask", kwargs=kwargs)]
-
-
 CAUSAL = spec(
-    "causal_mask", steps=_causal_steps({}),
+    "causal_mask",
+    steps=lambda d: [call(f"{MODULE}.causal_mask", [d["T"]], "mask", kwargs=d["kwargs"])],
     expect=lambda d: {"mask": np_(ref().causal_mask(d["T"]))}, outputs=[("mask", F64, "bool")],
     hints=[Hint(lambda d: _tri(d, upper=True),
                 "the mask is transposed: query i may attend to keys j <= i (lower triangle)"),
@@ -153,8 +145,8 @@ def _mask_checks():
     out = []
     for T, kw, pts in ((5, {}, 1.5), (1, {}, 0.5), (8, {"device": "cpu"}, 1.0)):
         title = f"values and dtype bool (T={T}{', device=' + repr(kw['device']) if kw else ''})"
-        out.append(CAUSAL.check(title, pts, lambda T=T: {"T": T, "_ctx": f" (T={T})"},
-                                steps=_causal_steps(kw)))
+        out.append(CAUSAL.check(title, pts,
+                                lambda T=T, kw=kw: {"T": T, "kwargs": kw, "_ctx": f" (T={T})"}))
 
     for (N, T, pad, pts) in ((3, 6, 0, 1.5), (1, 1, 0, 0.5), (4, 5, 2, 1.0)):
         def data(N=N, T=T, pad=pad):
@@ -229,21 +221,19 @@ def _sdpa_large_data(seed, dtype):
     return data
 
 
+def _sdpa_args(d):
+    """The names of d's inputs of scaled_dot_product_attention: q, k, v and the mask if any."""
+    return [n for n in ("q", "k", "v", "mask") if n in d]
+
+
 def _sdpa_steps(d, grad=False):
-    steps = [tensor("q", grad=grad), tensor("k", grad=grad), tensor("v", grad=grad)]
-    args = ["$t.q", "$t.k", "$t.v"]
-    if "mask" in d:
-        steps.append(tensor("mask"))
-        args.append("$t.mask")
-    steps.append(call(f"{MODULE}.scaled_dot_product_attention", args, ["out", "weights"]))
-    return steps
+    return ([tensor(n, grad=grad and n != "mask") for n in _sdpa_args(d)]
+            + [call(f"{MODULE}.scaled_dot_product_attention",
+                    ["$t." + n for n in _sdpa_args(d)], ["out", "weights"])])
 
 
 def _sdpa_expect(d):
-    args = [t_(d["q"]), t_(d["k"]), t_(d["v"])]
-    if "mask" in d:
-        args.append(t_(d["mask"]))
-    o, w = ref().scaled_dot_product_attention(*args)
+    o, w = ref().scaled_dot_product_attention(*(t_(d[n]) for n in _sdpa_args(d)))
     return {"out": np_(o), "weights": np_(w)}
 
 
@@ -277,17 +267,42 @@ SDPA = spec(
                 "scores where the mask is False with -inf")])
 
 
+def _key_padding(N, Tk, *last):
+    """An (N, 1, Tk) key mask (True = may attend) whose row n ends with ``last[n]`` padded
+    keys."""
+    m = np.ones((N, 1, Tk), bool)
+    for n, k in enumerate(last[:N]):
+        m[n, 0, Tk - k:] = False
+    return m
+
+
 def _pad_mask(N, Tq, Tk, full_row=False):
     def f(rng):
-        m = np.ones((N, 1, Tk), bool)
-        m[0, 0, Tk - 2:] = False
-        if N > 1:
-            m[1, 0, Tk - 1:] = False
-        m = np.broadcast_to(m, (N, Tq, Tk)).copy()
+        m = np.broadcast_to(_key_padding(N, Tk, 2, 1), (N, Tq, Tk)).copy()
         if full_row:
             m[0, 1, :] = False
         return m
     return f
+
+
+def _with(data, **more):
+    """The case data ``data()`` with the entries ``more[name](d)`` added or replaced."""
+    def with_more():
+        d = data()
+        d.update((name, f(d)) for name, f in more.items())
+        return d
+    return with_more
+
+
+def _ref_grads(d, names, forward, params=None):
+    """The gradients of the reference ``forward({name: tensor})`` with upstream ``d["dout"]``:
+    "g.t.<name>" for d's arrays ``names``, "g.param.<name>" for module ``params``' parameters."""
+    xs = {n: t_(d[n]).requires_grad_(True) for n in names}
+    forward(xs).backward(t_(d["dout"]))
+    out = {"g.t." + n: np_(x.grad) for n, x in xs.items()}
+    if params is not None:
+        out.update({"g.param." + k: np_(p.grad) for k, p in params.named_parameters()})
+    return out
 
 
 def _sdpa_checks():
@@ -328,22 +343,14 @@ def _sdpa_checks():
     out.append(SDPA.unchanged(_sdpa_data(1010, (2, 3, 4), (2, 5, 4), (2, 5, 2),
                                          mask=_pad_mask(2, 3, 5)),
                               ["q", "k", "v", "mask"], ["out", "weights"]))
-
     # gradients through the student's function (autograd) vs through the reference
-    def gdata():
-        d = _sdpa_data(1008, (2, 4, 5), (2, 6, 5), (2, 6, 3), mask=_pad_mask(2, 4, 6),
-                       ctx=" (gradients)")()
-        d["dout"] = seeded(1009).standard_normal((2, 4, 3))
-        return d
-
-    def gexpect(d):
-        q, k, v = (t_(d[n]).requires_grad_(True) for n in ("q", "k", "v"))
-        o, _ = ref().scaled_dot_product_attention(q, k, v, t_(d["mask"]))
-        o.backward(t_(d["dout"]))
-        return {"g.t.q": np_(q.grad), "g.t.k": np_(k.grad), "g.t.v": np_(v.grad)}
-
     out.append(SDPA.check(
-        "gradients (autograd) vs reference", 1.0, gdata, expect=gexpect, hints=[],
+        "gradients (autograd) vs reference", 1.0,
+        _with(_sdpa_data(1008, (2, 4, 5), (2, 6, 5), (2, 6, 3), mask=_pad_mask(2, 4, 6),
+                         ctx=" (gradients)"),
+              dout=lambda d: seeded(1009).standard_normal((2, 4, 3))),
+        expect=lambda d: _ref_grads(d, "qkv", lambda x: ref().scaled_dot_product_attention(
+            x["q"], x["k"], x["v"], t_(d["mask"]))[0]), hints=[],
         steps=lambda d: _sdpa_steps(d, grad=True) + [grad("out", "dout",
                                                           ["t.q", "t.k", "t.v"])],
         outputs=[(n, F64, "floating") for n in ("g.t.q", "g.t.k", "g.t.v")]))
@@ -353,6 +360,13 @@ def _sdpa_checks():
 # ---------------------------------------------------------------------------------------------
 # MultiHeadAttention and FeedForward
 # ---------------------------------------------------------------------------------------------
+
+def _method(cls, name, args, out, obj="$m", **kwargs):
+    """The call of the student module ``obj``'s method ``name`` ("forward": the module
+    itself), labelled ``cls.name``."""
+    fn = obj if name == "forward" else f"{obj}.{name}"
+    return call(fn, args, out, label=f"{cls}.{name}", **kwargs)
+
 
 def _mha_variant_split(d, merge_transpose):
     """Heads split with view(N, h, T, dh) (no transpose) instead of (N, T, h, dh).transpose;
@@ -383,11 +397,14 @@ def _mha_variant_scale(d):
     return _mha_expect(dict(d, state=st))
 
 
+def _mha_ref(d):
+    return ref_module("MultiHeadAttention", [d["d_model"], d["h"]], {"dropout": 0.0}, d["state"])
+
+
 def _mha_expect(d):
-    m = ref_module("MultiHeadAttention", [d["d_model"], d["h"]], {"dropout": 0.0}, d["state"])
     args = [t_(d["query"]), t_(d["key"]), t_(d["value"])]
     mask = t_(d["mask"]) if "mask" in d else None
-    o, w = m(*args, mask=mask, return_weights=True)
+    o, w = _mha_ref(d)(*args, mask=mask, return_weights=True)
     return {"out.output": np_(o), "out.weights": np_(w)}
 
 
@@ -412,7 +429,7 @@ def _mha_vs_nn(d):
 def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="float64"):
     def data():
         rng = seeded(seed)
-        d = {"N": N, "d_model": d_model, "h": h, "dtype": dtype,
+        d = {"d_model": d_model, "h": h, "dtype": dtype,
              "state": draw_state(seed + 1, ref_shapes("MultiHeadAttention", [d_model, h])),
              "_ctx": f" (N={N}, Tq={Tq}, Tk={Tk}, d_model={d_model}, heads={h}"
                      f"{', ' + mask if mask else ''})"}
@@ -425,13 +442,10 @@ def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="fl
         if mask == "causal":
             d["mask"] = np.tril(np.ones((Tq, Tk), bool))
         elif mask == "padding":
-            m = np.ones((N, 1, Tk), bool)
-            m[0, 0, -2:] = False
-            d["mask"] = m
+            d["mask"] = _key_padding(N, Tk, 2)
         elif mask == "empty row":
-            m = np.ones((N, Tq, Tk), bool)
-            m[0, 0, :] = False
-            d["mask"] = m
+            d["mask"] = np.ones((N, Tq, Tk), bool)
+            d["mask"][0, 0, :] = False
         return d
     return data
 
@@ -444,9 +458,8 @@ def _mha_steps(d, grad=False):
     if "mask" in d:
         steps.append(tensor("mask"))
         kwargs["mask"] = "$t.mask"
-    steps.append(call("$m", ["$t.query", "$t.key", "$t.value"], ["out.output", "out.weights"],
-                      kwargs=kwargs, label="MultiHeadAttention.forward"))
-    return steps
+    return steps + [_method("MultiHeadAttention", "forward", ["$t.query", "$t.key", "$t.value"],
+                            ["out.output", "out.weights"], kwargs=kwargs)]
 
 
 SPLIT_HINT = ("split the heads with view(N, T, h, d/h).transpose(1, 2); view(N, h, T, d/h) "
@@ -458,10 +471,20 @@ MHA = spec(
     hints=[Hint(_mha_variant_scale, "the scores are not scaled by 1/sqrt(head_dim)"),
            Hint(lambda d: _mha_variant_split(d, False), SPLIT_HINT),
            Hint(lambda d: _mha_variant_split(d, True), SPLIT_HINT)])
+# (API.md fixes these names; listed here so that building the checks needs no torch)
+MHA_PARAMS = [f"{p}.{w}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")
+              for w in ("weight", "bias")]
+
+
+def _mha_grads(d):
+    m = _mha_ref(d)
+    return _ref_grads(d, ["query", "key", "value"], lambda x: m(
+        x["query"], x["key"], x["value"], mask=t_(d["mask"])), m)
 
 
 def _mha_checks():
-    out = [
+    names = ["t.query", "t.key", "t.value"]
+    return [
         MHA.check("self-attention vs torch.nn.MultiheadAttention (N=2, T=5, d=8, heads=2)", 1.5,
                   _mha_data(1100, 2, 5, 5, 8, 2, self_attn=True)),
         MHA.check("cross-attention, padding mask, vs torch.nn.MultiheadAttention "
@@ -478,36 +501,16 @@ def _mha_checks():
         MHA.check("float32 module: float32 output (N=2, T=4, d=8, heads=2)", 0.5,
                   _mha_data(1150, 2, 4, 4, 8, 2, dtype="float32"), expect=_mha_expect,
                   outputs=[("out.output", F32, "float32")], hints=[], nan_hint=""),
+        # gradients through the student's module vs the reference
+        MHA.check("gradients (autograd) of inputs and parameters vs reference", 1.0,
+                  _with(_mha_data(1160, 2, 3, 5, 8, 2, mask="padding"),
+                        dout=lambda d: seeded(1161).standard_normal((2, 3, 8))),
+                  steps=lambda d: _mha_steps(d, grad=True) + [grad("out.output", "dout", names,
+                                                                   params="m")],
+                  expect=_mha_grads, hints=[], nan_hint="",
+                  outputs=[("g." + n, F64, "floating") for n in names]
+                  + [("g.param." + k, F64, "floating") for k in MHA_PARAMS]),
     ]
-
-    # gradients through the student's module vs the reference
-    def gdata():
-        d = _mha_data(1160, 2, 3, 5, 8, 2, mask="padding")()
-        d["dout"] = seeded(1161).standard_normal((2, 3, 8))
-        return d
-
-    names = ["t.query", "t.key", "t.value"]
-    # (API.md fixes these names; listed here so that building the checks needs no torch)
-    pnames = [f"{p}.{w}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")
-              for w in ("weight", "bias")]
-
-    def gexpect(d):
-        m = ref_module("MultiHeadAttention", [8, 2], {"dropout": 0.0}, d["state"])
-        xs = {n: t_(d[n[2:]]).requires_grad_(True) for n in names}
-        o = m(xs["t.query"], xs["t.key"], xs["t.value"], mask=t_(d["mask"]))
-        o.backward(t_(d["dout"]))
-        res = {"g." + n: np_(x.grad) for n, x in xs.items()}
-        res.update({"g.param." + k: np_(p.grad) for k, p in m.named_parameters()})
-        return res
-
-    out.append(MHA.check(
-        "gradients (autograd) of inputs and parameters vs reference", 1.0, gdata,
-        steps=lambda d: _mha_steps(d, grad=True) + [grad("out.output", "dout", names,
-                                                         params="m")],
-        expect=gexpect, hints=[], nan_hint="",
-        outputs=[("g." + n, F64, "floating") for n in names]
-        + [("g.param." + k, F64, "floating") for k in pnames]))
-    return out
 
 
 def _ff_data(seed=1200, N=2, T=5, d=6, dff=10):
@@ -530,7 +533,7 @@ def _ff_expect(d):
 FF = spec(
     "FeedForward", expect=_ff_expect, outputs=[("out.y", F64, "floating")],
     steps=lambda d: [module("FeedForward", [d["d"], d["dff"]], {"dropout": 0.0}), tensor("x"),
-                     call("$m", ["$t.x"], "out.y", label="FeedForward.forward")])
+                     _method("FeedForward", "forward", ["$t.x"], "out.y")])
 
 
 def _ff_checks():
@@ -583,16 +586,13 @@ def _layer_data(cls, seed, N, T, d, h, dff, S=None, mask=True):
                       f"d_ff={dff})"}
         if cls == "EncoderLayer":
             if mask:
-                m = np.ones((N, 1, T), bool)
-                m[0, 0, -2:] = False
-                dd["mask"] = m
+                dd["mask"] = _key_padding(N, T, 2)
         else:
             dd["memory"] = rng.standard_normal((N, S, d))
             if mask:
                 dd["tgt_mask"] = np.tril(np.ones((T, T), bool))
-                mm = np.ones((N, 1, S), bool)
-                mm[-1, 0, -1:] = False
-                dd["memory_mask"] = mm
+                dd["memory_mask"] = np.ones((N, 1, S), bool)
+                dd["memory_mask"][-1, 0, -1:] = False
         return dd
     return data
 
@@ -603,22 +603,13 @@ def _layer_steps(cls, dropout=0.0, train=False, out="out.y"):
     m = "mt" if train else "m"
 
     def steps(d):
-        st = [module(cls, [d["d"], d["h"], d["dff"]], {"dropout": dropout}, out=m, train=train),
-              tensor("x")]
-        args, kwargs = ["$t.x"], {}
-        if cls == "EncoderLayer":
-            if "mask" in d:
-                st.append(tensor("mask"))
-                args.append("$t.mask")
-        else:
-            st.append(tensor("memory"))
-            args.append("$t.memory")
-            for k in ("tgt_mask", "memory_mask"):
-                if k in d:
-                    st.append(tensor(k))
-                    kwargs[k] = "$t." + k
-        st.append(call("$" + m, args, out, kwargs=kwargs, label=f"{cls}.forward"))
-        return st
+        names = [n for n in ("x", "mask", "memory") if n in d]
+        kwargs = {k: "$t." + k for k in ("tgt_mask", "memory_mask") if k in d}
+        return ([module(cls, [d["d"], d["h"], d["dff"]], {"dropout": dropout}, out=m,
+                        train=train)]
+                + [tensor(n) for n in names + list(kwargs)]
+                + [_method(cls, "forward", ["$t." + n for n in names], out, obj="$" + m,
+                           kwargs=kwargs)])
     return steps
 
 
@@ -639,15 +630,10 @@ ROW_MEAN_TOL, ROW_VAR_TOL = 1e-6, 1e-3
 
 def _dropout_order_check(layer, seed, points, S=None):
     cls = layer.api
-    layer_data = _layer_data(cls, seed, 3, 6, 8, 2, 16, S=S)
-
-    def data():
-        d = layer_data()
-        for k in d["state"]:
-            if k.startswith("norm"):
-                d["state"][k] = np.full_like(d["state"][k], k.endswith(".weight"))
-        d["_ctx"] = d["_ctx"][:-1] + f", dropout={DROPOUT_P}, train mode)"
-        return d
+    data = _with(_layer_data(cls, seed, 3, 6, 8, 2, 16, S=S),
+                 state=lambda d: {k: np.full_like(v, k.endswith(".weight"))
+                                  if k.startswith("norm") else v for k, v in d["state"].items()},
+                 _ctx=lambda d: d["_ctx"][:-1] + f", dropout={DROPOUT_P}, train mode)")
 
     def steps(d):
         return (_layer_steps(cls, DROPOUT_P)(d)
@@ -707,13 +693,11 @@ TCFG = dict(src_vocab_size=11, tgt_vocab_size=13, d_model=16, num_heads=4, num_l
 
 
 def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
-    cfg = dict(TCFG, **(cfg or {}))
-    cfg["pad_idx"] = pad
+    cfg = dict(TCFG, **(cfg or {}), pad_idx=pad)
 
     def data():
         rng = seeded(seed)
-        shapes = ref_shapes("Transformer", [], cfg)
-        st = draw_state(seed + 1, shapes)
+        st = draw_state(seed + 1, ref_shapes("Transformer", [], cfg))
         if end_boost is not None:
             st["generator.bias"][3] += end_boost
         src = rng.integers(0, cfg["src_vocab_size"], size=(N, S))
@@ -725,9 +709,8 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
             tgt[1, T - 2:] = pad
         if N > 2:
             src[2, S - 1:] = pad
-        d = {"cfg": cfg, "state": st, "src": src.astype(np.int64), "tgt": tgt.astype(np.int64),
-             "_ctx": f" (N={N}, S={S}, T={T}, pad_idx={pad})"}
-        return d
+        return {"cfg": cfg, "state": st, "src": src.astype(np.int64),
+                "tgt": tgt.astype(np.int64), "_ctx": f" (N={N}, S={S}, T={T}, pad_idx={pad})"}
     return data
 
 
@@ -738,21 +721,23 @@ def _with_pe_base(m, pe_base):
     return m
 
 
+def _unscaled(d, names):
+    """d's state with the embedding tables ``names`` divided by sqrt(d_model): the model that
+    forgets to multiply its embeddings by sqrt(d_model)."""
+    f = 1 / math.sqrt(d["state"][names[0]].shape[1])
+    return dict(d["state"], **{n: d["state"][n] * f for n in names})
+
+
 def _tr_ref(d, state=None, pe_base=None):
     return _with_pe_base(ref_module("Transformer", [], d["cfg"], state or d["state"]), pe_base)
 
 
+def _tr_logits(d, **ref_kw):
+    """{"out.logits": the reference's logits on d's src and tgt}; ``ref_kw``: of _tr_ref."""
+    return {"out.logits": np_(_tr_ref(d, **ref_kw)(t_(d["src"]), t_(d["tgt"])))}
+
+
 def _tr_variants():
-    def unscaled(d):
-        st = dict(d["state"])
-        f = 1 / math.sqrt(d["cfg"]["d_model"])
-        st["src_embed.weight"] = st["src_embed.weight"] * f
-        st["tgt_embed.weight"] = st["tgt_embed.weight"] * f
-        return {"out.logits": np_(_tr_ref(d, st)(t_(d["src"]), t_(d["tgt"])))}
-
-    def base1000(d):
-        return {"out.logits": np_(_tr_ref(d, pe_base=1000.0)(t_(d["src"]), t_(d["tgt"])))}
-
     def masks(tgt_mask_fn, src_pad=True):
         def f(d):
             m = _tr_ref(d)
@@ -773,9 +758,12 @@ def _tr_variants():
 
     ones = lambda T: import_torch().ones(T, T, dtype=import_torch().bool)  # noqa: E731
     return [
-        Hint(unscaled, "the embeddings must be multiplied by sqrt(d_model) before the "
-                       "positional encoding is added"),
-        Hint(base1000, "the positional encoding base is 10000, not 1000"),
+        Hint(lambda d: _tr_logits(d, state=_unscaled(d, ("src_embed.weight",
+                                                         "tgt_embed.weight"))),
+             "the embeddings must be multiplied by sqrt(d_model) before the positional encoding "
+             "is added"),
+        Hint(lambda d: _tr_logits(d, pe_base=1000.0),
+             "the positional encoding base is 10000, not 1000"),
         Hint(masks(lambda tgt, pad, T: ref().padding_mask(tgt, pad) & ones(T).triu()),
              "the causal mask is transposed (query i may attend to keys j <= i)"),
         Hint(masks(lambda tgt, pad, T: ref().padding_mask(tgt, pad)),
@@ -785,28 +773,18 @@ def _tr_variants():
     ]
 
 
-def _tr_steps(which="forward", more=()):
-    """Build the model, then forward (or encode, or encode + decode) on the tensors of d's
-    ``src`` and ``tgt``; ``more``: further steps."""
-    def steps(d):
-        st = [module("Transformer", [], d["cfg"]), tensor("src"), tensor("tgt")]
-        if which == "forward":
-            st.append(call("$m", ["$t.src", "$t.tgt"], "out.logits",
-                           label="Transformer.forward"))
-        elif which == "encode":
-            st.append(call("$m.encode", ["$t.src"], "out.memory", label="Transformer.encode"))
-        else:
-            st.append(call("$m.encode", ["$t.src"], "memory", label="Transformer.encode"))
-            st.append(call("$m.decode", ["$t.tgt", "$memory", "$t.src"], "out.logits",
-                           label="Transformer.decode"))
-        return st + [s for step in more for s in step(d)]
-    return steps
+def _tr(name, args, out):
+    return _method("Transformer", name, args, out)
 
 
-def _forward_again(name, arg, label):
-    """The forward of ``$m`` once more, input ``arg`` ("src" or "tgt") from d[name]."""
-    args = ["$t.src", "$t." + name] if arg == "tgt" else ["$t." + name, "$t.tgt"]
-    return lambda d: [tensor(name), call("$m", args, "out.logits2", label=label)]
+FORWARD = _tr("forward", ["$t.src", "$t.tgt"], "out.logits")
+
+
+def _tr_steps(*calls):
+    """Build the model and the tensors of d's ``src`` and ``tgt``, then ``calls`` (steps;
+    default: the forward into ``out.logits``)."""
+    return lambda d: [module("Transformer", [], d["cfg"]), tensor("src"), tensor("tgt"),
+                      *(calls or [FORWARD])]
 
 
 def _no_change(what, where, message, hint, positions):
@@ -823,8 +801,20 @@ def _no_change(what, where, message, hint, positions):
     return extra
 
 
-def _tr_expect(d):
-    return {"out.logits": np_(_tr_ref(d)(t_(d["src"]), t_(d["tgt"])))}
+def _causality(words, hint, positions):
+    """``_no_change`` for causality: the inputs ``words`` changed from position 4 on."""
+    return _no_change("causality", np.s_[:, :4], f"changing {words} 4.. changed the logits of "
+                      "positions 0..3 (by up to {diff:.3g}): the decoder sees the future",
+                      hint, positions)
+
+
+def _changed_from_4(name, f):
+    """The array d[name] with its entries from position 4 on replaced by ``f(entries, d)``."""
+    def changed(d):
+        a = d[name].copy()
+        a[:, 4:] = f(a[:, 4:], d)
+        return a
+    return changed
 
 
 # logits at target padding positions are read by nothing (no loss, no decoding): compared
@@ -833,7 +823,7 @@ def _tgt_tokens(d):
     return d["tgt"] != d["cfg"]["pad_idx"]
 
 
-TRANSFORMER = spec("Transformer", steps=_tr_steps(), expect=_tr_expect, hints=_tr_variants(),
+TRANSFORMER = spec("Transformer", steps=_tr_steps(), expect=_tr_logits, hints=_tr_variants(),
                    outputs=[("out.logits", LOOSE, "floating", _tgt_tokens)])
 
 
@@ -842,51 +832,39 @@ def _tr_checks():
     out = [
         T.check("forward: logits vs reference with the same state_dict (N=3, S=7, T=6, padding "
                 "in src and tgt)", 2.0, _tr_data(1500)),
-        T.check("encode: memory vs reference", 1.0, _tr_data(1510), steps=_tr_steps("encode"),
+        T.check("encode: memory vs reference", 1.0, _tr_data(1510),
+                steps=_tr_steps(_tr("encode", ["$t.src"], "out.memory")),
                 expect=lambda d: {"out.memory": np_(_tr_ref(d).encode(t_(d["src"])))},
                 outputs=[("out.memory", LOOSE, "floating")], hints=[]),
         T.check("encode + decode: logits vs reference", 1.0, _tr_data(1520),
-                steps=_tr_steps("decode")),
+                steps=_tr_steps(_tr("encode", ["$t.src"], "memory"),
+                                _tr("decode", ["$t.tgt", "$memory", "$t.src"], "out.logits"))),
         T.check("pad_idx=3 is read from the constructor (N=3, S=5, T=4)", 1.0,
                 _tr_data(1530, S=5, T=4, pad=3)),
         T.check("N=1, S=1, T=1, one layer", 0.5,
                 _tr_data(1540, N=1, S=1, T=1, cfg=dict(num_layers=1)), hints=[]),
+        # causality: changing future target tokens changes no earlier logits
+        T.check("causality: later target tokens do not change earlier logits", 1.0,
+                _with(_tr_data(1550, N=2, S=5, T=7), tgt2=_changed_from_4(
+                    "tgt", lambda t, d: np.maximum((t + 3) % d["cfg"]["tgt_vocab_size"], 1))),
+                steps=_tr_steps(FORWARD, tensor("tgt2"),
+                                _tr("forward", ["$t.src", "$t.tgt2"], "out.logits2")),
+                outputs=[], hints=[], returns=["out.logits", "out.logits2"],
+                extra=_causality("target tokens", "combine causal_mask(T) with the target "
+                                 "padding mask in decode", _tgt_tokens)),
+        # padding: extra source padding changes nothing
+        T.check("padding: extra source padding changes nothing", 1.0,
+                _with(_tr_data(1560, N=2, S=5, T=4), src2=lambda d: np.concatenate(
+                    [d["src"], np.zeros((2, 3), np.int64)], axis=1)),
+                steps=_tr_steps(FORWARD, tensor("src2"),
+                                _tr("forward", ["$t.src2", "$t.tgt"], "out.logits2")),
+                outputs=[], hints=[], returns=["out.logits", "out.logits2"],
+                extra=_no_change("this property", np.s_[:], "appending padding tokens to the "
+                                 "source changed the logits (by up to {diff:.3g}): padded "
+                                 "source keys must get zero weight",
+                                 "pass padding_mask(src, pad_idx) to the encoder layers and as "
+                                 "the memory mask of the decoder layers", _tgt_tokens)),
     ]
-
-    # causality: changing future target tokens changes no earlier logits
-    def cdata():
-        d = _tr_data(1550, N=2, S=5, T=7)()
-        t2 = d["tgt"].copy()
-        t2[:, 4:] = (t2[:, 4:] + 3) % d["cfg"]["tgt_vocab_size"]
-        t2[t2 == 0] = 1
-        d["tgt2"] = t2
-        return d
-
-    out.append(T.check(
-        "causality: later target tokens do not change earlier logits", 1.0, cdata,
-        steps=_tr_steps(more=[_forward_again("tgt2", "tgt", "Transformer.forward")]),
-        outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-        extra=_no_change("causality", np.s_[:, :4], "changing target tokens 4.. changed the "
-                         "logits of positions 0..3 (by up to {diff:.3g}): the decoder sees the "
-                         "future",
-                         "combine causal_mask(T) with the target padding mask in decode",
-                         _tgt_tokens)))
-
-    # padding: extra source padding changes nothing
-    def pdata():
-        d = _tr_data(1560, N=2, S=5, T=4)()
-        d["src2"] = np.concatenate([d["src"], np.zeros((2, 3), np.int64)], axis=1)
-        return d
-
-    out.append(T.check(
-        "padding: extra source padding changes nothing", 1.0, pdata,
-        steps=_tr_steps(more=[_forward_again("src2", "src", "Transformer.forward")]),
-        outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-        extra=_no_change("this property", np.s_[:], "appending padding tokens to the source "
-                         "changed the logits (by up to {diff:.3g}): padded source keys must get "
-                         "zero weight",
-                         "pass padding_mask(src, pad_idx) to the encoder layers and as the "
-                         "memory mask of the decoder layers", _tgt_tokens)))
 
     # greedy decoding
     def gextra(d, r, expected):
@@ -908,8 +886,7 @@ def _tr_checks():
         "greedy_decode vs reference (start, end, padding after end)", 1.5,
         _tr_data(GREEDY_CONFIG[0], N=5, S=6, T=2, end_boost=GREEDY_CONFIG[1]),
         steps=lambda d: [module("Transformer", [], d["cfg"]), tensor("src"),
-                         call("$m.greedy_decode", ["$t.src", 8, 1, 3], "out.ys",
-                              label="Transformer.greedy_decode")],
+                         _tr("greedy_decode", ["$t.src", 8, 1, 3], "out.ys")],
         expect=lambda d: {"out.ys": np_(_tr_ref(d).greedy_decode(t_(d["src"]), 8, 1, 3))},
         outputs=[("out.ys", F64, "integer")], extra=gextra,
         hints=[Hint(g_variant_nopad, "after a row has produced end_idx the rest of it is "
@@ -932,15 +909,8 @@ CCFG = dict(input_dim=6, d_model=16, num_heads=2, num_layers=2, d_ff=24, dropout
             max_length=16)
 
 
-def _cvocab(shuffled=False):
-    if not shuffled:
-        return {w: i for i, w in enumerate(CWORDS)}
-    order = [4, 8, 0, 2, 1, 3, 5, 6, 7]
-    return {w: order[i] for i, w in enumerate(CWORDS)}
-
-
 def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
-    w2i = _cvocab(shuffled)
+    w2i = dict(zip(CWORDS, [4, 8, 0, 2, 1, 3, 5, 6, 7] if shuffled else range(len(CWORDS))))
 
     def data():
         rng = seeded(seed)
@@ -951,10 +921,10 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
         caps[:, 0] = w2i["<START>"]
         if N > 1:
             caps[1, T - 2:] = w2i["<NULL>"]
-        d = {"w2i": w2i, "state": st, "features": rng.standard_normal((N, P, CCFG["input_dim"])),
-             "captions": caps.astype(np.int64),
-             "_ctx": f" (N={N}, P={P}, T={T}{', shuffled vocabulary' if shuffled else ''})"}
-        return d
+        return {"w2i": w2i, "state": st,
+                "features": rng.standard_normal((N, P, CCFG["input_dim"])),
+                "captions": caps.astype(np.int64),
+                "_ctx": f" (N={N}, P={P}, T={T}{', shuffled vocabulary' if shuffled else ''})"}
     return data
 
 
@@ -968,22 +938,21 @@ def _ct_ref(d, pe_base=None, state=None):
     return _with_pe_base(m, pe_base)
 
 
-def _ct_steps(captions="captions", out="out.logits"):
-    def steps(d):
-        return [_ct_module(d), tensor("features"), tensor(captions),
-                call("$m", ["$t.features", "$t." + captions], out,
-                     label="CaptioningTransformer.forward")]
-    return steps
+def _ct_logits(d, **ref_kw):
+    """{"out.logits": the reference's logits on d's features and captions}; ``ref_kw``: of
+    _ct_ref."""
+    return {"out.logits": np_(_ct_ref(d, **ref_kw)(t_(d["features"]), t_(d["captions"])))}
 
 
-def _ct_expect(d):
-    return {"out.logits": np_(_ct_ref(d)(t_(d["features"]), t_(d["captions"])))}
+def _ct_steps(*more):
+    """Build the model, forward on the tensors of d's ``features`` and ``captions`` into
+    ``out.logits``; ``more``: further steps."""
+    return lambda d: [_ct_module(d), tensor("features"), tensor("captions"),
+                      _ct("forward", ["$t.features", "$t.captions"], "out.logits"), *more]
 
 
-def _ct_unscaled(d):
-    st = dict(d["state"])
-    st["embed.weight"] = st["embed.weight"] / math.sqrt(CCFG["d_model"])
-    return {"out.logits": np_(_ct_ref(d, state=st)(t_(d["features"]), t_(d["captions"])))}
+def _ct(name, args, out):
+    return _method("CaptioningTransformer", name, args, out)
 
 
 # logits at <NULL> positions of the caption are read by nothing (the loss masks them, sampling
@@ -993,35 +962,27 @@ def _words(d):
 
 
 CAPTIONER = spec(
-    "CaptioningTransformer", steps=_ct_steps(), expect=_ct_expect,
+    "CaptioningTransformer", steps=_ct_steps(), expect=_ct_logits,
     outputs=[("out.logits", LOOSE, "floating", _words)],
-    hints=[Hint(_ct_unscaled, "the word embeddings must be multiplied by sqrt(d_model)"),
-           Hint(lambda d: {"out.logits": np_(_ct_ref(d, pe_base=1000.0)(
-               t_(d["features"]), t_(d["captions"])))},
-               "the positional encoding base is 10000, not 1000")])
+    hints=[Hint(lambda d: _ct_logits(d, state=_unscaled(d, ("embed.weight",))),
+                "the word embeddings must be multiplied by sqrt(d_model)"),
+           Hint(lambda d: _ct_logits(d, pe_base=1000.0),
+                "the positional encoding base is 10000, not 1000")])
 
 
 def _ct_checks():
     C = CAPTIONER
     out = [C.check("forward: logits vs reference with the same state_dict (N=3, P=4, T=6)", 2.0,
                    _ct_data(1600)),
-           C.check("forward: N=1, P=1, T=1", 0.5, _ct_data(1610, N=1, P=1, T=1))]
-
-    def cdata():
-        d = _ct_data(1620, N=2, T=7)()
-        c2 = d["captions"].copy()
-        c2[:, 4:] = 4 + (c2[:, 4:] + 1) % 5
-        d["captions2"] = c2
-        return d
-
-    out.append(C.check(
-        "causality: later words do not change earlier logits", 1.0, cdata,
-        steps=lambda d: _ct_steps()(d) + _ct_steps("captions2", "out.logits2")(d)[2:],
-        outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-        extra=_no_change("causality", np.s_[:, :4], "changing caption words 4.. changed the "
-                         "logits of positions 0..3 (by up to {diff:.3g}): the decoder sees the "
-                         "future",
-                         "use padding_mask(captions_in, null) & causal_mask(T)", _words)))
+           C.check("forward: N=1, P=1, T=1", 0.5, _ct_data(1610, N=1, P=1, T=1)),
+           C.check("causality: later words do not change earlier logits", 1.0,
+                   _with(_ct_data(1620, N=2, T=7),
+                         captions2=_changed_from_4("captions", lambda c, d: 4 + (c + 1) % 5)),
+                   steps=_ct_steps(tensor("captions2"), _ct(
+                       "forward", ["$t.features", "$t.captions2"], "out.logits2")),
+                   outputs=[], hints=[], returns=["out.logits", "out.logits2"],
+                   extra=_causality("caption words", "use padding_mask(captions_in, null) & "
+                                    "causal_mask(T)", _words))]
 
     def sextra(d, r, expected):
         caps = r.array("out.captions")
@@ -1039,8 +1000,7 @@ def _ct_checks():
         out.append(C.check(
             title, pts, _ct_data(seed, N=5, shuffled=shuffled, end_boost=boost),
             steps=lambda d: [_ct_module(d), tensor("features"),
-                             call("$m.sample", ["$t.features", 8], "out.captions",
-                                  label="CaptioningTransformer.sample")],
+                             _ct("sample", ["$t.features", 8], "out.captions")],
             expect=lambda d: {"out.captions": np_(_ct_ref(d).sample(t_(d["features"]), 8))},
             outputs=[("out.captions", F64, "integer")], hints=[], extra=sextra))
     return out
