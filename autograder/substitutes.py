@@ -103,57 +103,46 @@ class _AttentionBlock(nn.Module):
             allowed = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask == 0
         return self.attention[0](q, k, v, allowed), None
 
-def _library_layer(layer, library, attention_names):
-    library.self_attn = _AttentionBlock(layer.self_attn)
-    if "cross_attn" in attention_names:
-        library.multihead_attn = _AttentionBlock(layer.cross_attn)
-    layer._library = [library]        # a list: not a submodule, no state_dict entries
+class _LibraryLayer(nn.Module):
+    """The API's parameters of an EncoderLayer (``cross`` False) or a DecoderLayer (a
+    cross-attention and norm3 more), computed by ``library``'s layer."""
 
-def _call_library(layer, args, kwargs):
-    library = layer._library[0].train(layer.training)
-    ff, params = layer.feed_forward, {}
-    for name in ("linear1", "linear2"):
-        params[name + ".weight"] = getattr(ff, name).weight
-        params[name + ".bias"] = getattr(ff, name).bias
-    for name in ("norm1", "norm2", "norm3"):
-        if hasattr(layer, name):
-            params[name + ".weight"] = getattr(layer, name).weight
-            params[name + ".bias"] = getattr(layer, name).bias
-    return functional_call(library, params, args, kwargs, strict=False)
-
-def _not_allowed(mask):
-    return None if mask is None else ~mask
-
-class EncoderLayer(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
+    def __init__(self, library, d_model, num_heads, d_ff, dropout, cross):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
+        if cross:
+            self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        for i in range(1, 4 if cross else 3):
+            setattr(self, f"norm{i}", nn.LayerNorm(d_model))
         self.dropout = nn.Dropout(dropout)
-        _library_layer(self, nn.TransformerEncoderLayer(
-            d_model, num_heads, d_ff, dropout, batch_first=True), ("self_attn",))
+        library = library(d_model, num_heads, d_ff, dropout, batch_first=True)
+        library.self_attn = _AttentionBlock(self.self_attn)
+        if cross:
+            library.multihead_attn = _AttentionBlock(self.cross_attn)
+        self._library = [library]        # a list: not a submodule, no state_dict entries
+
+    def _call(self, args, masks):
+        """The library layer on ``args``, the masks (True = may attend) as its keywords."""
+        params = {name.removeprefix("feed_forward."): p for name, p in self.named_parameters()
+                  if not name.startswith(("self_attn.", "cross_attn."))}
+        masks = {k: None if m is None else ~m for k, m in masks.items()}
+        return functional_call(self._library[0].train(self.training), params, args, masks,
+                               strict=False)
+
+class EncoderLayer(_LibraryLayer):
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
+        super().__init__(nn.TransformerEncoderLayer, d_model, num_heads, d_ff, dropout, False)
 
     def forward(self, x, mask=None):
-        return _call_library(self, (x,), {"src_mask": _not_allowed(mask)})
+        return self._call((x,), {"src_mask": mask})
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_LibraryLayer):
     def __init__(self, d_model, num_heads, d_ff, dropout=0.1):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout)
-        self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        _library_layer(self, nn.TransformerDecoderLayer(
-            d_model, num_heads, d_ff, dropout, batch_first=True), ("self_attn", "cross_attn"))
+        super().__init__(nn.TransformerDecoderLayer, d_model, num_heads, d_ff, dropout, True)
 
     def forward(self, x, memory, tgt_mask=None, memory_mask=None):
-        return _call_library(self, (x, memory), {"tgt_mask": _not_allowed(tgt_mask),
-                                                 "memory_mask": _not_allowed(memory_mask)})
+        return self._call((x, memory), {"tgt_mask": tgt_mask, "memory_mask": memory_mask})
 
 
 def library_substitutes(names):

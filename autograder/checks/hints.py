@@ -23,11 +23,11 @@ class Hint:
 
 
 def matching_hint(check, key, hints: list, args: tuple, result, names: list,
-                  expected: dict | None = None) -> str:
+                  expected: dict) -> str:
     """The message of the first of ``hints`` whose variant the outputs ``names`` of ``result``
-    match, skipping a variant equal to ``expected`` on these
-    inputs (a right answer never gets a hint); "" if none does. Variants are memoized per
-    check under ``key``; one that raises is skipped."""
+    match, skipping a variant equal to ``expected`` on these inputs (a right answer never gets
+    a hint); "" if none does. Variants are memoized per check under ``key``; one that raises is
+    skipped."""
     for i, hint in enumerate(hints):
         try:
             variant = check.memo((key, "hint", i), lambda h=hint: h.variant(*args))
@@ -36,9 +36,7 @@ def matching_hint(check, key, hints: list, args: tuple, result, names: list,
         relevant = [n for n in names if n in variant]
         if not relevant:
             continue
-        if expected is not None and all(n in expected and matches(variant[n], expected[n],
-                                                                  hint.tol)
-                                        for n in relevant):
+        if all(n in expected and matches(variant[n], expected[n], hint.tol) for n in relevant):
             continue  # indistinguishable from the right answer on these inputs
         if all(result.array(n) is not None and matches(result.array(n), variant[n], hint.tol)
                for n in relevant):
@@ -46,25 +44,16 @@ def matching_hint(check, key, hints: list, args: tuple, result, names: list,
     return ""
 
 
-def modified(given: dict, result, prefix: str = "after.") -> list[str]:
-    """The names of ``given`` (name -> the array a function was given) whose copy read back
-    after the call (``prefix + name`` in ``result``) is missing or differs: the function wrote
-    into its arguments."""
-    out = []
-    for name, before in given.items():
-        after = result.array(prefix + name)
-        if after is None or after.shape != before.shape or \
-                not np.array_equal(before, after, equal_nan=True):
-            out.append(name)
-    return out
-
-
 def require_unchanged(result, api: str, given: dict, message: str, hint: str = "",
                       prefix: str = "after.") -> None:
-    """Raise Failed when the call did not complete, or when it wrote into an array of
-    ``given`` (see :func:`modified`): ``message`` with the changed names as ``{names}``."""
+    """Raise Failed when the call did not complete, or when it wrote into an array of ``given``
+    (name -> the array the function was given): the copy read back after the call (``prefix +
+    name`` in ``result``) is missing or differs. ``message`` gets the changed names as
+    ``{names}``."""
     if result.problem():
         raise Failed(f"{api} did not complete: {result.problem()}")
-    changed = modified(given, result, prefix)
+    changed = [name for name, before in given.items()
+               if (after := result.array(prefix + name)) is None
+               or not np.array_equal(before, after, equal_nan=True)]
     if changed:
         raise Failed(message.format(names=", ".join(changed)), hint)

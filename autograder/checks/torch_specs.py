@@ -127,44 +127,30 @@ class TorchSpec:
 # ---------------------------------------------------------------------------------------------
 
 def tensor(name: str, dtype: str | None = None, grad: bool = False) -> dict:
-    """Input array ``name`` as the tensor ``t.<name>``."""
-    step = {"op": "tensor", "src": name, "out": "t." + name}
-    if dtype:
-        step["dtype"] = dtype
-    if grad:
-        step["requires_grad"] = True
-    return step
+    """Input array ``name`` as the tensor ``t.<name>`` (of ``dtype``; ``grad``: requiring
+    gradients)."""
+    return {"op": "tensor", "src": name, "out": "t." + name, "dtype": dtype,
+            "requires_grad": grad}
 
 
 def call(fn: str, args: list, out, kwargs: dict | None = None, label: str | None = None) -> dict:
     """``out = fn(*args, **kwargs)``; "$name" refers to a value, "$m.method" to a method."""
-    step = {"op": "call", "fn": fn, "args": args, "out": out,
+    return {"op": "call", "fn": fn, "args": args, "out": out, "kwargs": kwargs or {},
             "label": label or fn.lstrip("$").replace(MODULE + ".", "")}
-    if kwargs:
-        step["kwargs"] = kwargs
-    return step
 
 
 def module(cls: str, args: list, kwargs: dict | None = None, out: str = "m",
            dtype: str = "float64", train: bool = False) -> dict:
     """``out = cls(*args, **kwargs)`` of the student module, moved to ``dtype``, loaded with the
     input arrays named "sd." + parameter name, in eval mode (``train``: train mode)."""
-    step = {"op": "module", "cls": f"{MODULE}.{cls}", "args": args, "kwargs": kwargs or {},
-            "out": out, "dtype": dtype}
-    if train:
-        step["eval"] = False
-    step["state"] = "sd."
-    return step
+    return {"op": "module", "cls": f"{MODULE}.{cls}", "args": args, "kwargs": kwargs or {},
+            "out": out, "dtype": dtype, "eval": not train, "state": "sd."}
 
 
 def grad(y: str, dy: str, wrt: list, params: str | None = None) -> dict:
     """Backward of ``y`` with upstream ``dy``: ``g.<name>`` the gradient of each tensor of
     ``wrt``, ``g.param.<name>`` those of module ``params``' parameters."""
-    step = {"op": "grad", "y": y, "dy": dy, "wrt": wrt}
-    if params:
-        step["params"] = params
-    step["out"] = "g"
-    return step
+    return {"op": "grad", "y": y, "dy": dy, "wrt": wrt, "params": params, "out": "g"}
 
 
 SUBSTITUTES_FILE = paths.autograder_dir() / "substitutes.py"
@@ -210,16 +196,21 @@ def ref() -> ModuleType:
     return reference.module(MODULE)
 
 
-def draw_state(seed: int, named_shapes: list) -> dict:
-    """Parameters drawn with numpy: matrices ~ N(0, 1/fan_in), LayerNorm weights ~ 1, biases
-    small; embeddings ~ N(0, 1/d)."""
+def _new_ref(cls: str, args: list, kwargs: dict | None):
+    import_torch().manual_seed(0)
+    return getattr(ref(), cls)(*args, **(kwargs or {}))
+
+
+def draw_state(seed: int, cls: str, args: list, kwargs: dict | None = None) -> dict:
+    """The parameters of the reference ``cls(*args, **kwargs)``, drawn with numpy: matrices
+    ~ N(0, 1/fan_in), LayerNorm weights ~ 1, biases small; embeddings ~ N(0, 1/d)."""
     rng = seeded(seed)
     out = {}
-    for name, shape in named_shapes:
-        last = name.rsplit(".", 1)[-1]
+    for name, p in _new_ref(cls, args, kwargs).named_parameters():
+        shape = tuple(p.shape)
         if len(shape) >= 2:
             out[name] = rng.standard_normal(shape) / math.sqrt(shape[-1])
-        elif "norm" in name and last == "weight":
+        elif "norm" in name and name.endswith(".weight"):
             out[name] = 1 + 0.2 * rng.standard_normal(shape)
         else:
             out[name] = 0.2 * rng.standard_normal(shape)
@@ -229,8 +220,7 @@ def draw_state(seed: int, named_shapes: list) -> dict:
 def ref_module(cls: str, args: list, kwargs: dict | None, state: dict):
     """The reference module in float64 with the given parameters, eval mode."""
     torch = import_torch()
-    torch.manual_seed(0)
-    m = getattr(ref(), cls)(*args, **(kwargs or {}))
+    m = _new_ref(cls, args, kwargs)
     m.to(torch.float64)
     own = dict(m.named_parameters())
     with torch.no_grad():
@@ -238,14 +228,6 @@ def ref_module(cls: str, args: list, kwargs: dict | None, state: dict):
             own[k].copy_(torch.from_numpy(v))
     m.eval()
     return m
-
-
-def ref_shapes(cls: str, args: list, kwargs: dict | None = None) -> list:
-    """[(parameter name, shape)] of the reference ``cls(*args, **kwargs)``."""
-    torch = import_torch()
-    torch.manual_seed(0)
-    m = getattr(ref(), cls)(*args, **(kwargs or {}))
-    return [(k, tuple(v.shape)) for k, v in m.named_parameters()]
 
 
 def np_(t) -> np.ndarray:

@@ -40,7 +40,6 @@ from autograder.checks.torch_specs import (
     np_,
     ref,
     ref_module,
-    ref_shapes,
     t_,
     tensor,
 )
@@ -430,7 +429,7 @@ def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="fl
     def data():
         rng = seeded(seed)
         d = {"d_model": d_model, "h": h, "dtype": dtype,
-             "state": draw_state(seed + 1, ref_shapes("MultiHeadAttention", [d_model, h])),
+             "state": draw_state(seed + 1, "MultiHeadAttention", [d_model, h]),
              "_ctx": f" (N={N}, Tq={Tq}, Tk={Tk}, d_model={d_model}, heads={h}"
                      f"{', ' + mask if mask else ''})"}
         d["query"] = rng.standard_normal((N, Tq, d_model))
@@ -515,7 +514,7 @@ def _mha_checks():
 
 def _ff_data(seed=1200, N=2, T=5, d=6, dff=10):
     def data():
-        st = draw_state(seed, ref_shapes("FeedForward", [d, dff], {"dropout": 0.0}))
+        st = draw_state(seed, "FeedForward", [d, dff], {"dropout": 0.0})
         return {"x": seeded(seed + 1).standard_normal((N, T, d)), "d": d, "dff": dff,
                 "state": st, "_ctx": f" (N={N}, T={T}, d_model={d}, d_ff={dff})"}
     return data
@@ -580,7 +579,7 @@ def _decoder_keys_from_decoder(d):
 def _layer_data(cls, seed, N, T, d, h, dff, S=None, mask=True):
     def data():
         rng = seeded(seed)
-        st = draw_state(seed + 1, ref_shapes(cls, [d, h, dff], {"dropout": 0.0}))
+        st = draw_state(seed + 1, cls, [d, h, dff], {"dropout": 0.0})
         dd = {"d": d, "h": h, "dff": dff, "state": st, "x": rng.standard_normal((N, T, d)),
               "_ctx": f" (N={N}, T={T}{', S=' + str(S) if S else ''}, d_model={d}, heads={h}, "
                       f"d_ff={dff})"}
@@ -697,7 +696,7 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
 
     def data():
         rng = seeded(seed)
-        st = draw_state(seed + 1, ref_shapes("Transformer", [], cfg))
+        st = draw_state(seed + 1, "Transformer", [], cfg)
         if end_boost is not None:
             st["generator.bias"][3] += end_boost
         src = rng.integers(0, cfg["src_vocab_size"], size=(N, S))
@@ -914,7 +913,7 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
 
     def data():
         rng = seeded(seed)
-        st = draw_state(seed + 1, ref_shapes("CaptioningTransformer", [w2i], CCFG))
+        st = draw_state(seed + 1, "CaptioningTransformer", [w2i], CCFG)
         if end_boost is not None:
             st["generator.bias"][w2i["<END>"]] += end_boost
         caps = rng.choice([i for w, i in w2i.items() if not w.startswith("<")], size=(N, T))
