@@ -27,7 +27,7 @@ def _ends(rows, end, first_col):
 def test_greedy_decode_config_ends_some_rows():
     seed, boost = tr.GREEDY_CONFIG
     d = tr._tr_data(seed, N=5, S=6, T=2, end_boost=boost)()
-    ys = tr.np_(tr._tr_ref(d).greedy_decode(tr.t_(d["src"]), 8, 1, 3))
+    ys = tr.np_(tr._model_ref(d).greedy_decode(tr.t_(d["src"]), 8, 1, 3))
     assert ys.shape[1] == 8 and _ends(ys, 3, 1)
 
 
@@ -35,7 +35,7 @@ def test_greedy_decode_config_ends_some_rows():
 def test_captioning_transformer_sample_config_ends_some_rows(shuffled):
     seed, boost = tr.SAMPLE_CONFIGS[shuffled]
     d = tr._ct_data(seed, N=5, shuffled=shuffled, end_boost=boost)()
-    caps = tr.np_(tr._ct_ref(d).sample(tr.t_(d["features"]), 8))
+    caps = tr.np_(tr._model_ref(d).sample(tr.t_(d["features"]), 8))
     assert _ends(caps, d["w2i"]["<END>"], 0)
 
 

@@ -367,21 +367,17 @@ def _method(cls, name, args, out, obj="$m", **kwargs):
 def _mha_variant_split(d, merge_transpose):
     """Heads split with view(N, h, T, dh) (no transpose) instead of (N, T, h, dh).transpose;
     merged back with a plain reshape or with transpose(1, 2).reshape."""
-    torch = import_torch()
-    st, h = d["state"], d["h"]
+    torch, st = import_torch(), d["state"]
+    N, Tq, D = d["query"].shape
 
     def lin(x, n):
         return x @ torch.from_numpy(st[n + ".weight"]).T + torch.from_numpy(st[n + ".bias"])
 
-    q, k, v = (lin(t_(d[x]), n) for x, n in (("query", "q_proj"), ("key", "k_proj"),
-                                            ("value", "v_proj")))
-    N, Tq, D = q.shape
-    Tk = k.shape[1]
-    dh = D // h
-    q, k, v = q.reshape(N, h, Tq, dh), k.reshape(N, h, Tk, dh), v.reshape(N, h, Tk, dh)
+    q, k, v = (lin(t_(d[x]), x[0] + "_proj").reshape(N, d["h"], -1, D // d["h"])
+               for x in ("query", "key", "value"))
     mask = t_(d["mask"]).unsqueeze(-3) if "mask" in d else None
     o, w = ref().scaled_dot_product_attention(q, k, v, mask)
-    o = o.transpose(1, 2).reshape(N, Tq, D) if merge_transpose else o.reshape(N, Tq, D)
+    o = (o.transpose(1, 2) if merge_transpose else o).reshape(N, Tq, D)
     return {"out.output": np_(lin(o, "out_proj")), "out.weights": np_(w)}
 
 
@@ -630,9 +626,8 @@ def _dropout_order_check(layer, seed, points, S=None):
                                   if k.startswith("norm") else v for k, v in d["state"].items()},
                  _ctx=lambda d: d["_ctx"][:-1] + f", dropout={DROPOUT_P}, train mode)")
 
-    def steps(d):
-        return (_layer_steps(cls, DROPOUT_P)(d)
-                + _layer_steps(cls, DROPOUT_P, train=True, out="out.train")(d))
+    eval_steps, train_steps = (_layer_steps(cls, DROPOUT_P),
+                               _layer_steps(cls, DROPOUT_P, train=True, out="out.train"))
 
     def rows(d, r, expected):
         require_right(r, ["out.y"], expected, F64, "the train-mode property (the same layer "
@@ -651,7 +646,8 @@ def _dropout_order_check(layer, seed, points, S=None):
                          "x = norm(x + dropout(sublayer(x)))")
 
     return layer.check(f"train mode, dropout={DROPOUT_P}: every output row has mean 0 and "
-                       f"variance 1 (LayerNorm gain 1, bias 0)", points, data, steps=steps,
+                       f"variance 1 (LayerNorm gain 1, bias 0)", points, data,
+                       steps=lambda d: eval_steps(d) + train_steps(d),
                        outputs=[], hints=[], returns=["out.y", "out.train"], extra=rows)
 
 
@@ -704,16 +700,25 @@ def _tr_data(seed, N=3, S=7, T=6, pad=0, cfg=None, end_boost=None):
             tgt[1, T - 2:] = pad
         if N > 2:
             src[2, S - 1:] = pad
-        return {"cfg": cfg, "state": st, "src": src.astype(np.int64),
-                "tgt": tgt.astype(np.int64), "_ctx": f" (N={N}, S={S}, T={T}, pad_idx={pad})"}
+        return {"cfg": cfg, "model": ("Transformer", [], cfg), "inputs": ("src", "tgt"),
+                "state": st, "src": src.astype(np.int64), "tgt": tgt.astype(np.int64),
+                "_ctx": f" (N={N}, S={S}, T={T}, pad_idx={pad})"}
     return data
 
 
-def _with_pe_base(m, pe_base):
-    """The reference model ``m``, its positional encodings made with base ``pe_base``."""
+def _model_ref(d, state=None, pe_base=None):
+    """The reference model of d's ``model`` (class, args, kwargs) holding d's parameters (or
+    ``state``), its positional encodings made with base ``pe_base`` if given."""
+    m = ref_module(*d["model"], state or d["state"])
     if pe_base is not None:
         m.pe = import_torch().from_numpy(_pe_np(m.pe.shape[0], m.pe.shape[1], base=pe_base))
     return m
+
+
+def _logits(d, **ref_kw):
+    """{"out.logits": the reference model's logits on d's ``inputs``}; ``ref_kw``: of
+    _model_ref."""
+    return {"out.logits": np_(_model_ref(d, **ref_kw)(*(t_(d[n]) for n in d["inputs"])))}
 
 
 def _unscaled(d, names):
@@ -723,22 +728,13 @@ def _unscaled(d, names):
     return dict(d["state"], **{n: d["state"][n] * f for n in names})
 
 
-def _tr_ref(d, state=None, pe_base=None):
-    return _with_pe_base(ref_module("Transformer", [], d["cfg"], state or d["state"]), pe_base)
-
-
-def _tr_logits(d, **ref_kw):
-    """{"out.logits": the reference's logits on d's src and tgt}; ``ref_kw``: of _tr_ref."""
-    return {"out.logits": np_(_tr_ref(d, **ref_kw)(t_(d["src"]), t_(d["tgt"])))}
-
-
 def _tr_variants():
     def masks(causal=lambda ones: ones.tril(), src_pad=True):
         """The reference forward with the target self-attention mask padding & causal(a
         (T, T) mask of ones) (padding only if ``causal`` is None), and no source padding mask
         unless ``src_pad``."""
         def f(d):
-            torch, m = import_torch(), _tr_ref(d)
+            torch, m = import_torch(), _model_ref(d)
             src, tgt = t_(d["src"]), t_(d["tgt"])
             pad, T = d["cfg"]["pad_idx"], tgt.shape[1]
             sm = ref().padding_mask(src, pad) if src_pad else None
@@ -755,11 +751,10 @@ def _tr_variants():
         return f
 
     return [
-        Hint(lambda d: _tr_logits(d, state=_unscaled(d, ("src_embed.weight",
-                                                         "tgt_embed.weight"))),
+        Hint(lambda d: _logits(d, state=_unscaled(d, ("src_embed.weight", "tgt_embed.weight"))),
              "the embeddings must be multiplied by sqrt(d_model) before the positional encoding "
              "is added"),
-        Hint(lambda d: _tr_logits(d, pe_base=1000.0),
+        Hint(lambda d: _logits(d, pe_base=1000.0),
              "the positional encoding base is 10000, not 1000"),
         Hint(masks(lambda ones: ones.triu()),
              "the causal mask is transposed (query i may attend to keys j <= i)"),
@@ -820,7 +815,7 @@ def _tgt_tokens(d):
     return d["tgt"] != d["cfg"]["pad_idx"]
 
 
-TRANSFORMER = spec("Transformer", steps=_tr_steps(), expect=_tr_logits, hints=_tr_variants(),
+TRANSFORMER = spec("Transformer", steps=_tr_steps(), expect=_logits, hints=_tr_variants(),
                    outputs=[("out.logits", LOOSE, "floating", _tgt_tokens)])
 
 
@@ -831,7 +826,7 @@ def _tr_checks():
                 "in src and tgt)", 2.0, _tr_data(1500)),
         T.check("encode: memory vs reference", 1.0, _tr_data(1510),
                 steps=_tr_steps(_tr("encode", ["$t.src"], "out.memory")),
-                expect=lambda d: {"out.memory": np_(_tr_ref(d).encode(t_(d["src"])))},
+                expect=lambda d: {"out.memory": np_(_model_ref(d).encode(t_(d["src"])))},
                 outputs=[("out.memory", LOOSE, "floating")], hints=[]),
         T.check("encode + decode: logits vs reference", 1.0, _tr_data(1520),
                 steps=_tr_steps(_tr("encode", ["$t.src"], "memory"),
@@ -869,7 +864,7 @@ def _tr_checks():
             raise Failed("every row must start with start_idx")
 
     def g_variant_nopad(d):
-        m = _tr_ref(d)
+        m = _model_ref(d)
         torch = import_torch()
         src = t_(d["src"])
         memory = m.encode(src)
@@ -884,7 +879,7 @@ def _tr_checks():
         _tr_data(GREEDY_CONFIG[0], N=5, S=6, T=2, end_boost=GREEDY_CONFIG[1]),
         steps=lambda d: [module("Transformer", [], d["cfg"]), tensor("src"),
                          _tr("greedy_decode", ["$t.src", 8, 1, 3], "out.ys")],
-        expect=lambda d: {"out.ys": np_(_tr_ref(d).greedy_decode(t_(d["src"]), 8, 1, 3))},
+        expect=lambda d: {"out.ys": np_(_model_ref(d).greedy_decode(t_(d["src"]), 8, 1, 3))},
         outputs=[("out.ys", F64, "integer")], extra=gextra,
         hints=[Hint(g_variant_nopad, "after a row has produced end_idx the rest of it is "
                                      "pad_idx, and decoding stops when every row has ended")]))
@@ -918,7 +913,8 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
         caps[:, 0] = w2i["<START>"]
         if N > 1:
             caps[1, T - 2:] = w2i["<NULL>"]
-        return {"w2i": w2i, "state": st,
+        return {"w2i": w2i, "model": ("CaptioningTransformer", [w2i], CCFG),
+                "inputs": ("features", "captions"), "state": st,
                 "features": rng.standard_normal((N, P, CCFG["input_dim"])),
                 "captions": caps.astype(np.int64),
                 "_ctx": f" (N={N}, P={P}, T={T}{', shuffled vocabulary' if shuffled else ''})"}
@@ -928,17 +924,6 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
 def _ct_module(d):
     return module("CaptioningTransformer",
                   [{"$dict": [[k, v] for k, v in sorted(d["w2i"].items())]}], CCFG)
-
-
-def _ct_ref(d, pe_base=None, state=None):
-    m = ref_module("CaptioningTransformer", [d["w2i"]], CCFG, state or d["state"])
-    return _with_pe_base(m, pe_base)
-
-
-def _ct_logits(d, **ref_kw):
-    """{"out.logits": the reference's logits on d's features and captions}; ``ref_kw``: of
-    _ct_ref."""
-    return {"out.logits": np_(_ct_ref(d, **ref_kw)(t_(d["features"]), t_(d["captions"])))}
 
 
 def _ct_steps(*more):
@@ -959,11 +944,11 @@ def _words(d):
 
 
 CAPTIONER = spec(
-    "CaptioningTransformer", steps=_ct_steps(), expect=_ct_logits,
+    "CaptioningTransformer", steps=_ct_steps(), expect=_logits,
     outputs=[("out.logits", LOOSE, "floating", _words)],
-    hints=[Hint(lambda d: _ct_logits(d, state=_unscaled(d, ("embed.weight",))),
+    hints=[Hint(lambda d: _logits(d, state=_unscaled(d, ("embed.weight",))),
                 "the word embeddings must be multiplied by sqrt(d_model)"),
-           Hint(lambda d: _ct_logits(d, pe_base=1000.0),
+           Hint(lambda d: _logits(d, pe_base=1000.0),
                 "the positional encoding base is 10000, not 1000")])
 
 
@@ -998,7 +983,7 @@ def _ct_checks():
             title, pts, _ct_data(seed, N=5, shuffled=shuffled, end_boost=boost),
             steps=lambda d: [_ct_module(d), tensor("features"),
                              _ct("sample", ["$t.features", 8], "out.captions")],
-            expect=lambda d: {"out.captions": np_(_ct_ref(d).sample(t_(d["features"]), 8))},
+            expect=lambda d: {"out.captions": np_(_model_ref(d).sample(t_(d["features"]), 8))},
             outputs=[("out.captions", F64, "integer")], hints=[], extra=sextra))
     return out
 

@@ -121,12 +121,10 @@ def caption_loss(cell_type, p, features, captions, null_idx):
     cin, cout = captions[:, :-1], captions[:, 1:]
     proj = features @ p["W_proj"] + p["b_proj"]
     x = embed(cin, p["W_embed"])
-    if cell_type == "rnn":
-        h = rnn(x, proj, p["Wx"], p["Wh"], p["b"])
-    elif cell_type == "lstm":
-        h = lstm(x, proj, p["Wx"], p["Wh"], p["b"])
-    else:
+    if cell_type == "attention":
         h, _ = attention_lstm(x, proj, p["Wx"], p["Wh"], p["Wattn"], p["b"])
+    else:
+        h = {"rnn": rnn, "lstm": lstm}[cell_type](x, proj, p["Wx"], p["Wh"], p["b"])
     return softmax_loss(affine(h, p["W_vocab"], p["b_vocab"]), cout, cout != null_idx)
 
 
