@@ -14,9 +14,11 @@
 ``python -m autograder COMMAND --help`` lists a command's options.
 """
 import argparse
+import importlib
 import json
 import os
 import re
+import resource
 import sys
 import time
 
@@ -30,6 +32,10 @@ writes Gradescope-style JSON. What a student reads (results.json) never holds th
 values; the summary shows them only with --verbose. Exit status 0 whenever grading completed
 (whatever the scores), 2 for bad arguments, 1 when the grader itself failed (a valid JSON with
 the error is still written)."""
+# the module whose run(args) does each command but grade and list
+COMMANDS = {"release": "release", "bundle": "release", "gradescope": "gradescope",
+            "nbgrader-prepare": "nbgrader_prepare", "similarity": "similarity",
+            "data": "shared_data"}
 
 
 # --------------------------------------------------------------------------- the parser
@@ -165,21 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade(args)
     if args.command == "list":
         return list_checks(args.only, args.notebook)
-    if args.command in ("release", "bundle"):
-        from autograder import release
-        return release.run(args.command, check=getattr(args, "check", False),
-                           out=getattr(args, "out", None))
-    if args.command == "gradescope":
-        from autograder import gradescope
-        return gradescope.run(args.out, args.visibility, args.hints)
-    if args.command == "nbgrader-prepare":
-        from autograder import nbgrader_prepare
-        return nbgrader_prepare.run(args)
-    if args.command == "similarity":
-        from autograder import similarity
-        return similarity.run(args)
-    from autograder import shared_data
-    return shared_data.run(args.folder)
+    return importlib.import_module(f"autograder.{COMMANDS[args.command]}").run(args)
 
 
 # --------------------------------------------------------------------------- grade and list
@@ -205,18 +197,6 @@ def _json_names(submissions: list[str]) -> dict[str, str]:
         owner[key] = s
         names[s] = name
     return names
-
-
-def _peak_memory_mib():
-    """This process's peak resident memory (VmHWM) in MiB, or '?'."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return "?"
 
 
 def list_checks(only: list[str], notebooks: list[str]) -> int:
@@ -330,7 +310,8 @@ def grade(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # e.g. piped into `head`
     if not args.quiet:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s; "
-              f"grader peak memory {_peak_memory_mib()} MiB", file=sys.stderr)
+              f"grader peak memory {peak} MiB", file=sys.stderr)
     return 0
 

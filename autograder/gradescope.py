@@ -22,6 +22,7 @@ The zip holds, at its root (Gradescope unpacks it into ``/autograder/source``):
 ``--only ...``), so that a test can run it in a temporary folder. It always leaves a valid
 results.json. What to choose in Gradescope's settings: docs/gradescope.md.
 """
+import argparse
 import json
 import re
 from pathlib import Path
@@ -180,9 +181,10 @@ def build(out_zip: str | Path, visibility: str = "visible",
     return [name for name, *_ in entries]
 
 
-def run(out: str, visibility: str = "visible", hints: str = "with_feedback") -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``gradescope OUT`` command: build the bundle and say what to set up; exit status."""
-    names = build(out, visibility, hints)
+    out = args.out
+    names = build(out, args.visibility, args.hints)
     from autograder.checks.core import all_checks
     total = sum(c.points for c in all_checks())
     print(f"wrote {out}: {len(names)} files (setup.sh, run_autograder, autograder/, "

@@ -16,13 +16,9 @@ results of the student modules of ``./seqlab/`` as ``nbgrader autograde`` record
 ``nbgrader_prepare.results``, from the course's result cache (``nbgrader_cache``), graded first
 when the cache lacks them -- in a fresh grader process (so nothing the notebook did to this
 kernel -- patched numpy, a fake module -- takes part in the comparisons) that runs the student
-code in isolated workers. It prints a short summary to stdout (never stderr, never reference
-values; ``report.nbgrader_cell``) and gives the cell the CLI's score of ``api_name``: full
-points when every check passes, the points earned as the cell's value (nbgrader's partial
-credit) when some pass, an AssertionError (zero) when none does. The hidden line sits alone in
-its graded cell, after the notebook's public checks of the same function (a 0-point cell), so
-that a failing public check cannot zero the function's score: the hidden checks alone decide
-it, as in the CLI.
+code in isolated workers. The hidden line sits alone in its graded cell, after the notebook's
+public checks of the same function (a 0-point cell), so that a failing public check cannot zero
+the function's score: the hidden checks alone decide it, as in the CLI.
 
 ``grade`` runs when the instructor runs the source notebooks (``solutions/``); students never
 see the hidden line. ``nbgrader autograde`` runs no notebook: its preprocessor
@@ -48,9 +44,9 @@ def grade(api_name: str, folder: str | Path | None = None,
     """Grade ``api_name`` (a name of the student API, or a part of ``PARTS``) in ``folder``
     (default: ./seqlab); ``timeout``: seconds per call into student code.
 
-    Prints how many of its hidden checks passed and, per failed check, why and the hint, then
-    tells nbgrader the score of the cell, which is the CLI's score of the same checks (partial
-    credit):
+    Prints to stdout (never stderr, never reference values; ``report.nbgrader_cell``) how many
+    of its hidden checks passed and, per failed check, why and the hint, then tells nbgrader
+    the score of the cell, which is the CLI's score of the same checks (partial credit):
 
     * every check passed: returns None (nbgrader gives the cell its full points);
     * some passed: returns the points earned, a float, which the cell shows as its value and

@@ -1,27 +1,10 @@
 """The course's nbgrader steps: no student kernel ever runs under ``nbgrader autograde``.
 
-nbgrader_config.py plugs these into nbgrader:
-
-``stub_release``
-    post-convert hook of ``generate_assignment``: writes the files that nbgrader copied
-    verbatim into the release as ``python -m autograder release`` does (its writer, the
-    ``.py`` solution regions stubbed). Fails closed: on any error it deletes the release and
-    exits 1 (nbgrader itself only logs a failing hook).
-``IsolatedResults``
-    the last sanitize preprocessor of ``autograde``: every graded code cell receives its
-    outputs from the isolated grader's results for the student's modules as submitted
-    (``nbgrader_cache``; prepared for the whole class by ``python -m autograder
-    nbgrader-prepare``, else graded here). nbgrader's ``SaveAutoGrades`` then scores the cells
-    from those outputs: the points earned, with partial credit, as in the CLI.
-``ReportGraderOverrides``
-    after ``SaveAutoGrades``: lists in the log any ``manual_score`` or ``extra_credit`` that a
-    grader set on an autograded cell (nbgrader's documented override; kept as it is).
-``autograde_preprocessors``, ``sanitize_preprocessors``
-    nbgrader's default lists without ``Execute`` (and the autograde phase's repeated
-    ``CheckCellMetadata``), with the two preprocessors above.
-``CollectTime``
-    ``nbgrader collect`` that writes, as each collected submission's ``timestamp.txt``, the
-    time this collect ran instead of the clock of the student who submitted it.
+nbgrader_config.py plugs these into nbgrader: ``stub_release`` into ``generate_assignment``;
+into ``autograde`` the preprocessor lists ``sanitize_preprocessors`` (``IsolatedResults`` gives
+every graded code cell its outputs from the isolated grader's results, from which nbgrader's
+``SaveAutoGrades`` scores the cells: the points earned, with partial credit, as in the CLI) and
+``autograde_preprocessors`` (with ``ReportGraderOverrides``); ``CollectTime`` into ``collect``.
 
 Fail closed: nbgrader gives a graded code cell with no output full points
 (``nbgrader.utils.determine_grade``), so every graded code cell gets an output here. A cell
@@ -58,7 +41,7 @@ def stub_release(assignment: str = None, **_) -> None:
     (``release.release``): the notebooks nbgrader just generated, every other file from
     ``release.release_files`` of ``solutions/<assignment>/`` (the ``.py`` solution regions
     stubbed). On any error, or a marker left in any file, the release is deleted and the
-    process exits 1, never leaving solutions in it."""
+    process exits 1 (nbgrader itself only logs a failing hook), never leaving solutions in it."""
     from autograder import release
     root = paths.course_root()
     names = ([assignment] if assignment not in (None, "*", ".")
@@ -116,9 +99,8 @@ class IsolatedResults(NbGraderPreprocessor):
     ``check_<name>`` cells (``name`` an API name of ``nbgrader_hook.MODULE_OF`` or a part of
     ``nbgrader_hook.PARTS``) get :func:`cell_outputs` of ``report.nbgrader_cell``: the summary
     (which checks failed, their hint; never hidden values), then the points earned or an
-    error. 0-point cells
-    get a note. Any other graded code cell, and a check cell without a result, gets an error
-    (0 points) and an ERROR line in the log.
+    error. 0-point cells get a note. Any other graded code cell, and a check cell without a
+    result, gets an error (0 points) and an ERROR line in the log.
 
     Runs in the sanitize phase, where ``resources['metadata']['path']`` is the submitted folder:
     the modules are read there as submitted (symbolic links ignored), not from nbgrader's copy.

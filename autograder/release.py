@@ -20,6 +20,7 @@
     requirements.txt. It is verified to contain no solution region, no hidden test and no
     autograder file.
 """
+import argparse
 import os
 import re
 import shutil
@@ -293,12 +294,14 @@ def write_zip(out_zip: str | Path, entries: Iterable[tuple]) -> None:
             zf.writestr(info, data)
 
 
-def run(command: str, check: bool = False, out: str | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``release [--check]`` and ``bundle OUT`` commands; returns the exit status."""
+    check = args.command == "release" and args.check
     try:
-        if command == "bundle":
-            names = bundle(out)
-            print(f"wrote {out}: {len(names)} files, no solution, hidden test or autograder file")
+        if args.command == "bundle":
+            names = bundle(args.out)
+            print(f"wrote {args.out}: {len(names)} files, no solution, hidden test or autograder "
+                  "file")
             return 0
         changed = release(check=check, doc=API_DOC)
     except ReleaseError as err:

@@ -44,7 +44,6 @@ SHORT_TIMEOUT = 5          # after a timeout, the API name's calls get timeout /
 MIN_TIMEOUT = 1.0          # ... but at least 1 s
 MODULE_BUDGET = (8, 30)    # a module's time: 8 call timeouts + 30 s
 RETRY_BUDGET = (3, 10)     # a retry in a fresh worker has at least 3 call timeouts + 10 s
-# failures that say nothing about the student's code when they happen once (a busy machine)
 # failures that are not the student's: a hang, a call skipped after hangs, a worker that did not
 # start (no student code runs before it says it is ready)
 COULD_NOT_RUN = ("timeout", "skipped", "start")
@@ -106,16 +105,12 @@ class SubmissionResult:
         return round(sum(r.points for r in self.results), 4)
 
 
-def _log(opts, msg):
-    """A progress message, to ``opts.log`` (nothing when quiet)."""
-    if opts.log is not None:
-        print(msg, file=opts.log, flush=True)
-
-
-def _error(opts, msg):
-    """An internal error of the grader, with its traceback: to ``opts.log``, or to stderr when
-    quiet. Quiet means no progress messages; the instructor always sees a grader bug."""
-    print(msg, file=opts.log if opts.log is not None else sys.stderr, flush=True)
+def _log(opts, msg, error=False):
+    """A progress message to ``opts.log`` (nothing when quiet), or an internal ``error`` of the
+    grader with its traceback: to ``opts.log``, or to stderr when quiet (the instructor always
+    sees a grader bug)."""
+    if opts.log is not None or error:
+        print(msg, file=opts.log if opts.log is not None else sys.stderr, flush=True)
 
 
 def scrubber(scratch) -> Callable[[str], str]:
@@ -344,7 +339,7 @@ class ModuleRun:
 
     def _internal(self, check, what):
         tb = traceback.format_exc()
-        _error(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}")
+        _log(self.opts, f"INTERNAL ERROR in check {check.id} ({what}):\n{tb}", error=True)
         return CheckResult.of(check, message=f"internal grader error while {what}; please "
                               "report it to the course staff", could_not_run=True)
 
@@ -359,7 +354,7 @@ def _load(path, opts):
     try:
         return submission_mod.load(path)
     except Exception as exc:
-        _error(opts, f"INTERNAL ERROR loading {path}:\n{traceback.format_exc()}")
+        _log(opts, f"INTERNAL ERROR loading {path}:\n{traceback.format_exc()}", error=True)
         sub = submission_mod.Submission(source=Path(path), name=Path(path).name)
         sub.problems.append(f"the submission could not be read ({type(exc).__name__})")
         return sub
@@ -413,7 +408,7 @@ def _grade(submission_paths, opts):
             res = ModuleRun(subs[i], scratches[i], m, by_module[m], opts).run()
         except Exception:  # a bug of the grader on this submission costs it alone
             tb = traceback.format_exc()
-            _error(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}")
+            _log(opts, f"INTERNAL ERROR grading {subs[i].name}, {m}.py:\n{tb}", error=True)
             res = [CheckResult.of(c, message="internal grader error; please report it to the "
                                   "course staff") for c in by_module[m]]
         _log(opts, f"[{subs[i].name}] {m}: {sum(r.score for r in res):g} / "

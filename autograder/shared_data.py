@@ -9,6 +9,7 @@ this checks). Running it again rebuilds nothing that is up to date.
 Exit status 0 when the data is in place and readable by everyone, 1 otherwise, 2 for bad
 arguments.
 """
+import argparse
 import os
 import shutil
 import stat
@@ -54,9 +55,9 @@ def build_shared(folder: Path) -> None:
     _make_world_readable(folder)
 
 
-def run(folder: str) -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``data FOLDER`` command; returns the exit status."""
-    folder = Path(folder)
+    folder = Path(args.folder)
     if folder.exists() and not folder.is_dir():
         print(f"error: folder: expected a folder, got the file {folder}", file=sys.stderr)
         return 2

@@ -355,10 +355,6 @@ class Match:
     slices_a: np.ndarray
     slices_b: np.ndarray
 
-    @property
-    def module(self) -> str:
-        return self.a.label
-
 
 @dataclass
 class Pair:
