@@ -176,19 +176,13 @@ def main(argv: list[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- grade and list
 
-def _json_name(sub_name: str) -> str:
-    """The file name of a submission's results in --out-dir."""
-    base = re.sub(r"\.zip$", "", sub_name)
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "submission"
-    return base + ".json"
-
-
 def _json_names(submissions: list[str]) -> dict[str, str]:
-    """{submission path: JSON file name}; raises ValueError naming two submissions whose
-    results would land in the same file."""
+    """{submission path: the file name of its results in --out-dir}; raises ValueError naming
+    two submissions whose results would land in the same file."""
     names, owner = {}, {}
     for s in submissions:
-        name = _json_name(os.path.basename(os.path.normpath(s)))
+        base = re.sub(r"\.zip$", "", os.path.basename(os.path.normpath(s)))
+        name = (re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "submission") + ".json"
         key = name.lower()  # case-insensitive file systems too
         if key in owner:
             from autograder.report import clean_line
@@ -268,9 +262,7 @@ def grade(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"autograder: isolation level {level.describe()}", file=sys.stderr)
 
-    outputs = [os.path.abspath(args.json_out)] if args.json_out else []
-    if args.out_dir:
-        outputs.append(os.path.abspath(args.out_dir))
+    outputs = [os.path.abspath(p) for p in (args.json_out, args.out_dir) if p]
     sandbox.enable_subreaper()
     extra = [os.path.dirname(p) if p.endswith(".json") else p for p in outputs]
     for s in args.submissions:  # other students' submissions

@@ -104,7 +104,9 @@ def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2
             todo.setdefault(key, sub)
     keys = list(todo)
     batch = max(4, 4 * jobs)
-    bar = _progress(len(keys), progress)
+    from tqdm import tqdm
+    bar = tqdm(total=len(keys), unit="submission", desc="grading", disable=not progress or None,
+               file=sys.stderr, dynamic_ncols=True)
     try:
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
@@ -116,12 +118,6 @@ def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2
         bar.close()
     return {"submissions": len(folders), "graded": len(keys),
             "cached": len(folders) - len(keys), "seconds": time.monotonic() - t0}
-
-
-def _progress(total, enabled):
-    from tqdm import tqdm
-    return tqdm(total=total, unit="submission", desc="grading", disable=not enabled or None,
-                file=sys.stderr, dynamic_ncols=True)
 
 
 def run(args: argparse.Namespace) -> int:

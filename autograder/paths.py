@@ -54,19 +54,14 @@ def packed_files(folder: Path) -> list[Path]:
             if path.is_file() and not ignored(path.relative_to(folder))]
 
 
-def _plain_files(folder):
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.is_symlink() and path.suffix != ".pyc" \
-                and not path.name.startswith("."):
-            yield path
-
-
 def _released_package() -> dict[str, bytes]:
     """{file name: bytes} of the released ``seqlab`` package: the release folder's when it
     exists, else the release computed from solutions/ (``release.release_files``)."""
     rel = release_dir()
     if rel.is_dir() and (rel / "__init__.py").exists():
-        return {path.name: path.read_bytes() for path in _plain_files(rel)}
+        return {path.name: path.read_bytes() for path in sorted(rel.iterdir())
+                if path.is_file() and not path.is_symlink() and path.suffix != ".pyc"
+                and not path.name.startswith(".")}
     from autograder import release
     return {path.name: data for path, data in release.release_files(source_dir()).items()
             if path.parent == Path(course.PACKAGE)}

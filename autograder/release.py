@@ -161,8 +161,8 @@ def release_files(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
             files[rel] = stub_source(text, str(rel)).encode("utf-8")
         elif rel.suffix != ".ipynb":
             files[rel] = (source_dir / rel).read_bytes()
-    if (source_dir / course.PACKAGE).is_dir():
-        files[API_MD] = api_md(source_dir)
+    if (source_dir / course.PACKAGE).is_dir():  # the API contract, from the docstrings
+        files[API_MD] = api_doc.markdown(source_dir).encode("utf-8")
     return files
 
 
@@ -172,11 +172,6 @@ def build_release(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:
     return {**release_files(source_dir), **_release_notebooks(source_dir, notebooks)}
 
 
-def api_md(source_dir: Path = SOURCE_DIR) -> bytes:
-    """The release's API.md, written from the docstrings of ``source_dir``'s student modules."""
-    return api_doc.markdown(source_dir).encode("utf-8")
-
-
 def check_text(files: dict[Path, bytes]) -> None:
     """Raise ReleaseError listing every text problem of a release ({relative path: bytes})."""
     problems = text_problems({rel.as_posix(): data for rel, data in files.items()},
@@ -184,12 +179,6 @@ def check_text(files: dict[Path, bytes]) -> None:
     if problems:
         raise ReleaseError("the release's text points at things a student does not have "
                            "(fix solutions/):\n  " + "\n  ".join(problems))
-
-
-def _existing(release_dir):
-    if not release_dir.exists():
-        return {}
-    return {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
 
 
 def release(release_dir: Path = RELEASE_DIR, check: bool = False,
@@ -204,7 +193,7 @@ def release(release_dir: Path = RELEASE_DIR, check: bool = False,
     if wanted is None:
         wanted = build_release()
     check_text(wanted)
-    have = _existing(release_dir)
+    have = {rel: (release_dir / rel).read_bytes() for rel in paths.packed_files(release_dir)}
     changed = sorted({rel for rel in wanted if have.get(rel) != wanted[rel]}
                      | {rel for rel in have if rel not in wanted})
     if doc is not None and (not doc.is_file() or doc.read_bytes() != wanted[API_MD]):
@@ -258,19 +247,15 @@ def find_leaks(names_and_bytes: Iterable[tuple[str, bytes]]) -> list[str]:
 def bundle(out_zip: str | Path, wanted: dict[Path, bytes] | None = None) -> list[str]:
     """Write the student bundle zip of the release in ``RELEASE_DIR`` (``wanted``: as for
     :func:`release`). Returns the list of archive names."""
-    release_dir = RELEASE_DIR
     if release(check=True, wanted=wanted):
         raise ReleaseError("the release is out of date: run `python -m autograder release` first")
-    entries = []
-    for rel in paths.packed_files(release_dir):
-        entries.append((f"assignments/{ASSIGNMENT}/{rel.as_posix()}",
-                        (release_dir / rel).read_bytes()))
-    for name in DATASET_FILES:
-        entries.append((f"datasets/{name}", (ROOT / "datasets" / name).read_bytes()))
-    entries.append(("README.md", (ROOT / "docs" / "student_README.md").read_bytes()))
-    entries.append(("requirements.txt", _student_requirements().encode()))
-    problems = text_problems({"README.md": (ROOT / "docs" / "student_README.md").read_bytes()},
-                             also_shipped={name for name, _ in entries})
+    entries = [(f"assignments/{ASSIGNMENT}/{rel.as_posix()}", (RELEASE_DIR / rel).read_bytes())
+               for rel in paths.packed_files(RELEASE_DIR)]
+    entries += [(f"datasets/{name}", (ROOT / "datasets" / name).read_bytes())
+                for name in DATASET_FILES]
+    readme = (ROOT / "docs" / "student_README.md").read_bytes()
+    entries += [("README.md", readme), ("requirements.txt", _student_requirements().encode())]
+    problems = text_problems({"README.md": readme}, also_shipped={name for name, _ in entries})
     if problems:
         raise ReleaseError("the student README: " + "; ".join(problems))
     leaks = find_leaks(entries)

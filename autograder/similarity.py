@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import stat
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -141,9 +142,9 @@ class Fingerprint:
 
 
 def filtered(code: str) -> tuple[str, np.ndarray]:
-    """``code`` (str) tokenized and filtered by copydetect -> (filtered str, raw positions): an
-    int array of shape (len(filtered),) holding where each filtered character comes from in
-    ``code`` (copydetect's own offset mapping, the one its highlighting uses)."""
+    """``code`` (str) tokenized and filtered by copydetect -> (filtered str, copydetect's
+    offsets (its own mapping, the one its highlighting uses), raw positions: an int array of
+    shape (len(filtered),) holding where each filtered character comes from in ``code``)."""
     from copydetect.utils import filter_code
     text, offsets = filter_code(code, "module.py", language="python")
     pos = np.arange(len(text))
@@ -262,20 +263,16 @@ def read_submissions(args, inputs: "Inputs") -> None:
                 name = f"{base}_{k}"
             sub = submission.load(path)
             inputs.problems.extend(f"{name}: {p}" for p in sub.problems)
-            docs = {}
-            for mod in course.STUDENT_MODULES:
-                if mod in sub.files:
-                    docs[mod] = Document(name, mod, sub.found_at[mod], _decode(sub.files[mod]))
-            inputs.students[name] = docs
+            inputs.students[name] = {
+                mod: Document(name, mod, sub.found_at[mod], _decode(sub.files[mod]))
+                for mod in course.STUDENT_MODULES if mod in sub.files}
 
 
 def _notebook_code(data):
     """The code cells of a notebook (bytes of its JSON), joined; None if it is not one."""
     try:
-        nb = json.loads(data)
-        cells = nb.get("cells", [])
         parts = []
-        for cell in cells:
+        for cell in json.loads(data).get("cells", []):
             if isinstance(cell, dict) and cell.get("cell_type") == "code":
                 src = cell.get("source", "")
                 parts.append("".join(src) if isinstance(src, list) else str(src))
@@ -412,10 +409,7 @@ def common_hashes(docs: list[Document], settings: Settings) -> set:
     module of every submission), when there are at least ``settings.min_common`` of them."""
     if len(docs) < max(settings.min_common, 1):
         return set()
-    counts = {}
-    for d in docs:
-        for h in d.fp.hashes:
-            counts[h] = counts.get(h, 0) + 1
+    counts = Counter(h for d in docs for h in d.fp.hashes)
     limit = settings.common * len(docs)
     return {h for h, c in counts.items() if c > limit}
 
@@ -490,14 +484,6 @@ def _compare_task(task):
     return best
 
 
-def _finish(pair, settings):
-    scores = {m: module_score(x, pair.kind) for m, x in pair.matches.items()}
-    pair.score = max(scores.values(), default=0.0)
-    pair.flagged = [m for m, s in scores.items()
-                    if s >= settings.threshold and pair.matches[m].overlap >= settings.min_match]
-    return pair
-
-
 def compare_all(inputs: Inputs, settings: Settings, jobs: int = 1,
                 quiet: bool = True) -> list[Pair]:
     """Every pair of submissions and every (submission, corpus source) -> [Pair], ranked:
@@ -524,7 +510,10 @@ def compare_all(inputs: Inputs, settings: Settings, jobs: int = 1,
         by_key[(a, b)].matches[mod] = Match(inputs.students[a][mod], other, sa, sb, overlap,
                                             slices_a, slices_b)
     for p in pairs:
-        _finish(p, settings)
+        scores = {m: module_score(x, p.kind) for m, x in p.matches.items()}
+        p.score = max(scores.values(), default=0.0)
+        p.flagged = [m for m, s in scores.items()
+                     if s >= settings.threshold and p.matches[m].overlap >= settings.min_match]
     pairs.sort(key=lambda p: (not p.flagged, -round(p.score, 6), p.kind, p.a, p.b))
     return pairs
 
