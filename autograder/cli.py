@@ -1,17 +1,8 @@
 """The command line, ``python -m autograder COMMAND ...``: one parser, one subcommand per tool.
 
-  release [--check]        regenerate assignments/sequence_models/ (and docs/API.md) from
-                           solutions/sequence_models/; --check writes nothing, exit 1 if stale
-  bundle OUT.zip           the student bundle (release + data files + README)
-  grade SUBMISSION...      grade submissions (folders or zips) with the hidden checks
-  list                     the API names and their checks (same as ``grade --list``)
-  gradescope OUT.zip       a Gradescope autograder bundle
-  nbgrader-prepare A       grade an nbgrader course's submissions of assignment A in parallel
-                           and cache the results for ``nbgrader autograde A``
-  similarity SUBMISSION... code similarity across the class and against known solutions
-  data FOLDER              the students' shared, world-readable copy of the data
-
-``python -m autograder COMMAND --help`` lists a command's options.
+``python -m autograder --help`` lists the commands (release [--check], bundle, grade, list,
+gradescope, nbgrader-prepare, similarity, data); ``python -m autograder COMMAND --help`` lists
+a command's options.
 """
 import argparse
 import importlib

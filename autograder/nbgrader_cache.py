@@ -6,19 +6,13 @@ details) for the student's five modules. ``python -m autograder nbgrader-prepare
 those results for a whole class in parallel and stores them here; autograde then only reads
 (``nbgrader_prepare.results``).
 
-One file per result, ``<course root>/nbgrader_results/<key>.json`` (gitignored). The key is a
-SHA-256 of
-
-* the grader's identity (:func:`grader_identity`): every file of ``autograder/``, the reference
-  package ``solutions/<assignment>/seqlab/``, and the Python, numpy and torch versions, so a
-  changed check, reference or library grades everything again;
-* the bytes of the five student modules as the grader reads them (``autograder.submission``:
-  no symbolic link, no link to the reference), a missing module counted as missing,
-
-so a resubmission (other bytes) is graded again and an unchanged one is not. The folder lies in
-the course root, which the grader's workers never see (``runner.default_hidden_paths``): student
-code cannot write it.
+One file per result, ``<course root>/nbgrader_results/<key>.json`` (gitignored), by
+:func:`submission_key`: a changed check, reference or library (:func:`grader_identity`) grades
+everything again, and so does a resubmission (other bytes); an unchanged one is not graded
+again. The folder lies in the course root, which the grader's workers never see
+(``runner.default_hidden_paths``): student code cannot write it.
 """
+import functools
 import hashlib
 import json
 import platform
@@ -30,12 +24,6 @@ from autograder import course, paths, report
 
 CACHE_DIR_NAME = "nbgrader_results"
 _SKIPPED = ("__pycache__", ".pyc", ".pyo")
-_identity = {}
-
-
-def cache_dir(course_root: str | Path | None = None) -> Path:
-    """The cache folder of a course: ``<course root>/nbgrader_results`` (a Path)."""
-    return Path(course_root or paths.course_root()) / CACHE_DIR_NAME
 
 
 def _hash_tree(h, folder, suffixes=None):
@@ -56,18 +44,17 @@ def _version(package):
         return "absent"
 
 
+@functools.cache
 def grader_identity() -> str:
     """Hex SHA-256 naming this grader: the files of ``autograder/``, the reference modules and
     the Python, numpy and torch versions. Computed once per process."""
-    if "id" not in _identity:
-        h = hashlib.sha256()
-        _hash_tree(h, paths.autograder_dir())
-        _hash_tree(h, paths.reference_dir(), suffixes={".py"})
-        versions = (f"python {platform.python_implementation()} {sys.version}; "
-                    f"numpy {_version('numpy')}; torch {_version('torch')}")
-        h.update(versions.encode())
-        _identity["id"] = h.hexdigest()
-    return _identity["id"]
+    h = hashlib.sha256()
+    _hash_tree(h, paths.autograder_dir())
+    _hash_tree(h, paths.reference_dir(), suffixes={".py"})
+    versions = (f"python {platform.python_implementation()} {sys.version}; "
+                f"numpy {_version('numpy')}; torch {_version('torch')}")
+    h.update(versions.encode())
+    return h.hexdigest()
 
 
 def submission_key(files: dict) -> str:
@@ -82,19 +69,17 @@ def submission_key(files: dict) -> str:
 
 
 class ResultCache:
-    """The results of graded submissions (``report.record``), by :func:`submission_key`."""
+    """The results of graded submissions (``report.record``), by :func:`submission_key`, in
+    ``<course root>/nbgrader_results`` (``course_root``: by default the grader's)."""
 
-    def __init__(self, folder=None):
-        self.folder = Path(folder) if folder else cache_dir()
-
-    def path(self, key: str) -> Path:
-        return self.folder / f"{key}.json"
+    def __init__(self, course_root: str | Path | None = None):
+        self.folder = Path(course_root or paths.course_root()) / CACHE_DIR_NAME
 
     def get(self, key: str) -> dict | None:
         """The cached ``report.record`` (a dict), or None when there is none or it cannot be
         read."""
         try:
-            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+            data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
             report.from_record(data)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -103,4 +88,4 @@ class ResultCache:
     def put(self, key: str, data: dict) -> None:
         """Store ``data`` atomically (a reader never sees half a file)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        report.write_json(data, self.path(key))
+        report.write_json(data, self.folder / f"{key}.json")

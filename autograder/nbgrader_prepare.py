@@ -84,8 +84,7 @@ def submitted_folders(course_root, assignment: str, students=()) -> dict[str, Pa
     """{student id: seqlab folder} of ``submitted/<student>/<assignment>/`` (sorted by id)."""
     base = Path(course_root) / "submitted"
     found = sorted(p.parent.name for p in base.glob(f"*/{assignment}") if p.is_dir())
-    wanted = [s for s in found if not students or s in students]
-    return {s: base / s / assignment / "seqlab" for s in wanted}
+    return {s: base / s / assignment / "seqlab" for s in found if not students or s in students}
 
 
 def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2,
@@ -94,7 +93,7 @@ def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2
 
     Returns {"submissions": n, "graded": k, "cached": n - k, "seconds": wall time}."""
     t0 = time.monotonic()
-    cache = nbgrader_cache.ResultCache(nbgrader_cache.cache_dir(course_root))
+    cache = nbgrader_cache.ResultCache(course_root)
     todo = {}   # key -> loaded submission (identical submissions are graded once)
     folders = submitted_folders(course_root, assignment, students)
     for folder in folders.values():
@@ -105,17 +104,14 @@ def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2
     keys = list(todo)
     batch = max(4, 4 * jobs)
     from tqdm import tqdm
-    bar = tqdm(total=len(keys), unit="submission", desc="grading", disable=not progress or None,
-               file=sys.stderr, dynamic_ncols=True)
-    try:
+    with tqdm(total=len(keys), unit="submission", desc="grading", disable=not progress or None,
+              file=sys.stderr, dynamic_ncols=True) as bar:
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
             for key, data in zip(chunk, grade([todo[k] for k in chunk], jobs, timeout,
                                                    allow_isolation)):
                 cache.put(key, data)
             bar.update(len(chunk))
-    finally:
-        bar.close()
     return {"submissions": len(folders), "graded": len(keys),
             "cached": len(folders) - len(keys), "seconds": time.monotonic() - t0}
 

@@ -3,16 +3,12 @@
 ``python -m autograder release [--check]``
     Regenerate ``assignments/sequence_models/`` from ``solutions/sequence_models/``.
     Notebooks go through ``nbgrader generate_assignment`` (outputs cleared, solution regions
-    replaced by stubs, hidden tests removed). ``.py`` files go through :func:`stub_source`:
-    every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region becomes
-    ``raise NotImplementedError("<function>: ...")``; everything else, docstrings included,
-    is kept verbatim. Files without markers (given modules, public tests) are copied.
-    Running it twice changes nothing. ``--check`` writes nothing and exits 1 when the
+    replaced by stubs, hidden tests removed). ``.py`` files go through :func:`stub_source`.
+    Files without markers (given modules, public tests) are copied. Running it twice changes
+    nothing. ``--check`` writes nothing and exits 1 when the
     committed release differs from what the source would produce.
 
-    Before anything is written the release's text is checked (:mod:`autograder.release_text`):
-    links and figures must point at shipped files inside the assignment folder (the figures live
-    in ``images/`` beside the notebooks), and no absolute path, "study note" or CJK character.
+    Before anything is written the release's text is checked (:mod:`autograder.release_text`).
 
 ``python -m autograder bundle OUT.zip``
     Write the student bundle: the release, the data files it needs at run time
@@ -145,10 +141,7 @@ def _release_notebooks(source_dir, notebooks):
         if proc.returncode != 0:
             raise ReleaseError("nbgrader generate_assignment failed:\n"
                                + proc.stdout[-4000:] + proc.stderr[-4000:])
-        out = {}
-        for rel in notebooks:
-            out[rel] = (course / "release" / ASSIGNMENT / rel).read_bytes()
-        return out
+        return {rel: (course / "release" / ASSIGNMENT / rel).read_bytes() for rel in notebooks}
 
 
 def release_files(source_dir: Path = SOURCE_DIR) -> dict[Path, bytes]:

@@ -6,6 +6,7 @@ reader. What a student reads (results.json, Gradescope, nbgrader's feedback) hol
 only the instructor's terminal shows, with ``--verbose``. The JSON holds no timings and no
 temporary paths, so grading the same submission twice gives identical files.
 """
+import contextlib
 import json
 import os
 import re
@@ -106,10 +107,8 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

@@ -17,7 +17,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from autograder import course, paths, replies, report
 from autograder import isolation as isolation_mod
@@ -113,18 +113,6 @@ def _log(opts, msg, error=False):
         print(msg, file=opts.log if opts.log is not None else sys.stderr, flush=True)
 
 
-def scrubber(scratch) -> Callable[[str], str]:
-    """A function that removes the scratch folder's path from a text (a student sees
-    ``seqlab/rnn_layers.py``, and ``<submission>`` for the folder itself)."""
-    folder = str(scratch)
-
-    def scrub(text):
-        if not text:
-            return text
-        return text.replace(folder + os.sep, "").replace(folder, "<submission>")
-    return scrub
-
-
 class Strikes:
     """The retry policy of one module's worker: timeouts ("hangs") and crashes per API name,
     and the module's time budget."""
@@ -180,7 +168,12 @@ class ModuleRun:
         self.import_error = None   # (message, printed output) once importing it failed
         self.strikes = Strikes(opts.timeout)
         self.pending_output = ""   # printed while importing: shown with the next call's
-        self.scrub = scrubber(scratch)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the scratch folder's path (a student sees ``seqlab/rnn_layers.py``,
+        and ``<submission>`` for the folder itself)."""
+        folder = str(self.scratch)
+        return text.replace(folder + os.sep, "").replace(folder, "<submission>") if text else text
 
     def run(self) -> list:
         out = []
@@ -384,23 +377,6 @@ def _grade(submission_paths, opts):
         [m for m in by_module if m not in MODULE_ORDER]
 
     subs, scratches = [], []
-    try:
-        for p in submission_paths:
-            sub = _load(p, opts)
-            subs.append(sub)
-            scratches.append(submission_mod.make_scratch(sub))
-    except BaseException:
-        for s in scratches:
-            submission_mod.remove_scratch(s)
-        raise
-
-    # torch is imported by the first check that needs it (core.import_torch), not ahead of
-    # time: a selection of numpy forwards never needs it, and importing it in the background
-    # held the GIL while the pool started its workers (2-3 s of wall time per run)
-    tasks = [(i, m) for i in range(len(subs)) for m in modules]
-    # longest modules first across all submissions
-    tasks.sort(key=lambda t: (modules.index(t[1]) if t[1] in TORCH_MODULES else 1, t[0],
-                              modules.index(t[1])))
 
     def work(task):
         i, m = task
@@ -416,6 +392,16 @@ def _grade(submission_paths, opts):
         return res
 
     try:
+        for p in submission_paths:
+            subs.append(_load(p, opts))
+            scratches.append(submission_mod.make_scratch(subs[-1]))
+        # torch is imported by the first check that needs it (core.import_torch), not ahead of
+        # time: a selection of numpy forwards never needs it, and importing it in the
+        # background held the GIL while the pool started its workers (2-3 s of wall time a run)
+        tasks = [(i, m) for i in range(len(subs)) for m in modules]
+        # longest modules first across all submissions
+        tasks.sort(key=lambda t: (modules.index(t[1]) if t[1] in TORCH_MODULES else 1, t[0],
+                                  modules.index(t[1])))
         # reference values computed up front would serialise the pool; they are memoized lazily
         with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
             outputs = dict(zip(tasks, pool.map(work, tasks), strict=True))

@@ -26,11 +26,8 @@ def _make_world_readable(folder):
     for path in [folder, *folder.rglob("*")]:
         if path.is_symlink():
             continue
-        mode = path.stat().st_mode
-        extra = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-        if path.is_dir():
-            extra |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-        os.chmod(path, mode | extra)
+        # a+r, and a+x on folders
+        os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
 
 
 def _closed_parents(folder):

@@ -26,6 +26,7 @@ The hash is a fixed polynomial hash (copydetect's uses Python's ``hash()``, whic
 every process): the same submissions give the same scores and the same report on every run.
 """
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -61,16 +62,13 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
-        if self.noise < 5:
-            raise ValueError(f"noise: expected an integer >= 5, got {self.noise}")
-        if self.window < 1:
-            raise ValueError(f"window: expected an integer >= 1, got {self.window}")
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold: expected a number in (0, 1], got {self.threshold}")
-        if self.min_match < 0:
-            raise ValueError(f"min_match: expected an integer >= 0, got {self.min_match}")
-        if not 0.0 < self.common <= 1.0:
-            raise ValueError(f"common: expected a number in (0, 1], got {self.common}")
+        for name, ok, expected in (("noise", self.noise >= 5, "an integer >= 5"),
+                                   ("window", self.window >= 1, "an integer >= 1"),
+                                   ("threshold", 0.0 < self.threshold <= 1.0, "a number in (0, 1]"),
+                                   ("min_match", self.min_match >= 0, "an integer >= 0"),
+                                   ("common", 0.0 < self.common <= 1.0, "a number in (0, 1]")):
+            if not ok:
+                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)}")
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -375,13 +373,10 @@ def module_score(match: Match, kind: str) -> float:
 
 
 def _matched_slices(fp, other):
-    """Regions of ``fp`` whose fingerprints ``other`` also has -> (matched filtered characters,
-    (2, R) int array of their raw start/end offsets). What ``compare_files`` computes, with
-    arrays instead of a list per hash (the test checks that the two agree)."""
+    """Regions of ``fp`` whose fingerprints ``other`` (which has some of them) also has ->
+    (matched filtered characters, (2, R) int array of their raw start/end offsets)."""
     from copydetect.utils import get_copied_slices
     theirs = other.sorted_hashes
-    if theirs.shape[0] == 0:
-        return 0, np.zeros((2, 0), dtype=np.int64)
     at = np.minimum(np.searchsorted(theirs, fp.position_hashes), theirs.shape[0] - 1)
     idx = fp.positions[theirs[at] == fp.position_hashes]
     slices = np.asarray(get_copied_slices(idx, fp.k), dtype=np.int64)
@@ -417,32 +412,31 @@ def common_hashes(docs: list[Document], settings: Settings) -> set:
 _WORK = {}  # what the tasks read: set before a pool forks, so every worker inherits it
 
 
-def _run(task, items, jobs, desc, quiet):
+def _run(task, items, jobs, desc, quiet, **work):
     """[task(x) for x in items] with a progress bar, on ``jobs`` forked worker processes when
     there are several jobs, enough items and the platform can fork (else in this process).
-    Tasks read their inputs from ``_WORK``; they compute, they never run student code."""
+    Tasks read ``work`` from ``_WORK`` (cleared after); they compute, never run student code."""
     from tqdm import tqdm
     out = []
-    with tqdm(total=len(items), desc=desc, unit="", disable=quiet, leave=False,
-              file=sys.stderr, dynamic_ncols=True) as bar:
-        if jobs > 1 and len(items) >= 8 * jobs \
-                and "fork" in multiprocessing.get_all_start_methods():
-            chunk = max(1, len(items) // (jobs * 16))
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for result in pool.imap(task, items, chunksize=chunk):
-                    out.append(result)
-                    bar.update()
-            return out
-        for x in items:
-            out.append(task(x))
-            bar.update()
+    _WORK.update(work)
+    try:
+        with tqdm(total=len(items), desc=desc, unit="", disable=quiet, leave=False,
+                  file=sys.stderr, dynamic_ncols=True) as bar, contextlib.ExitStack() as stack:
+            results = map(task, items)
+            if jobs > 1 and len(items) >= 8 * jobs \
+                    and "fork" in multiprocessing.get_all_start_methods():
+                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(jobs))
+                results = pool.imap(task, items, chunksize=max(1, len(items) // (jobs * 16)))
+            for result in results:
+                out.append(result)
+                bar.update()
+    finally:
+        _WORK.clear()
     return out
 
 
 def _fingerprint_task(i):
-    doc = _WORK["docs"][i]
-    boiler = _WORK["boilerplate"].get(doc.label) if _WORK["is_student"][i] else None
-    return fingerprint(doc.code, _WORK["settings"], boiler)
+    return fingerprint(_WORK["docs"][i].code, _WORK["settings"], _WORK["boilerplate"][i])
 
 
 def fingerprint_all(inputs: Inputs, settings: Settings, jobs: int = 1,
@@ -452,15 +446,11 @@ def fingerprint_all(inputs: Inputs, settings: Settings, jobs: int = 1,
     stubs = paths.stub_files()
     students = [d for s in inputs.students.values() for d in s.values()]
     corpus = [d for ds in inputs.corpus.values() for d in ds]
-    _WORK.update(docs=students + corpus,
-                 is_student=[True] * len(students) + [False] * len(corpus), settings=settings,
-                 boilerplate={m: Boilerplate.of(_decode(stubs[m]), settings.noise)
-                              for m in course.STUDENT_MODULES if m in stubs})
-    try:
-        fps = _run(_fingerprint_task, list(range(len(_WORK["docs"]))), jobs, "fingerprints",
-                   quiet)
-    finally:
-        _WORK.clear()
+    boilerplate = {m: Boilerplate.of(_decode(stubs[m]), settings.noise)
+                   for m in course.STUDENT_MODULES if m in stubs}
+    fps = _run(_fingerprint_task, list(range(len(students) + len(corpus))), jobs, "fingerprints",
+               quiet, docs=students + corpus, settings=settings,
+               boilerplate=[boilerplate.get(d.label) for d in students] + [None] * len(corpus))
     for doc, fp in zip(students + corpus, fps):
         doc.fp = fp
     for mod in course.STUDENT_MODULES:
@@ -499,11 +489,8 @@ def compare_all(inputs: Inputs, settings: Settings, jobs: int = 1,
             pairs.append(Pair(a, src, "corpus", {}))
             tasks += [(a, m, src, True) for m in course.STUDENT_MODULES
                       if m in inputs.students[a]]
-    _WORK.update(students=inputs.students, corpus=inputs.corpus)
-    try:
-        results = _run(_compare_task, tasks, jobs, "comparisons", quiet)
-    finally:
-        _WORK.clear()
+    results = _run(_compare_task, tasks, jobs, "comparisons", quiet, students=inputs.students,
+                   corpus=inputs.corpus)
     by_key = {(p.a, p.b): p for p in pairs}
     for (a, mod, b, source), (sa, sb, overlap, slices_a, slices_b, k) in zip(tasks, results):
         other = inputs.corpus[b][k] if source else inputs.students[b][mod]

@@ -79,9 +79,8 @@ def _table(listed, settings):
             if x is None:
                 cells.append("<td class='num'>-</td>")
                 continue
-            s = module_score(x, p.kind)
             cls = "num hot" if m in p.flagged else "num"
-            label = _pct(s)
+            label = _pct(module_score(x, p.kind))
             if x.overlap and rank <= MAX_DETAILS:
                 label = f"<a href='#p{rank}-{m}'>{label}</a>"
             cells.append(f"<td class='{cls}'>{label}</td>")

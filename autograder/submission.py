@@ -12,8 +12,7 @@ Folders and zips are walked iteratively within limits (``MAX_DEPTH`` folders dee
 submission can exhaust the grader's stack or time.
 
 A submission in which no student module is found but which holds a zip (a zip uploaded inside
-the upload, as Gradescope keeps it) is read from its shallowest inner zip that has modules, one
-level deep only (``_load_inner_zip``; inner zips at most ``MAX_INNER_ZIP`` bytes).
+the upload, as Gradescope keeps it) is read from an inner zip (``_load_inner_zip``).
 """
 import io
 import os
@@ -255,8 +254,7 @@ def make_scratch(sub: Submission) -> Path:
         data = sub.files.get(mod, stubs.get(mod))
         if data is not None:
             files[f"{mod}.py"] = data
-    if "__init__.py" not in files:
-        files["__init__.py"] = b""
+    files.setdefault("__init__.py", b"")
     for name, data in files.items():
         target = pkg / name
         target.write_bytes(data)
