@@ -87,9 +87,7 @@ def markdown(source_dir: Path) -> str:
         path = source_dir / course.PACKAGE / f"{module}.py"
         tree = ast.parse(path.read_text(encoding="utf-8"))
         defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        books = sorted({course.notebook_of(api, t) for api in names
-                        for t in (course.CAPTIONING_CELLS if api == course.CAPTIONING_API
-                                  else (None,))})
+        books = sorted({c.notebook for c in course.check_cells() if c.api in names})
         where = f"notebook{'s' if len(books) > 1 else ''} {', '.join(books)}"
         lines += [f"## `{course.PACKAGE}/{module}.py` ({where})", ""]
         lines += _block(_doc(tree))

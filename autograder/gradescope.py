@@ -60,11 +60,6 @@ def setup_script() -> str:
     return text
 
 
-def config(visibility: str = "visible", hints: str = "with_feedback") -> dict:
-    """gradescope_config.json: the visibility policy and the notebooks' graded cells in order."""
-    return make_config(sorted(paths.source_dir().glob("[0-9][0-9]_*.ipynb")), visibility, hints)
-
-
 def build(out_zip: str | Path, visibility: str = "visible",
           hints: str = "with_feedback") -> list[str]:
     """Write the bundle; returns the list of archive names.
@@ -74,7 +69,8 @@ def build(out_zip: str | Path, visibility: str = "visible",
     0-point test per function).
     """
     root = paths.course_root()
-    policy = config(visibility, hints)
+    # the visibility policy and the notebooks' graded cells in order
+    policy = make_config(sorted(paths.source_dir().glob("[0-9][0-9]_*.ipynb")), visibility, hints)
     entries = [("setup.sh", setup_script(), 0o755), ("run_autograder", RUN_AUTOGRADER, 0o755),
                (CONFIG_NAME, json.dumps(policy, indent=1) + "\n"),
                ("requirements.txt", (root / "requirements.txt").read_bytes())]
@@ -88,11 +84,10 @@ def build(out_zip: str | Path, visibility: str = "visible",
 
 def run(args: argparse.Namespace) -> int:
     """The ``gradescope OUT`` command: build the bundle and say what to set up; exit status."""
-    out = args.out
-    names = build(out, args.visibility, args.hints)
+    names = build(args.out, args.visibility, args.hints)
     from autograder.checks.core import all_checks
     total = sum(c.points for c in all_checks())
-    print(f"wrote {out}: {len(names)} files (setup.sh, run_autograder, autograder/, "
+    print(f"wrote {args.out}: {len(names)} files (setup.sh, run_autograder, autograder/, "
           f"the reference and the release)")
     print(f"In Gradescope: a Programming Assignment worth {total:g} points; students upload "
           f"the five module files or their sequence_models folder (see docs/gradescope.md).")

@@ -149,9 +149,7 @@ class Strikes:
                             + RETRY_BUDGET[1])
 
 
-# ---------------------------------------------------------------------------------------------
-# one module of one submission
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------- one module of one submission
 
 class ModuleRun:
     """Runs the checks of one student module of one submission in its worker (started again
@@ -337,9 +335,7 @@ class ModuleRun:
                               "report it to the course staff", could_not_run=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# submissions
-# ---------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------- submissions
 
 def _load(path, opts):
     """Load one submission; a submission that cannot be read is graded as empty (its
