@@ -45,9 +45,7 @@ def _doc(node: ast.AST) -> str:
 
 def _args(func: ast.FunctionDef, method: bool) -> str:
     args = ast.unparse(func.args)
-    if method:
-        args = args.removeprefix("self").removeprefix(", ")
-    return args
+    return args.removeprefix("self").removeprefix(", ") if method else args
 
 
 def _block(text: str) -> list[str]:

@@ -285,7 +285,6 @@ def run(args: argparse.Namespace) -> int:
     except ReleaseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    shown = [os.path.normpath(RELEASE_DIR.relative_to(ROOT) / rel) for rel in changed]
     if check and changed:
         print("release out of date; these files differ:")
     elif check:
@@ -293,6 +292,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"release written to {RELEASE_DIR.relative_to(ROOT)}: "
               f"{len(changed)} file(s) changed")
-    for rel in shown:
-        print("  ", rel)
+    for rel in changed:
+        print("  ", os.path.normpath(RELEASE_DIR.relative_to(ROOT) / rel))
     return 1 if check and changed else 0

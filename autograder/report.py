@@ -222,9 +222,7 @@ def summary(sub_result: "SubmissionResult", verbose: bool = False, quiet: bool =
         head += f"   NOT GRADED: {len(not_graded)} check(s) could not run twice: regrade"
     if quiet:
         return head
-    out = [head]
-    for p in sub.problems:
-        out.append(f"   note: {clean_line(p)}")
+    out = [head] + [f"   note: {clean_line(p)}" for p in sub.problems]
     books = {}
     for r in sub_result.results:
         books.setdefault(r.notebook, {}).setdefault(r.api, []).append(r)

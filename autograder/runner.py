@@ -312,9 +312,8 @@ class ModuleRun:
         per_check = {}
         for k, r in zip(owners, results, strict=True):
             per_check.setdefault(k, []).append(r)
-        for k in sorted(set(owners)):
+        for k, rs in sorted(per_check.items()):
             check = checks[k]
-            rs = per_check.get(k, [])
             try:
                 outcome = check.evaluate(rs, check)
             except Exception:
