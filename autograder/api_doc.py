@@ -12,31 +12,8 @@ from pathlib import Path
 
 from autograder import course
 
-HEADER = """\
-# The seqlab API
-
-This is the contract of the functions and classes you write in `seqlab/`: the name, the
-arguments, and the inputs and outputs with their shapes and dtypes. It is generated from the
-docstrings of the modules you receive; the autograder grades exactly what it says.
-
-What the hidden checks grade, for every function (each check is listed by name in your
-feedback):
-
-- **Values** against the reference implementation, on several sizes (including N=1, T=1), and
-  for backward functions the **gradients** (against the reference and against numeric or
-  PyTorch gradients of your own forward function).
-- **dtype**: float32 in -> float32 out (the outputs have the dtype of the float inputs). Under
-  NumPy 2, a NumPy scalar such as `np.sqrt(H)` or an array made with `np.zeros(shape)` (float64)
-  turns float32 into float64; a Python float, `np.zeros_like(x)` and
-  `np.zeros(shape, dtype=x.dtype)` do not.
-- **Inputs unchanged**: no function modifies its arguments; a backward function leaves the
-  upstream gradient and the cache as it received them.
-- **Numerical stability**: large inputs give finite results (no `nan`, no `inf`).
-- The classes are graded through their methods, with the parameter names and shapes given
-  below (the checks load the reference's parameters into your model by those names).
-
-Given helpers (documented in their own files) are not graded.
-"""
+# what API.md says before the modules: what the contract is and what the hidden checks grade
+HEADER = Path(__file__).with_name("api_header.md").read_text(encoding="utf-8")
 
 
 def _doc(node: ast.AST) -> str:

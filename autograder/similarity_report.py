@@ -17,22 +17,7 @@ MAX_ROWS = 200    # pairs listed in the ranked table (the JSON output has every 
 MAX_DETAILS = 50  # of these, the first pairs shown side by side
 CONTEXT = 8       # unmatched lines shown around each matched region
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.flagged td { background: #fde2e1; }
-td.hot { font-weight: bold; color: #a40000; }
-.pair { border-top: 2px solid #888; margin-top: 2em; }
-.sides { display: flex; gap: 1em; align-items: flex-start; }
-.side { flex: 1 1 0; min-width: 0; }
-.side h4 { margin: 0.3em 0; font-size: 0.95em; overflow-wrap: anywhere; }
-pre.code { background: #f6f6f6; border: 1px solid #ddd; padding: 0.5em; font-size: 0.8em;
-           overflow-x: auto; white-space: pre; }
-mark.match { background: #ffd54f; }
-.note { color: #555; }
-"""
+CSS = Path(__file__).with_name("similarity_report.css").read_text()  # the report's style
 
 
 def _pct(x):
@@ -130,7 +115,7 @@ def render(pairs, inputs, settings) -> str:
         "<title>seqlab similarity report</title>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'\">"
-        f"<style>{CSS}</style></head><body><h1>seqlab similarity report</h1>"
+        f"<style>\n{CSS}</style></head><body><h1>seqlab similarity report</h1>"
         f"<p>{len(inputs.students)} submission(s), {len(inputs.corpus)} corpus source(s), "
         f"{len(pairs)} pair(s); <strong>{flagged} flagged</strong>.</p>"
         f"<p class='note'>Settings: threshold {settings.threshold:g}, minimum match "
