@@ -29,9 +29,8 @@ _SKIPPED = ("__pycache__", ".pyc", ".pyo")
 def _hash_tree(h, folder, suffixes=None):
     for path in sorted(Path(folder).rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if not path.is_file() or any(s in rel for s in _SKIPPED):
-            continue
-        if suffixes and path.suffix not in suffixes:
+        if not path.is_file() or any(s in rel for s in _SKIPPED) \
+                or (suffixes and path.suffix not in suffixes):
             continue
         h.update(f"\0{rel}\0".encode())
         h.update(path.read_bytes())

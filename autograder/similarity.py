@@ -288,9 +288,8 @@ def read_corpus(folder, inputs: "Inputs") -> None:
     repository, one earlier submission). The folder is walked as a submission is
     (``submission.walk_folder``: no symbolic links, no hidden or tool folders, a depth limit),
     with ``CORPUS_ENTRIES`` entries at most; files over ``submission.MAX_FILE`` are ignored."""
-    folder = Path(folder)
     notes = []
-    files = submission.walk_folder(folder, submission.Budget(notes, entries=CORPUS_ENTRIES))
+    files = submission.walk_folder(Path(folder), submission.Budget(notes, entries=CORPUS_ENTRIES))
     inputs.problems.extend(f"corpus: {n}" for n in notes)
     for parts, full in sorted(files.items()):
         if not parts[-1].endswith(CORPUS_SUFFIXES):
