@@ -4,12 +4,7 @@ import math
 import numpy as np
 
 from autograder.checks import twins
-from autograder.checks.core import (
-    Failed,
-    register,
-    require_array,
-    sizes_str,
-)
+from autograder.checks.core import Failed, register, require_array, sizes_str
 from autograder.checks.hints import Hint
 from autograder.checks.lstm import gated_spec, lstm_cell_np
 from autograder.checks.numpy_specs import LayerSpec, check_of, layer_checks, scaled
@@ -29,12 +24,8 @@ def _np_attention(prev_h, A, scale=True, axis=1):
 def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
     N, T, _ = x.shape
     H = A.shape[2]
-    if init == "mean":
-        h = c = A.mean(axis=1)
-    elif init == "zeros":
-        h = c = np.zeros((N, H))
-    else:  # "c0 zero"
-        h, c = A.mean(axis=1), np.zeros((N, H))
+    mean, zeros = A.mean(axis=1), np.zeros((N, H))
+    h, c = {"mean": (mean, mean), "zeros": (zeros, zeros), "c0 zero": (mean, zeros)}[init]
     hs, ws = [], []
     for t in range(T):
         attn, w = _np_attention(h, A)
@@ -61,22 +52,22 @@ def _make_seq(rng, N, T, D, P, H):
                 Wattn=rng.standard_normal((H, 4 * H)) * 0.4, b=rng.standard_normal(4 * H) * 0.3)
 
 
-def _weights_sum_check(spec, wname, axis_name, size):
-    """The attention weights returned are a probability distribution over the P positions."""
+def _weights_sum_check(spec, size):
+    """The attention weights returned (attn_weights) are a probability distribution over the P
+    positions."""
     def evaluate(inp, r, check):
         expected = check.memo("expected", lambda: spec.ref_forward(inp)[0])
-        w = require_array(r, wname, shape=expected[wname].shape, dtype="float64")
-        sums = w.sum(axis=-1)
+        w = require_array(r, "attn_weights", shape=expected["attn_weights"].shape,
+                          dtype="float64")
         if not np.all(np.isfinite(w)) or np.any(w < -1e-12):
-            raise Failed(f"{wname}: weights must be finite and non-negative")
-        worst = float(np.max(np.abs(sums - 1)))
+            raise Failed("attn_weights: weights must be finite and non-negative")
+        worst = float(np.max(np.abs(w.sum(axis=-1) - 1)))
         if worst > 1e-8:
-            other = w.sum(axis=0)
             hint = ("the softmax is taken over the wrong axis (it sums to one over the batch)"
-                    if np.allclose(other, 1) else "")
-            raise Failed(f"{wname}: the weights over the {axis_name} positions must sum to one; "
+                    if np.allclose(w.sum(axis=0), 1) else "")
+            raise Failed(f"attn_weights: the weights over the P positions must sum to one; "
                          f"a row sums to {1 + worst if worst < 1 else worst:.6g}", hint)
-        return f"each row of {wname} sums to one"
+        return "each row of attn_weights sums to one"
 
     return [check_of(spec, spec.forward, f"attention weights sum to one over P "
                      f"({sizes_str(**size)})", 1.0, lambda: spec.draw(size, 700),
@@ -93,17 +84,14 @@ def _attention_spec():
              "the softmax is taken over the wrong axis: normalise over the P positions "
              "(axis 1), not over the batch"),
     ]
-    spec = LayerSpec(
+    return LayerSpec(
         module=MODULE, forward="dot_product_attention_forward",
         backward="dot_product_attention_backward", inputs=["prev_h", "A"],
-        outs=["attn", "attn_weights", "cache"], upstream=["attn"], grads=["dprev_h", "dA"],
-        grad_of=["prev_h", "A"], make=_make_attn,
+        outs=["attn", "attn_weights", "cache"], upstream=["attn"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
-        torch_forward=twins.attention, large=scaled(30.0, ("A", "prev_h")), saturating=True,
-        seed=51, forward_hints=hints)
-    spec.extra_forward_checks.append(
-        lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=4, P=16, H=5)))
-    return spec
+        torch_forward=twins.attention, large=scaled(A=30.0, prev_h=30.0), saturating=True,
+        seed=51, forward_hints=hints,
+        extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=4, P=16, H=5))])
 
 
 def _step_spec():
@@ -111,11 +99,9 @@ def _step_spec():
         module=MODULE, forward="attention_lstm_step_forward",
         backward="attention_lstm_step_backward",
         inputs=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"],
-        outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"],
-        grads=["dx", "dprev_h", "dprev_c", "dattn", "dWx", "dWh", "dWattn", "db"],
-        grad_of=["x", "prev_h", "prev_c", "attn", "Wx", "Wh", "Wattn", "b"], make=_make_step,
+        outs=["next_h", "next_c", "cache"], upstream=["next_h", "next_c"], make=_make_step,
         sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=2, D=1, H=6)],
-        torch_forward=twins.attention_lstm_step, large=scaled(400.0, ("x", "attn")),
+        torch_forward=twins.attention_lstm_step, large=scaled(x=400.0, attn=400.0),
         saturating=True, seed=52)
 
 
@@ -123,20 +109,18 @@ def _seq_spec():
     spec = gated_spec(
         module=MODULE, forward="attention_lstm_forward", backward="attention_lstm_backward",
         inputs=["x", "A", "Wx", "Wh", "Wattn", "b"], outs=["h", "attn_weights", "cache"],
-        upstream=["h"], grads=["dx", "dA", "dWx", "dWh", "dWattn", "db"],
-        grad_of=["x", "A", "Wx", "Wh", "Wattn", "b"], make=_make_seq,
+        upstream=["h"], make=_make_seq,
         sizes=[dict(N=2, T=3, D=4, P=16, H=3), dict(N=1, T=1, D=2, P=4, H=5),
                dict(N=3, T=5, D=3, P=6, H=4)],
-        torch_forward=twins.attention_lstm, large=scaled(500.0, ("x",), then=scaled(20.0, ("A",))),
-        saturating=True, seed=53, numeric_size=dict(N=2, T=3, D=3, P=4, H=3))
+        torch_forward=twins.attention_lstm, large=scaled(x=500.0, A=20.0), saturating=True,
+        seed=53, numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
+        extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=2, T=4, D=3, P=16, H=4))])
     for init, msg in (("zeros", "h0 and c0 must both be the mean of A over the P positions "
                                 "(yours start from zeros)"),
                       ("c0 zero", "the initial cell state c0 is also the mean of A (not zero)")):
         spec.forward_hints.append(Hint(lambda inp, _, init=init: dict(zip(
             ("h", "attn_weights"), _np_att_lstm(*[inp[k] for k in spec.inputs], init=init))),
             msg))
-    spec.extra_forward_checks.append(
-        lambda s: _weights_sum_check(s, "attn_weights", "P", dict(N=2, T=4, D=3, P=16, H=4)))
     return spec
 
 

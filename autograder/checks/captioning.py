@@ -19,6 +19,7 @@ from autograder.checks.core import (
     require_right,
     seeded,
 )
+from autograder.checks.hints import Hint, matching_hint
 from autograder.checks.numpy_specs import case
 
 MODULE = "captioning"
@@ -29,15 +30,9 @@ SCALES = {"W_proj": 0.5, "b_proj": 0.2, "W_embed": 0.7, "Wx": 0.5, "Wh": 0.5, "b
           "Wattn": 0.5, "W_vocab": 0.7, "b_vocab": 0.2}
 
 
-def cell_of(cell_type):
-    """The notebook check cell (grade_id) of a check of the ``cell_type`` captioner."""
-    return "check_" + course.cell_name(API, cell_type)
-
-
 def vocab(shuffled=False):
-    if not shuffled:
-        return {w: i for i, w in enumerate(WORDS)}
-    order = [5, 9, 0, 2, 10, 1, 3, 4, 6, 7, 8]  # <NULL>=5, <START>=9, <END>=0, ...
+    # shuffled: <NULL>=5, <START>=9, <END>=0, ...
+    order = [5, 9, 0, 2, 10, 1, 3, 4, 6, 7, 8] if shuffled else range(len(WORDS))
     return {w: order[i] for i, w in enumerate(WORDS)}
 
 
@@ -70,8 +65,7 @@ def draw_data(seed, w2i, N, T, D, cell, P=4):
         caps[n, 0] = w2i["<START>"]
         caps[n, 1:length] = rng.choice(ordinary, size=length - 1)
         if length <= T:
-            caps[n, length] = w2i["<END>"]
-            caps[n, length + 1:] = w2i["<NULL>"]
+            caps[n, length] = w2i["<END>"]  # then <NULL>, as filled
     return features, caps
 
 
@@ -89,7 +83,7 @@ def ref_sample(w2i, dims, cell, params, features, max_length):
     return np.asarray(model.sample(features, max_length)), None
 
 
-def _np_sample_variant(w2i, dims, cell, params, features, max_length, mode):
+def _np_sample_variant(w2i, cell, params, features, max_length, mode):
     """Greedy sampling with a known mistake (for hints), built from the reference layers."""
     rnn = reference.module("rnn_layers")
     lstm = reference.module("lstm_layers")
@@ -126,30 +120,29 @@ def _np_sample_variant(w2i, dims, cell, params, features, max_length, mode):
     return caps
 
 
-SAMPLE_HINTS = [
-    ("start_every_step", "each step must feed back the word chosen at the previous step "
-                         "(yours feeds <START> every time)"),
-    ("no_null", "after a caption emits <END>, the rest of its row must be <NULL>"),
+SAMPLE_HINTS = [  # variant(w2i, cell, params, features, max_length)
+    Hint(lambda *a: {"captions": _np_sample_variant(*a, "start_every_step")},
+         "each step must feed back the word chosen at the previous step (yours feeds <START> "
+         "every time)"),
+    Hint(lambda *a: {"captions": _np_sample_variant(*a, "no_null")},
+         "after a caption emits <END>, the rest of its row must be <NULL>"),
 ]
 
 
-# ---------------------------------------------------------------------------------------------
-# programs
-# ---------------------------------------------------------------------------------------------
-
-def _construct(w2i, dims, cell, dtype="float64"):
-    return {"op": "call", "fn": f"{MODULE}.CaptioningRNN",
-            "args": [{"$dict": [[k, v] for k, v in sorted(w2i.items())]}],
-            "kwargs": {"input_dim": dims["D"], "wordvec_dim": dims["W"], "hidden_dim": dims["H"],
-                       "cell_type": cell, "dtype": {"$np": dtype}},
-            "out": "model", "label": "CaptioningRNN(...)"}
+def _model(w2i, dims, cell, dtype="float64"):
+    """The steps that build the student's model and give it the parameters ``p.<name>``."""
+    return [{"op": "call", "fn": f"{MODULE}.CaptioningRNN",
+             "args": [{"$dict": [[k, v] for k, v in sorted(w2i.items())]}],
+             "kwargs": {"input_dim": dims["D"], "wordvec_dim": dims["W"],
+                        "hidden_dim": dims["H"], "cell_type": cell, "dtype": {"$np": dtype}},
+             "out": "model", "label": "CaptioningRNN(...)"},
+            {"op": "set_params", "obj": "model", "prefix": "p."}]
 
 
 def _loss_program(w2i, dims, cell, params, features, captions, dtype="float64", numeric=False):
-    inputs = {"features": features.astype(dtype), "captions": captions}
-    inputs.update({"p." + k: v.astype(dtype) for k, v in params.items()})
-    steps = [_construct(w2i, dims, cell, dtype),
-             {"op": "set_params", "obj": "model", "prefix": "p."},
+    inputs = {"features": features.astype(dtype), "captions": captions,
+              **{"p." + k: v.astype(dtype) for k, v in params.items()}}
+    steps = [*_model(w2i, dims, cell, dtype),
              {"op": "call", "fn": "$model.loss", "args": ["$features", "$captions"],
               "out": ["loss", "grads"], "label": "CaptioningRNN.loss"},
              {"op": "items", "src": "grads", "out": "g", "label": "grads"}]
@@ -166,21 +159,14 @@ def _loss_program(w2i, dims, cell, params, features, captions, dtype="float64", 
 
 
 def _sample_program(w2i, dims, cell, params, features, max_length):
-    inputs = {"features": features}
-    inputs.update({"p." + k: v for k, v in params.items()})
+    inputs = {"features": features, **{"p." + k: v for k, v in params.items()}}
     out = ["captions", "attn"] if cell == "attention" else ["captions"]
     call = {"op": "call", "fn": "$model.sample", "args": ["$features", max_length],
             "out": out if len(out) > 1 else out[0], "label": "CaptioningRNN.sample"}
     if cell == "attention":
         call["kwargs"] = {"return_attention": True}
-    steps = [_construct(w2i, dims, cell), {"op": "set_params", "obj": "model", "prefix": "p."},
-             call]
-    return Call(steps=steps, returns=out, inputs=inputs)
+    return Call(steps=[*_model(w2i, dims, cell), call], returns=out, inputs=inputs)
 
-
-# ---------------------------------------------------------------------------------------------
-# checks
-# ---------------------------------------------------------------------------------------------
 
 # The student's functions that CaptioningRNN's checks run (their tags): a failure of one of
 # them is named in the feedback of the captioning check ("fix it first").
@@ -224,20 +210,19 @@ def _loss_data(seed, w2i, dims, cell, P=4):
 
 def _check(kind, cell, title, points, data, call, evaluate):
     """A :func:`case` of CaptioningRNN's ``kind`` ("loss" or "sample") with the ``cell``
-    captioner."""
+    captioner, in the notebook check cell of that captioner."""
     return case(data, call, evaluate, api=API, title=title, points=points, module=MODULE,
-                tags=USES[kind, cell], cell=cell_of(cell))
+                tags=USES[kind, cell], cell="check_" + course.cell_name(API, cell))
 
 
 def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=2.0):
     w2i = vocab(shuffled)
-    dims = DIMS
     name = title or f"loss and gradients vs reference (cell_type={cell!r})"
 
     def evaluate(data, r, check):
         params, features, captions = data
         loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
-            w2i, dims, cell, params, features.astype(dtype), captions, np.dtype(dtype).type))
+            w2i, DIMS, cell, params, features.astype(dtype), captions, np.dtype(dtype).type))
         tol = F64 if dtype == "float64" else F32
         ctx = f" (cell_type={cell!r}, {dtype}{', shuffled vocabulary' if shuffled else ''})"
         loss = require_array(r, "loss", allow_scalar=True)
@@ -250,8 +235,7 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             if not hint and shuffled:
                 hint = "read <NULL>, <START> and <END> from word_to_idx; do not hard-code 0, 1, 2"
             raise Failed(f.message, hint, f.detail) from None
-        keys = r.json.get("g.keys", [])
-        missing = sorted(set(grads_ref) - set(keys))
+        missing = sorted(set(grads_ref) - set(r.json.get("g.keys", [])))
         if missing:
             raise Failed(f"grads has no {', '.join(missing)} (it must have the keys of params)")
         for k in sorted(grads_ref):
@@ -260,12 +244,11 @@ def _check_loss(cell, seed, shuffled=False, dtype="float64", title=None, points=
             compare(f"grads[{k!r}]", arr, grads_ref[k], tol, ctx)
         return f"loss and every gradient match{ctx}"
 
-    return _check("loss", cell, name, points, _loss_data(seed, w2i, dims, cell),
-                  lambda data: _loss_program(w2i, dims, cell, *data, dtype=dtype), evaluate)
+    return _check("loss", cell, name, points, _loss_data(seed, w2i, DIMS, cell),
+                  lambda data: _loss_program(w2i, DIMS, cell, *data, dtype=dtype), evaluate)
 
 
 def _check_numeric(cell, seed):
-    dims = SMALL
     w2i = vocab()
 
     def evaluate(data, r, check):
@@ -277,14 +260,14 @@ def _check_numeric(cell, seed):
                 f" (cell_type={cell!r}; compared with centered differences of your loss)",
                 label=f"grads[{k!r}]")
         loss_ref, grads_ref = check.memo("expected", lambda: ref_loss(
-            w2i, dims, cell, params, features, captions))
+            w2i, SMALL, cell, params, features, captions))
         expected = {"loss": np.asarray(loss_ref), **{"g." + k: v for k, v in grads_ref.items()}}
         require_right(r, sorted(expected), expected, F64, "agreeing with numeric gradients")
         return "every gradient agrees with numeric gradients of your loss"
 
     return _check("loss", cell, f"gradients vs numeric gradients of your loss "
-                  f"(cell_type={cell!r})", 1.0, _loss_data(seed, w2i, dims, cell, P=3),
-                  lambda data: _loss_program(w2i, dims, cell, *data, numeric=True), evaluate)
+                  f"(cell_type={cell!r})", 1.0, _loss_data(seed, w2i, SMALL, cell, P=3),
+                  lambda data: _loss_program(w2i, SMALL, cell, *data, numeric=True), evaluate)
 
 
 def _end_config(seed, w2i, dims, cell, N, max_length):
@@ -325,22 +308,21 @@ def _shift_hint(caps, caps_ref, w2i):
 
 def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=None):
     w2i = vocab(shuffled)
-    dims = DIMS
     N, max_length = 6, 9
     name = title or (f"sample: <NULL> after <END> (cell_type={cell!r})" if with_end
                      else f"sample vs reference (cell_type={cell!r})")
 
     def data():
         if with_end:
-            return _end_config(seed, w2i, dims, cell, N, max_length)
-        params = draw_params(seed, w2i, dims, cell)
-        features, _ = draw_data(seed + 1, w2i, N, 2, dims["D"], cell)
+            return _end_config(seed, w2i, DIMS, cell, N, max_length)
+        params = draw_params(seed, w2i, DIMS, cell)
+        features, _ = draw_data(seed + 1, w2i, N, 2, DIMS["D"], cell)
         return params, features
 
     def evaluate(data, r, check):
         params, features = data
         caps_ref, attn_ref = check.memo("expected", lambda: ref_sample(
-            w2i, dims, cell, params, features, max_length))
+            w2i, DIMS, cell, params, features, max_length))
         ctx = f" (cell_type={cell!r}, N={N}, max_length={max_length})"
         caps = require_array(r, "captions", shape=caps_ref.shape, dtype="integer")
         if with_end:
@@ -351,16 +333,12 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
                 if hits.size and np.any(row[hits[0] + 1:] != null):
                     raise Failed(f"captions[{n}] has words after its <END> (at step {hits[0]}); "
                                  f"the rest of the row must be <NULL>{ctx}",
-                                 SAMPLE_HINTS[1][1])
+                                 SAMPLE_HINTS[1].message)
         if not np.array_equal(caps, caps_ref):
             bad = np.argwhere(caps != caps_ref)[0]
-            hint = _shift_hint(caps, caps_ref, w2i)
-            for mode, msg in ([] if hint else SAMPLE_HINTS):
-                v = check.memo(("variant", mode), lambda m=mode: _np_sample_variant(
-                    w2i, dims, cell, params, features, max_length, m))
-                if not np.array_equal(v, caps_ref) and np.array_equal(caps, v):
-                    hint = msg
-                    break
+            hint = _shift_hint(caps, caps_ref, w2i) or matching_hint(
+                check, "sample", SAMPLE_HINTS, (w2i, cell, params, features, max_length), r,
+                ["captions"], {"captions": caps_ref})
             if not hint and shuffled:
                 hint = "read <NULL>, <START> and <END> from word_to_idx; do not hard-code them"
             head = (f"captions differ from the expected ones: first at row {bad[0]}, step "
@@ -375,7 +353,7 @@ def _check_sample(cell, seed, with_end=False, shuffled=False, points=1.5, title=
         return f"captions match{ctx}"
 
     return _check("sample", cell, name, points, data,
-                  lambda data: _sample_program(w2i, dims, cell, *data, max_length), evaluate)
+                  lambda data: _sample_program(w2i, DIMS, cell, *data, max_length), evaluate)
 
 
 @register(MODULE)

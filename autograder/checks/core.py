@@ -15,7 +15,6 @@ Check modules (``rnn.py``, ``lstm.py``...) build their checks with the specs of
 :func:`register`; ``hints.py`` holds the known-mistake matching both use, ``twins.py`` the
 PyTorch twins of the numpy layers.
 """
-import math
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -86,18 +85,15 @@ class Result:
         """A one-paragraph description of why the call did not complete, or None."""
         if self.failure is not None:
             return self.failure[1]
-        if self.error:
-            err = self.error
-            text = str(err.get("message", "error"))
-            if err.get("step") == "import":
-                text = "importing your module failed: " + text
-            elif err.get("where") and err.get("label"):
-                text = f"{err['label']} raised {text}"
-            where = err.get("where") or []
-            if where:
-                text += "\n    at " + "\n    at ".join(where[-3:])
-            return text
-        return None
+        if not self.error:
+            return None
+        err, where = self.error, self.error.get("where") or []
+        text = str(err.get("message", "error"))
+        if err.get("step") == "import":
+            text = "importing your module failed: " + text
+        elif where and err.get("label"):
+            text = f"{err['label']} raised {text}"
+        return text + "".join("\n    at " + w for w in where[-3:])
 
 
 @dataclass
@@ -137,8 +133,7 @@ class Check:
     cell: str = ""   # grade_id of its notebook check cell; default check_<api>
 
     def __post_init__(self):
-        if not self.id:
-            self.id = f"{self.api}: {self.title}"
+        self.id = self.id or f"{self.api}: {self.title}"
         self.cell = self.cell or f"check_{self.api}"
         self._calls = None
         self._lock = threading.RLock()
@@ -305,15 +300,6 @@ def _scale(expected):
     return max(float(np.max(finite)) if finite.size else 0.0, 1.0)
 
 
-def _fmt_num(x):
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.6g}"
-
-
 FLOAT32_HINT = ("under NumPy 2 a NumPy scalar such as np.sqrt(H) or np.float64(...), and an "
                 "array made with np.zeros(shape) / np.ones(shape) / np.empty(shape) (float64 by "
                 "default), turn float32 into float64; a Python float (math.sqrt(H), 1.0) does "
@@ -337,9 +323,7 @@ def require_array(result: Result, name: str, label: str | None = None, shape=Non
     if v.kind == "missing":
         raise Failed(f"{label}: the call did not complete: {problem}" if problem
                      else f"{label}: no value came back")
-    if allow_scalar and v.kind == "scalar":
-        pass
-    elif v.kind not in kinds:
+    if v.kind not in kinds and not (allow_scalar and v.kind == "scalar"):
         want = " or ".join({"ndarray": "a numpy array", "tensor": "a torch tensor"}[k]
                            for k in kinds)
         raise Failed(f"{label}: expected {want}, got {v.describe()}")
@@ -386,12 +370,12 @@ def compare(label: str, got, expected, tol: dict, context: str = "") -> None:
         where = f" at index {list(idx)}" if idx else ""
         g = got[idx] if idx else got
         if not np.isfinite(g):
-            raise Failed(f"{label}: you returned {_fmt_num(g)}{where} where a finite value was "
+            raise Failed(f"{label}: you returned {float(g):.6g}{where} where a finite value was "
                          f"expected ({n_bad} of {expected.size} entries wrong){context}")
         e = expected[idx] if idx else expected
         _differ(f"{label}: values differ from the expected ones: {n_bad} of {expected.size} "
-                f"entries off, largest error {abs_err:.3g}{where} (you returned {_fmt_num(g)}",
-                _fmt_num(e), f"); tolerance: relative {tol['rtol']:g}{context}")
+                f"entries off, largest error {abs_err:.3g}{where} (you returned {float(g):.6g}",
+                f"{float(e):.6g}", f"); tolerance: relative {tol['rtol']:g}{context}")
 
 
 def _differ(head, expected, tail):
@@ -411,14 +395,13 @@ def require_right(result: Result, names: list, expected: dict, tol: dict, what: 
     Raises Failed otherwise."""
     for k, name in enumerate(names):
         exp = np.asarray(expected[name])
+        label = name.replace("out.", "")
         try:
-            arr = require_array(result, names_as[k] if names_as else name,
-                                label=name.replace("out.", ""), shape=exp.shape, kinds=kinds,
-                                allow_scalar=True)
-            got, want = arr, exp
+            arr = require_array(result, names_as[k] if names_as else name, label=label,
+                                shape=exp.shape, kinds=kinds, allow_scalar=True)
             if positions is not None:
-                got, want = arr[positions], exp[positions]
-            compare(name.replace("out.", ""), got, want, tol)
+                arr, exp = arr[positions], exp[positions]
+            compare(label, arr, exp, tol)
         except Failed as f:
             lead = f"{what} counts only when the same call returns the right values, and it " \
                    "does not: "

@@ -85,29 +85,25 @@ def _step_spec():
     return gated_spec(
         module=MODULE, forward="lstm_step_forward", backward="lstm_step_backward",
         inputs=["x", "prev_h", "prev_c", "Wx", "Wh", "b"], outs=["next_h", "next_c", "cache"],
-        upstream=["next_h", "next_c"], grads=["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
-        grad_of=["x", "prev_h", "prev_c", "Wx", "Wh", "b"], make=_make_step,
+        upstream=["next_h", "next_c"], make=_make_step,
         sizes=[dict(N=3, D=5, H=4), dict(N=1, D=2, H=3), dict(N=4, D=1, H=6)],
-        torch_forward=twins.lstm_step, large=scaled(500.0, ("x", "prev_h")), saturating=True,
+        torch_forward=twins.lstm_step, large=scaled(x=500.0, prev_h=500.0), saturating=True,
         seed=41)
 
 
 def _seq_spec():
-    spec = gated_spec(
+    return gated_spec(
         module=MODULE, forward="lstm_forward", backward="lstm_backward",
-        inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], upstream=["h"],
-        grads=["dx", "dh0", "dWx", "dWh", "db"], grad_of=["x", "h0", "Wx", "Wh", "b"],
-        make=_make_seq,
+        inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], upstream=["h"], make=_make_seq,
         sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=2)],
-        torch_forward=twins.lstm, large=scaled(500.0, ("x", "h0")), saturating=True, seed=42)
-    spec.forward_hints += [
-        Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
-                                           inp["Wh"], inp["b"])},
-             "the initial cell state must be zero (not h0)"),
-        Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], np.zeros_like(inp["h0"]),
-                                           inp["Wx"], inp["Wh"], inp["b"], tanh_c=False)},
-             "next_h = o * tanh(next_c): the tanh is missing")]
-    return spec
+        torch_forward=twins.lstm, large=scaled(x=500.0, h0=500.0), saturating=True, seed=42,
+        forward_hints=[
+            Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], inp["h0"], inp["Wx"],
+                                               inp["Wh"], inp["b"])},
+                 "the initial cell state must be zero (not h0)"),
+            Hint(lambda inp, _: {"h": _lstm_np(inp["x"], inp["h0"], np.zeros_like(inp["h0"]),
+                                               inp["Wx"], inp["Wh"], inp["b"], tanh_c=False)},
+                 "next_h = o * tanh(next_c): the tanh is missing")])
 
 
 @register(MODULE)

@@ -21,7 +21,6 @@ Known mistakes (``hints.Hint``, ``variant(inputs, douts)``) are variants compute
 grader; when a failing result matches one, its message is added to the feedback.
 """
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Callable, Optional
 
 import numpy as np
@@ -58,8 +57,6 @@ class LayerSpec:
     sizes: list                   # list of size dicts; the first is the default
     backward: Optional[str] = None
     upstream: list = field(default_factory=list)   # forward outs that receive a gradient
-    grads: list = field(default_factory=list)      # backward's returned names
-    grad_of: list = field(default_factory=list)    # the forward input of each grad
     # (tensors...) -> the outputs of ``upstream``, first in its tuple (checks/twins.py)
     torch_forward: Optional[Callable] = None
     large: Optional[Callable] = None               # inputs -> large-magnitude inputs
@@ -73,53 +70,53 @@ class LayerSpec:
     numeric_size: Optional[dict] = None            # small size for numeric gradients
     extra_forward_checks: list = field(default_factory=list)    # spec -> [Check]
 
-    # --- derived ---------------------------------------------------------------------------
     @property
     def out_names(self) -> list[str]:
         return [o for o in self.outs if o != "cache"]
 
-    def ref(self) -> ModuleType:
-        return reference.module(self.module)
+    @property
+    def grad_of(self) -> list[str]:
+        """The inputs that get a gradient: all but the integer ones, in order."""
+        return [k for k in self.inputs if k not in self.int_inputs]
+
+    @property
+    def grads(self) -> list[str]:
+        """The backward's returned names: ``d<input>`` for each of :attr:`grad_of`."""
+        return ["d" + k for k in self.grad_of]
 
     def draw(self, size: dict, seed_offset: int = 0, dtype=np.float64,
              scale: Callable | None = None) -> dict:
-        rng = seeded(self.seed * 1000 + seed_offset)
-        inputs = self.make(rng, **size)
+        inputs = self.make(seeded(self.seed * 1000 + seed_offset), **size)
         if scale is not None:
             inputs = scale(inputs)
         return {k: (v.astype(dtype) if k not in self.int_inputs and v.dtype.kind == "f" else v)
                 for k, v in inputs.items()}
 
     def ref_forward(self, inputs: dict) -> tuple[dict, object]:
-        fn = getattr(self.ref(), self.forward)
+        fn = getattr(reference.module(self.module), self.forward)
         out = fn(*[np.array(inputs[k], copy=True) for k in self.inputs])
         out = out if isinstance(out, tuple) else (out,)
         return {name: np.asarray(v) for name, v in zip(self.outs, out) if name != "cache"}, \
             dict(zip(self.outs, out)).get("cache")
 
     def douts(self, inputs: dict, seed_offset: int = 0) -> dict:
-        outs, _ = self.ref_forward({k: np.asarray(v, dtype=np.float64)
-                                    if k not in self.int_inputs else v
-                                    for k, v in inputs.items()})
+        outs, _ = self.ref_forward(_float64(inputs))
         rng = seeded(self.seed * 1000 + 500 + seed_offset)
         return {"d" + name: rng.standard_normal(outs[name].shape) for name in self.upstream}
 
     def ref_backward(self, inputs: dict, douts: dict) -> dict:
         _, cache = self.ref_forward(inputs)
-        fn = getattr(self.ref(), self.backward)
+        fn = getattr(reference.module(self.module), self.backward)
         out = fn(*[np.array(douts["d" + u], copy=True) for u in self.upstream], cache)
         out = out if isinstance(out, tuple) else (out,)
         return {g: np.asarray(v) for g, v in zip(self.grads, out)}
 
     def torch_grads(self, inputs: dict, douts: dict) -> dict:
         torch = import_torch()
-        tensors = {}
-        for k in self.inputs:
-            v = inputs[k]
-            if k in self.int_inputs:
-                tensors[k] = torch.from_numpy(np.asarray(v, dtype=np.int64))
-            else:
-                tensors[k] = torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True)
+        tensors = {k: torch.from_numpy(np.asarray(inputs[k], dtype=np.int64))
+                   if k in self.int_inputs else
+                   torch.tensor(np.asarray(inputs[k], dtype=np.float64), requires_grad=True)
+                   for k in self.inputs}
         outs = self.torch_forward(*[tensors[k] for k in self.inputs])
         outs = (outs if isinstance(outs, tuple) else (outs,))[:len(self.upstream)]
         wrt = [tensors[k] for k in self.grad_of]
@@ -129,7 +126,6 @@ class LayerSpec:
         return {g: (np.zeros(inputs[k].shape) if t is None else t.numpy())
                 for g, k, t in zip(self.grads, self.grad_of, grads)}
 
-    # --- programs --------------------------------------------------------------------------
     def forward_step(self) -> dict:
         out = self.outs if len(self.outs) > 1 else self.outs[0]
         return {"op": "call", "fn": f"{self.module}.{self.forward}",
@@ -159,18 +155,11 @@ class LayerSpec:
         return Call(steps=steps, returns=returns, inputs=dict(inputs, **douts))
 
 
-def scaled(factor: float, keys: tuple, then: Callable | None = None) -> Callable:
-    """``inputs -> inputs`` with those named in ``keys`` multiplied by ``factor`` (then
-    ``then`` applied): a spec's ``large``."""
-    def f(inputs):
-        out = {k: v * factor if k in keys else v for k, v in inputs.items()}
-        return then(out) if then else out
-    return f
+def scaled(**factors: float) -> Callable:
+    """``inputs -> inputs`` with each input named in ``factors`` multiplied by its factor: a
+    spec's ``large``."""
+    return lambda inputs: {k: v * factors[k] if k in factors else v for k, v in inputs.items()}
 
-
-# ---------------------------------------------------------------------------------------------
-# evaluation helpers
-# ---------------------------------------------------------------------------------------------
 
 def compare_outputs(check: Check, key: str, result, names: list, expected: dict, tol: dict,
                     dtype: str, context: str, hints=(), inputs=None, douts=None,
@@ -195,22 +184,29 @@ def _run(evaluate: Callable) -> Callable:
     """Wrap an evaluate body: Failed -> failing Outcome, completion -> passing Outcome."""
     def wrapped(results, check):
         try:
-            msg = evaluate(results, check)
-            return Outcome(True, msg or "")
+            return Outcome(True, evaluate(results, check) or "")
         except Failed as f:
             return Outcome(False, f.message, f.hint, f.detail)
     return wrapped
 
 
-def case(data: Callable, call: Callable, evaluate: Callable, **fields) -> Check:
+def case(data: Callable, call: Callable, evaluate: Callable, what: str = "",
+         expected: Callable | None = None, **fields) -> Check:
     """A :class:`Check` (``fields``: api, title, points, module...) of one case: the worker runs
     ``call(data())``; ``evaluate(data(), result, check)`` returns the message of a pass or
-    raises Failed (``data()`` draws seeded inputs, the same each time; memoized here)."""
+    raises Failed (``data()`` draws seeded inputs, the same each time; memoized here).
+    ``what``: for a property check, the property: it counts only when the same call's outputs
+    ``expected(data()) -> {name: array}`` are right too (``require_right``)."""
     def calls():
         return call(data())
 
     def evaluate_data(results, check):
-        return evaluate(check.memo("data", data), results[0], check)
+        inputs = check.memo("data", data)
+        message = evaluate(inputs, results[0], check)
+        if what:
+            right = check.memo("expected", lambda: expected(inputs))
+            require_right(results[0], list(right), right, F64, what)
+        return message
 
     return Check(calls=calls, evaluate=_run(evaluate_data), **fields)
 
@@ -219,30 +215,16 @@ def _float64(arrays: dict) -> dict:
     return {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in arrays.items()}
 
 
-# ---------------------------------------------------------------------------------------------
-# the standard checks
-# ---------------------------------------------------------------------------------------------
-
 def check_of(spec: LayerSpec, api: str, title: str, points: float, data: Callable,
              call: Callable, evaluate: Callable, what: str = "") -> Check:
     """A :func:`case` of ``api``, the spec's forward (``data()``: its inputs) or backward
     (``data()``: inputs and upstream gradients; the check also runs the forward, its tag).
-    ``what``: for a property check, the property: it counts only when the same call's outputs
-    are right (``require_right``)."""
+    ``what``: for a property check, the property (see :func:`case`)."""
     backward = api == spec.backward
-
-    def gated(inputs, r, check):
-        message = evaluate(inputs, r, check)
-        if what and backward:
-            expected = check.memo("expected", lambda: spec.ref_backward(*inputs))
-            require_right(r, spec.grads, expected, F64, what)
-        elif what:
-            expected = check.memo("expected", lambda: spec.ref_forward(inputs)[0])
-            require_right(r, spec.out_names, expected, F64, what)
-        return message
-
-    return case(data, call, gated, api=api, title=title, points=points, module=spec.module,
-                tags=(spec.forward,) if backward else ())
+    expected = (lambda d: spec.ref_backward(*d)) if backward else \
+        (lambda d: spec.ref_forward(d)[0])
+    return case(data, call, evaluate, what, expected, api=api, title=title, points=points,
+                module=spec.module, tags=(spec.forward,) if backward else ())
 
 
 def forward_checks(spec: LayerSpec) -> list[Check]:
@@ -305,12 +287,12 @@ def _forward_unchanged_check(spec, points):
 def backward_checks(spec: LayerSpec) -> list[Check]:
     """The backward's checks: 3 points of gradients over the sizes, 1 each against PyTorch
     autograd, numeric gradients, float32 and unchanged upstream gradient and cache."""
-    checks = [_backward_check(spec, size, 400 + i, np.float64, 3.0 / len(spec.sizes),
-                              "reference") for i, size in enumerate(spec.sizes)]
+    checks = [_backward_check(spec, size, 400 + i, np.float64, 3.0 / len(spec.sizes))
+              for i, size in enumerate(spec.sizes)]
     if spec.torch_forward is not None:
-        checks.append(_backward_check(spec, spec.sizes[0], 450, np.float64, 1.0, "torch"))
+        checks.append(_backward_check(spec, spec.sizes[0], 450, np.float64, 1.0, torch=True))
     checks.append(_numeric_check(spec, 1.0))
-    checks.append(_backward_check(spec, spec.sizes[0], 470, np.float32, 1.0, "reference",
+    checks.append(_backward_check(spec, spec.sizes[0], 470, np.float32, 1.0,
                                   title_extra="float32 in -> float32 out"))
     checks.append(_backward_unchanged_check(spec, 1.0))
     return checks
@@ -324,19 +306,16 @@ def _grad_data(spec, size, offset, dtype=np.float64):
     return data
 
 
-def _backward_check(spec, size, offset, dtype, points, against, title_extra=""):
+def _backward_check(spec, size, offset, dtype, points, torch=False, title_extra=""):
+    """Gradients against the reference backward's, or PyTorch autograd's (``torch``)."""
     dname = np.dtype(dtype).name
     ctx = f" ({sizes_str(**size)}, {dname})"
-    if title_extra:
-        title = f"{title_extra} ({sizes_str(**size)})"
-    elif against == "torch":
-        title = f"gradients vs PyTorch autograd of the forward{ctx}"
-    else:
-        title = f"gradients vs reference{ctx}"
+    vs = "PyTorch autograd of the forward" if torch else "reference"
+    title = f"{title_extra} ({sizes_str(**size)})" if title_extra else f"gradients vs {vs}{ctx}"
 
     def evaluate(data, r, check):
         inp, d = _float64(data[0]), _float64(data[1])
-        grads = spec.torch_grads if against == "torch" else spec.ref_backward
+        grads = spec.torch_grads if torch else spec.ref_backward
         expected = check.memo("expected", lambda: grads(inp, d))
         compare_outputs(check, "bwd", r, spec.grads, expected,
                         F64 if dtype == np.float64 else F32, dname, ctx, spec.backward_hints,

@@ -26,17 +26,9 @@ from autograder.checks.numpy_specs import LayerSpec, case, compare_outputs, laye
 MODULE = "rnn_layers"
 
 
-def _ref():
-    return reference.module(MODULE)
-
-
-# ---------------------------------------------------------------------------------------------
-# known mistakes
-# ---------------------------------------------------------------------------------------------
-
 def _rnn_no_recurrent_grad(inputs, douts):
     """rnn_backward that ignores the gradient flowing back from step t+1."""
-    ref = _ref()
+    ref = reference.module(MODULE)
     x, h0, Wx, Wh, b = (inputs[k] for k in ("x", "h0", "Wx", "Wh", "b"))
     h, _ = ref.rnn_forward(x, h0, Wx, Wh, b)
     dh = douts["dh"]
@@ -61,10 +53,6 @@ def _tanh_grad_not_squared(inputs, douts):
     return {"dx": da @ Wx.T, "dprev_h": da @ Wh.T, "dWx": x.T @ da, "dWh": prev_h.T @ da,
             "db": da.sum(0)}
 
-
-# ---------------------------------------------------------------------------------------------
-# specs
-# ---------------------------------------------------------------------------------------------
 
 def _make_step(rng, N, D, H):
     return dict(x=rng.standard_normal((N, D)), prev_h=rng.standard_normal((N, H)),
@@ -94,9 +82,8 @@ RNN_STEP = LayerSpec(
     module=MODULE, forward="rnn_step_forward", backward="rnn_step_backward",
     inputs=["x", "prev_h", "Wx", "Wh", "b"], outs=["next_h", "cache"], make=_make_step,
     sizes=[dict(N=3, D=5, H=4), dict(N=1, D=3, H=2), dict(N=4, D=1, H=6)],
-    upstream=["next_h"], grads=["dx", "dprev_h", "dWx", "dWh", "db"],
-    grad_of=["x", "prev_h", "Wx", "Wh", "b"], torch_forward=twins.rnn_step,
-    large=scaled(400.0, ("x", "prev_h")), saturating=True, seed=11,
+    upstream=["next_h"], torch_forward=twins.rnn_step,
+    large=scaled(x=400.0, prev_h=400.0), saturating=True, seed=11,
     backward_hints=[Hint(_tanh_grad_not_squared,
                          "the derivative of tanh(a) is 1 - tanh(a)**2 (squared)")])
 
@@ -104,9 +91,8 @@ RNN = LayerSpec(
     module=MODULE, forward="rnn_forward", backward="rnn_backward",
     inputs=["x", "h0", "Wx", "Wh", "b"], outs=["h", "cache"], make=_make_seq,
     sizes=[dict(N=2, T=4, D=5, H=3), dict(N=1, T=1, D=2, H=4), dict(N=3, T=6, D=4, H=7)],
-    upstream=["h"], grads=["dx", "dh0", "dWx", "dWh", "db"],
-    grad_of=["x", "h0", "Wx", "Wh", "b"], torch_forward=twins.rnn,
-    large=scaled(600.0, ("x", "h0")), saturating=True, seed=12,
+    upstream=["h"], torch_forward=twins.rnn, large=scaled(x=600.0, h0=600.0), saturating=True,
+    seed=12,
     backward_hints=[Hint(_rnn_no_recurrent_grad,
                          "the gradient reaching h[:, t] is dh[:, t] (from above) plus the "
                          "gradient flowing back from step t+1; yours ignores the second")])
@@ -116,8 +102,7 @@ EMBED = LayerSpec(
     inputs=["x", "W"], outs=["out", "cache"], make=_make_embed,
     sizes=[dict(N=2, T=5, V=4, D=3), dict(N=1, T=1, V=3, D=2),
            dict(N=3, T=4, V=10, D=6, int32=True)],
-    upstream=["out"], grads=["dW"], grad_of=["W"], torch_forward=twins.embed, int_inputs=("x",),
-    seed=13,
+    upstream=["out"], torch_forward=twins.embed, int_inputs=("x",), seed=13,
     backward_hints=[Hint(_embed_lost_repeats,
                          "`dW[x] += dout` keeps only one of the updates of a word that appears "
                          "several times; accumulate with np.add.at (see the docstring)")])
@@ -126,35 +111,28 @@ AFFINE = LayerSpec(
     module=MODULE, forward="temporal_affine_forward", backward="temporal_affine_backward",
     inputs=["x", "w", "b"], outs=["out", "cache"], make=_make_affine,
     sizes=[dict(N=2, T=3, D=4, M=5), dict(N=1, T=1, D=3, M=2), dict(N=3, T=2, D=6, M=1)],
-    upstream=["out"], grads=["dx", "dw", "db"], grad_of=["x", "w", "b"],
-    torch_forward=twins.affine, large=scaled(1e3, ("x",)), seed=14)
+    upstream=["out"], torch_forward=twins.affine, large=scaled(x=1e3), seed=14)
 
 
-# ---------------------------------------------------------------------------------------------
 # temporal_softmax_loss (a forward that returns its own gradient)
-# ---------------------------------------------------------------------------------------------
-
 LOSS_API = "temporal_softmax_loss"
 
 
-def _make_loss(rng, N, T, V, scale=1.0, offset=0.0, mask="some"):
+def _make_loss(rng, N, T, V, scale=1.0, offset=0.0, all_masked=False):
     x = rng.standard_normal((N, T, V)) * scale + offset
     y = rng.integers(0, V, size=(N, T))
-    if mask == "some":
-        m = rng.random((N, T)) < 0.7
-        m[0, 0] = True
-        if N * T > 2:
-            m.reshape(-1)[-1] = False
-    elif mask == "none":
-        m = np.zeros((N, T), dtype=bool)
-    else:
-        m = np.ones((N, T), dtype=bool)
+    if all_masked:
+        return dict(x=x, y=y, mask=np.zeros((N, T), dtype=bool))
+    m = rng.random((N, T)) < 0.7
+    m[0, 0] = True
+    if N * T > 2:
+        m.reshape(-1)[-1] = False
     return dict(x=x, y=y, mask=m)
 
 
 def _ref_loss(inp):
-    loss, dx = _ref().temporal_softmax_loss(np.array(inp["x"], dtype=np.float64), inp["y"],
-                                           inp["mask"])
+    loss, dx = reference.module(MODULE).temporal_softmax_loss(
+        np.array(inp["x"], dtype=np.float64), inp["y"], inp["mask"])
     return {"loss": np.asarray(float(loss)), "dx": np.asarray(dx)}
 
 
@@ -168,33 +146,26 @@ def _torch_loss(inp):
     return {"loss": np.asarray(loss.item()), "dx": x.grad.numpy()}
 
 
-def _loss_variants():
-    def over_nt(inp, _):
+def _normalised(factors):
+    """A mistaken normalisation: the loss and dx times mul / div, ``factors(N, T, k) -> (mul,
+    div)`` (k: the number of unmasked positions, at least 1)."""
+    def variant(inp, _):
         r = _ref_loss(inp)
-        N, T = inp["y"].shape
-        return {"loss": r["loss"] / T, "dx": r["dx"] / T}
+        mul, div = factors(*inp["y"].shape, max(int(np.sum(inp["mask"])), 1))
+        return {"loss": r["loss"] * mul / div, "dx": r["dx"] * mul / div}
+    return variant
 
-    def over_mask(inp, _):
-        r = _ref_loss(inp)
-        N = inp["y"].shape[0]
-        k = max(int(np.sum(inp["mask"])), 1)
-        return {"loss": r["loss"] * N / k, "dx": r["dx"] * N / k}
 
-    def no_mask(inp, _):
-        return _ref_loss(dict(inp, mask=np.ones_like(inp["mask"])))
-
-    def no_div(inp, _):
-        r = _ref_loss(inp)
-        N = inp["y"].shape[0]
-        return {"loss": r["loss"] * N, "dx": r["dx"] * N}
-
-    return [
-        Hint(over_nt, "the loss is averaged over N*T; it must be summed over time and averaged "
-                      "over the batch only (divide by N)"),
-        Hint(over_mask, "the loss is divided by the number of unmasked positions; divide by N"),
-        Hint(no_mask, "masked positions count: multiply the loss and dx by the mask"),
-        Hint(no_div, "the loss is not divided by the batch size N"),
-    ]
+LOSS_HINTS = [
+    Hint(_normalised(lambda N, T, k: (1, T)),
+         "the loss is averaged over N*T; it must be summed over time and averaged over the batch "
+         "only (divide by N)"),
+    Hint(_normalised(lambda N, T, k: (N, k)),
+         "the loss is divided by the number of unmasked positions; divide by N"),
+    Hint(lambda inp, _: _ref_loss(dict(inp, mask=np.ones_like(inp["mask"]))),
+         "masked positions count: multiply the loss and dx by the mask"),
+    Hint(_normalised(lambda N, T, k: (N, 1)), "the loss is not divided by the batch size N"),
+]
 
 
 # scores ~ N(1e4, 1000^2): the label's probability underflows to 0 in float64 (a gap > 745)
@@ -213,17 +184,11 @@ def _loss_check(title, inputs, evaluate, steps=(), returns=("loss", "dx"), point
     call runs the loss on x, y and mask, then ``steps``, and sends back ``returns``. ``what``:
     for a property check, the property: it counts only when the same call's loss and dx are
     right."""
-    def gated(inp, r, check):
-        message = evaluate(inp, r, check)
-        if what:
-            expected = check.memo("expected", lambda: _ref_loss(inp))
-            require_right(r, ["loss", "dx"], expected, F64, what)
-        return message
-
     def call(inp):
         return Call(steps=[_loss_step(), *steps], returns=list(returns), inputs=inp)
 
-    return case(inputs, call, gated, api=LOSS_API, title=title, points=points, module=MODULE)
+    return case(inputs, call, evaluate, what, _ref_loss, api=LOSS_API, title=title,
+                points=points, module=MODULE)
 
 
 LOGSUMEXP_HINT = ("exp() of a large score overflows to inf, and the log of a probability that "
@@ -257,7 +222,7 @@ def _loss_value_check(title, size, seed, dtype=np.float64, against="reference", 
             compare("loss", loss, expected["loss"], tol, ctx)
         except Failed as f:
             raise Failed(f.message, f.hint or _loss_hint(check, inp, r), f.detail) from None
-        compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx, _loss_variants(),
+        compare_outputs(check, "loss", r, ["dx"], expected, tol, dname, ctx, LOSS_HINTS,
                         inp, None, LOGSUMEXP_HINT)
         if gate:
             ordinary = check.memo("gate", lambda: _ref_loss(dict(inp, mask=inp["mask_g"])))
@@ -274,7 +239,7 @@ def _loss_hint(check, inp, r):
     if non_finite(r.array("loss")):
         return LOGSUMEXP_HINT
     expected = _ref_loss(inp)
-    for i, hint in enumerate(_loss_variants()):
+    for i, hint in enumerate(LOSS_HINTS):
         v = check.memo(("loss-hint", i), lambda h=hint: h.variant(inp, None))
         if matches(v["loss"], expected["loss"]):
             continue
@@ -320,6 +285,11 @@ def _numeric_inputs():
     return inp
 
 
+# the loss at each perturbation of x (stack.x), sent back as f.x.0
+_PERTURBED_LOSS = {"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}", "args": ["$x", "$y", "$mask"],
+                   "wrt": "x", "stack": "stack.x", "picks": [0], "out": "f.x", "label": LOSS_API}
+
+
 def _numeric(inp, r, check):
     """dx agrees with centered differences of the student's own loss."""
     require_numeric_grad(r, "dx", inp["x"].shape, ["f.x.0"], [np.asarray(1.0)],
@@ -336,8 +306,9 @@ def _unchanged(inp, r, check):
     return "inputs unchanged"
 
 
-def _loss_checks():
-    return [
+@register(MODULE)
+def build() -> list:
+    return [c for spec in (RNN_STEP, RNN, EMBED, AFFINE) for c in layer_checks(spec)] + [
         _loss_value_check("values vs reference", dict(N=3, T=4, V=5), 21, points=1.0),
         _loss_value_check("values vs reference", dict(N=1, T=1, V=3), 22, points=0.5),
         _loss_value_check("values vs reference", dict(N=4, T=6, V=10), 23, points=0.5),
@@ -349,27 +320,15 @@ def _loss_checks():
                           scale=LARGE_SCORES, offset=1e4, points=0.5),
         _loss_value_check("numerically stable for large scores", dict(N=2, T=3, V=4), 26,
                           dtype=np.float32, scale=LARGE_SCORES, offset=1e4, points=0.5),
-        _loss_value_check("every position masked", dict(N=2, T=3, V=4), 27, mask="none",
+        _loss_value_check("every position masked", dict(N=2, T=3, V=4), 27, all_masked=True,
                           points=0.5, gate=True),
         _loss_check(f"masked positions contribute nothing ({sizes_str(**MASKED_SIZE)})",
                     _masked_inputs, _masked, [_loss_step(("$x2", "$y", "$mask"), ("loss2", "dx2"))],
-                    ("loss", "dx", "loss2", "dx2"),
-                    what="\"masked positions contribute nothing\""),
+                    ("loss", "dx", "loss2", "dx2"), what="\"masked positions contribute nothing\""),
         _loss_check(f"dx vs numeric gradient of your loss ({sizes_str(**NUMERIC_SIZE)})",
-                    _numeric_inputs, _numeric, [{"op": "map_inputs", "fn": f"{MODULE}.{LOSS_API}",
-                                "args": ["$x", "$y", "$mask"], "wrt": "x", "stack": "stack.x",
-                                "picks": [0], "out": "f.x", "label": LOSS_API}],
-                    ("loss", "dx", "f.x.0"), what="agreeing with numeric gradients"),
+                    _numeric_inputs, _numeric, [_PERTURBED_LOSS], ("loss", "dx", "f.x.0"),
+                    what="agreeing with numeric gradients"),
         _loss_check("does not modify its inputs", lambda: _make_loss(seeded(31), N=2, T=4, V=5),
                     _unchanged, returns=("x", "y", "mask", "loss", "dx"),
                     what="\"does not modify its inputs\""),
     ]
-
-
-@register(MODULE)
-def build() -> list:
-    checks = []
-    for spec in (RNN_STEP, RNN, EMBED, AFFINE):
-        checks += layer_checks(spec)
-    checks += _loss_checks()
-    return checks
