@@ -51,7 +51,15 @@ LEVELS = ("none", "reduced", "full")
 GUARANTEES = ("no capabilities", "mount namespace", "PID namespace", "network namespace",
               "IPC namespace", "unprivileged uid", "memory and pids cgroup")
 NAMESPACES = GUARANTEES[1:5]
-METHODS = ("bwrap", "uid+bwrap", "bwrap-userns", "uid", "plain")
+# what each method gives but the cgroup (the machine's: see level_of), in the order tried
+METHOD_GUARANTEES = {
+    "bwrap": {"no capabilities", *NAMESPACES, "unprivileged uid"},
+    "uid+bwrap": {"no capabilities", *NAMESPACES, "unprivileged uid"},
+    "bwrap-userns": {"no capabilities", *NAMESPACES},
+    "uid": {"no capabilities", "unprivileged uid"},
+    "plain": set(),
+}
+METHODS = tuple(METHOD_GUARANTEES)
 INSIDE_SCRATCH = "/submission"
 TMPFS_BYTES = 64 * 2 ** 20
 SHM_BYTES = 16 * 2 ** 20
@@ -75,32 +83,20 @@ class Isolation:
     def as_json(self) -> dict:
         return {"level": self.level, "method": self.method, "missing": list(self.missing)}
 
-    def at_least(self, level: str) -> bool:
-        """True when this level is ``level`` or better."""
-        return LEVELS.index(self.level) >= LEVELS.index(level)
-
 
 class IsolationTooLow(Exception):
     """The machine allows less isolation than the caller accepted."""
 
 
-def _guarantees(method, cgroup_ok):
-    have = set()
-    if method in ("bwrap", "uid+bwrap", "bwrap-userns"):
-        have.update(NAMESPACES)
-        have.add("no capabilities")
-    if method in ("bwrap", "uid+bwrap", "uid"):
-        have.add("unprivileged uid")
-    if method == "uid":
-        have.add("no capabilities")
-    if cgroup_ok:
-        have.add("memory and pids cgroup")
-    return have
+def fresh_uid(method: str) -> bool:
+    """True when ``method`` runs the worker under a fresh unprivileged uid (with setpriv)."""
+    return "unprivileged uid" in METHOD_GUARANTEES[method]
 
 
 def level_of(method: str, cgroup_ok: bool) -> Isolation:
     """-> Isolation for a method, given whether a memory+pids cgroup can be made."""
-    missing = [g for g in GUARANTEES if g not in _guarantees(method, cgroup_ok)]
+    have = METHOD_GUARANTEES[method] | ({"memory and pids cgroup"} if cgroup_ok else set())
+    missing = [g for g in GUARANTEES if g not in have]
     if not missing:
         level = "full"
     elif method == "plain":
@@ -110,11 +106,10 @@ def level_of(method: str, cgroup_ok: bool) -> Isolation:
     return Isolation(method, level, missing)
 
 
-# ---------------------------------------------------------------------------------------------
-# the command that starts a worker
-# ---------------------------------------------------------------------------------------------
+# the command that starts a worker --------------------------------------------------------------
 
-def _under(path, folder):
+def under(path: str, folder: str) -> bool:
+    """True when ``path`` is ``folder`` or lies inside it (both absolute and normalised)."""
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
@@ -140,7 +135,7 @@ def _bind_folder(folder, made):
     parts = Path(folder).parts
     for i in range(2, len(parts)):
         parent = str(Path(*parts[:i]))
-        if parent not in made and not _under(parent, "/usr"):
+        if parent not in made and not under(parent, "/usr"):
             made.add(parent)
             args += ["--perms", "0755", "--dir", parent]
     return args + ["--ro-bind", folder, folder]
@@ -162,10 +157,10 @@ def bwrap_args(method: str, folders, hide, scratch, uid) -> list:
              "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     made = set()
     for folder in folders:
-        if not _under(folder, "/usr"):
+        if not under(folder, "/usr"):
             args += _bind_folder(folder, made)
     for path in hide:  # e.g. the course installed into site-packages
-        if any(_under(path, f) and path != f for f in folders) and os.path.isdir(path):
+        if any(under(path, f) and path != f for f in folders) and os.path.isdir(path):
             args += ["--perms", "0000", "--size", "4096", "--tmpfs", path]
     args += ["--ro-bind", str(scratch), INSIDE_SCRATCH, "--chdir", INSIDE_SCRATCH]
     return args
@@ -183,28 +178,19 @@ def command(method: str, program: list, folders=(), hide=(), scratch: str | Path
     """The command line that runs ``program`` (a list) under ``method``. With bubblewrap, its
     arguments are read from ``args_fd`` when given (``--args FD``: they stay off the command
     line); returns (argv, bwrap arguments to write into that fd or None)."""
-    if method == "plain":
-        return list(program), None
-    if method == "uid":
-        return setpriv_args(uid, gid) + list(program), None
-    inner_uid = uid if method in ("uid+bwrap", "bwrap-userns") else None
-    bargs = bwrap_args(method, folders, hide, scratch, inner_uid)
-    head = []
-    if method == "uid+bwrap":
-        head = setpriv_args(uid, gid)
-    tail = ["--"]
-    if method == "bwrap":
-        tail += setpriv_args(uid, gid)
-    tail += list(program)
-    bwrap = shutil.which("bwrap") or "bwrap"
+    drop = setpriv_args(uid, gid) if fresh_uid(method) else []
+    if "bwrap" not in method:  # uid, plain
+        return drop + list(program), None
+    bargs = bwrap_args(method, folders, hide, scratch, uid)
+    head = drop if method == "uid+bwrap" else []  # setpriv, then bubblewrap
+    tail = ["--"] + (drop if method == "bwrap" else []) + list(program)  # or the reverse
+    bwrap = [shutil.which("bwrap") or "bwrap"]
     if args_fd is None:
-        return head + [bwrap] + bargs + tail, None
-    return head + [bwrap, "--args", str(args_fd)] + tail, bargs
+        return head + bwrap + bargs + tail, None
+    return head + bwrap + ["--args", str(args_fd)] + tail, bargs
 
 
-# ---------------------------------------------------------------------------------------------
-# detection
-# ---------------------------------------------------------------------------------------------
+# detection -------------------------------------------------------------------------------------
 
 def _candidates():
     forced = os.environ.get(METHOD_ENV)
@@ -221,11 +207,11 @@ def _probe(method, folders):
     """Run a small program with ``method``: True when the interpreter starts and finds numpy
     in its site-packages (what every worker needs; found, not imported: a few ms)."""
     import tempfile
-    if method != "plain" and method != "uid" and shutil.which("bwrap") is None:
+    if "bwrap" in method and shutil.which("bwrap") is None:
         return False
-    if method in ("bwrap", "uid+bwrap", "uid") and shutil.which("setpriv") is None:
+    if fresh_uid(method) and shutil.which("setpriv") is None:
         return False
-    uid = os.geteuid() if method in ("bwrap-userns", "plain") else 1_999_999_999
+    uid = 1_999_999_999 if fresh_uid(method) else os.geteuid()
     program = [sys.executable, "-I", "-c",
                "import importlib.util, sys; sys.exit(importlib.util.find_spec('numpy') is None)"]
     with tempfile.TemporaryDirectory(prefix="seqlab-probe-") as scratch:
@@ -243,10 +229,11 @@ def _probe(method, folders):
 def detect() -> Isolation:
     """The best isolation this machine allows (probed once per process), with this
     interpreter's folders and a memory+pids cgroup when one can be made."""
-    from autograder import sandbox
-    folders = sandbox.interpreter_folders()
+    from autograder.sandbox.cgroup import Cgroup
+    from autograder.sandbox.worker import interpreter_folders
+    folders = interpreter_folders()
     # SEQLAB_SANDBOX_CGROUP=0: no cgroup (tests of the other guarantees)
-    cgroup_ok = os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0" and sandbox.Cgroup.probe()
+    cgroup_ok = os.environ.get("SEQLAB_SANDBOX_CGROUP", "1") != "0" and Cgroup.probe()
     for method in _candidates():
         if method == "plain" or _probe(method, folders):
             return level_of(method, cgroup_ok)
@@ -258,7 +245,7 @@ def require(isolation: Isolation, allowed: str) -> None:
     if allowed not in LEVELS:
         raise ValueError(f"allowed isolation level: expected one of {', '.join(LEVELS)}, "
                          f"got {allowed!r}")
-    if not isolation.at_least(allowed):
+    if LEVELS.index(isolation.level) < LEVELS.index(allowed):
         nxt = "reduced" if isolation.level == "reduced" else "none"
         raise IsolationTooLow(
             f"this machine allows only isolation level {isolation.describe()}; student code "

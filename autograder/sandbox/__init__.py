@@ -29,14 +29,7 @@ call, processes other than the worker itself are killed.
 """
 from autograder.sandbox.cgroup import GRADER_MEMORY, Cgroup, GraderGroup
 from autograder.sandbox.procs import enable_subreaper
-from autograder.sandbox.worker import (
-                                       WALL_FACTOR,
-                                       Deadline,
-                                       Limits,
-                                       Worker,
-                                       WorkerFailure,
-                                       interpreter_folders,
-)
+from autograder.sandbox.worker import WALL_FACTOR, Deadline, Limits, Worker, WorkerFailure
 
 __all__ = ["GRADER_MEMORY", "WALL_FACTOR", "Cgroup", "Deadline", "GraderGroup", "Limits",
-           "Worker", "WorkerFailure", "enable_subreaper", "interpreter_folders"]
+           "Worker", "WorkerFailure", "enable_subreaper"]

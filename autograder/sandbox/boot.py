@@ -24,6 +24,7 @@ environment of named values that starts with the input arrays of the request. Th
 carries the values named in ``return``, converted to plain numeric arrays (or a description of
 what came back when that is impossible), and the error of the step that failed, if any.
 """
+import importlib
 import os
 import sys
 import traceback
@@ -32,76 +33,60 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I leav
 import _seqlab_wire as wire  # noqa: E402  (the copy of wire.py next to this file)
 
 # Snapshots of what the protocol needs, taken before student code can patch anything.
-_os_write = os.write
-_os_read = os.read
-_pack = wire.pack
-_sizes = wire.sizes
-_decode_header = wire.decode_header
-_unpack_arrays = wire.unpack_arrays
-_marker = wire.marker
+_os_write, _os_read = os.write, os.read
+_pack, _sizes, _marker = wire.pack, wire.sizes, wire.marker
+_decode_header, _unpack_arrays = wire.decode_header, wire.unpack_arrays
 
 
-# ---------------------------------------------------------------------------------------------
-# sandbox set-up (trusted code, before the student module is imported)
-# ---------------------------------------------------------------------------------------------
+# sandbox set-up (trusted code, before the student module is imported) --------------------------
 
 def _set_limits(limits):
     import resource
-    table = {
-        "as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE,
-        "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE,
-        "core": resource.RLIMIT_CORE,
-    }
     for name, value in limits.items():
-        if name in table and value is not None:
+        if name in ("as", "cpu", "fsize", "nproc", "nofile", "core") and value is not None:
+            which = getattr(resource, "RLIMIT_" + name.upper())
             soft = int(value)
             hard = soft + 5 if name == "cpu" else soft
             try:
-                resource.setrlimit(table[name], (soft, hard))
+                resource.setrlimit(which, (soft, hard))
             except (ValueError, OSError):
                 # cannot raise above the current hard limit: lower the soft one only
-                _, cur_hard = resource.getrlimit(table[name])
+                _, cur_hard = resource.getrlimit(which)
                 if cur_hard != resource.RLIM_INFINITY:
-                    resource.setrlimit(table[name], (min(soft, cur_hard), cur_hard))
+                    resource.setrlimit(which, (min(soft, cur_hard), cur_hard))
 
 
-# ---------------------------------------------------------------------------------------------
-# framing
-# ---------------------------------------------------------------------------------------------
+# framing ---------------------------------------------------------------------------------------
 
 def _read_exact(fd, n):
-    chunks, got = [], 0
-    while got < n:
-        b = _os_read(fd, min(n - got, 1 << 20))
+    data = bytearray()
+    while len(data) < n:
+        b = _os_read(fd, min(n - len(data), 1 << 20))
         if not b:
             raise EOFError("request pipe closed")
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
+        data += b
+    return bytes(data)
 
 
 def _write_all(fd, data):
     view = memoryview(data)
     while view:
-        n = _os_write(fd, view)
-        view = view[n:]
+        view = view[_os_write(fd, view):]
 
 
 def _unpack(fd):
     """One request frame from ``fd``: (header, {name: array}). EOFError at the end."""
     try:
         hlen, dlen = _sizes(_read_exact(fd, wire.HEAD.size), wire.MAX_REQUEST)
+        if hlen + dlen > wire.MAX_REQUEST:
+            raise ValueError("the request is too long")
     except ValueError:
         raise EOFError("bad request frame") from None
-    if hlen + dlen > wire.MAX_REQUEST:
-        raise EOFError("bad request frame")
     header = _decode_header(_read_exact(fd, hlen))
     return header, _unpack_arrays(header.pop("arrays", []), _read_exact(fd, dlen))
 
 
-# ---------------------------------------------------------------------------------------------
-# the program interpreter
-# ---------------------------------------------------------------------------------------------
+# the program interpreter -----------------------------------------------------------------------
 
 class StepError(Exception):
     pass
@@ -136,7 +121,6 @@ class Interpreter:
             obj = env[parts[0]]
         else:
             parts = target.split(".")
-            import importlib
             obj = importlib.import_module("seqlab." + parts[0])
         for attr in parts[1:]:
             if not hasattr(obj, attr):
@@ -182,8 +166,7 @@ class Interpreter:
 
     def op_tensor(self, step, env, meta):
         torch = self.torch
-        arr = env[step["src"]]
-        t = torch.from_numpy(self.np.array(arr, order="C", copy=True))
+        t = torch.from_numpy(self.np.array(env[step["src"]], order="C", copy=True))
         dtype = step.get("dtype")
         if dtype:
             t = t.to(getattr(torch, dtype))
@@ -242,8 +225,7 @@ class Interpreter:
                             "(was it detached, or computed under no_grad / with numpy?)")
         y.backward(dy)
         for name in step.get("wrt", []):
-            g = env[name].grad
-            env[step["out"] + "." + name] = g
+            env[step["out"] + "." + name] = env[name].grad
         obj = step.get("params")
         if obj:
             for pname, p in env[obj].named_parameters():
@@ -349,7 +331,6 @@ class Interpreter:
         module ``module`` with library-built versions (``autograder/substitutes.py``; the step
         carries their source), so that a dependent is graded for what it adds;
         ``restore_substitutes`` undoes it after the call, whatever happened."""
-        import importlib
         module = importlib.import_module("seqlab." + step["module"])
         subs = {}   # the step carries the source of these names only (checks/transformer.py)
         exec(compile(step["source"], "<library substitutes>", "exec"), subs)
@@ -426,9 +407,8 @@ def _encode_value(np, torch, value):
 
 
 def _format_error(exc, scratch):
-    tb = traceback.extract_tb(exc.__traceback__)
     frames = []
-    for fr in tb:
+    for fr in traceback.extract_tb(exc.__traceback__):
         fname = fr.filename
         if "seqlab" not in fname or fname.endswith(("_seqlab_worker.py", "_seqlab_wire.py")):
             continue
@@ -438,11 +418,13 @@ def _format_error(exc, scratch):
     return {"type": type(exc).__name__, "message": msg[:2000], "where": frames[-6:]}
 
 
-# ---------------------------------------------------------------------------------------------
-# main loop
-# ---------------------------------------------------------------------------------------------
+# main loop -------------------------------------------------------------------------------------
 
-def _run_call(interp, np, torch, call, env, scratch, ident):
+def _run_call(interp, call, arrays, scratch, ident):
+    """Run call number ``ident["index"]`` of a batch on its inputs (the request's arrays named
+    ``"<index>:<name>"``); -> (answer header, arrays to send)."""
+    tag = "%d:" % ident["index"]
+    env = {k[len(tag):]: v for k, v in arrays.items() if k.startswith(tag)}
     meta = {"json": {}}
     response = dict(ident, ok=True, error=None, values={})
     out_arrays = {}
@@ -450,14 +432,11 @@ def _run_call(interp, np, torch, call, env, scratch, ident):
         try:
             interp.run(step, env, meta)
         except BaseException as exc:
-            response["ok"] = False
             err = _format_error(exc, scratch)
             if isinstance(exc, StepError):
-                err["where"] = []
-                err["message"] = str(exc)
-            err["step"] = i
-            err["label"] = step.get("label", step.get("fn", step.get("op")))
-            response["error"] = err
+                err.update(where=[], message=str(exc))
+            err.update(step=i, label=step.get("label", step.get("fn", step.get("op"))))
+            response.update(ok=False, error=err)
             break
     interp.restore_substitutes()
     for name in call.get("return", []):
@@ -470,7 +449,7 @@ def _run_call(interp, np, torch, call, env, scratch, ident):
                 response["values"][nm] = {"kind": "missing"}
                 continue
             try:
-                vmeta, arr = _encode_value(np, torch, env[nm])
+                vmeta, arr = _encode_value(interp.np, interp.torch, env[nm])
             except BaseException as exc:
                 vmeta, arr = {"kind": "other", "error": str(exc)[:200]}, None
             if arr is not None:
@@ -491,36 +470,25 @@ def _end_of_output(config, number):
         except BaseException:
             pass
     try:
-        data = _marker(config["marker"].encode(), number)
-        view = memoryview(data)
-        while view:
-            view = view[_os_write(1, view):]
+        _write_all(1, _marker(config["marker"].encode(), number))
         return True
     except BaseException:
         return False
 
 
-class _Answers:
-    """Numbers the answers and marks the end of each one's output."""
-
-    def __init__(self, config, fd):
-        self.config = config
-        self.fd = fd
-        self.count = 0
-
-    def send(self, response, arrays=None):
-        """Mark the end of the call's output, then send its answer (``marked`` added)."""
-        self.count += 1
-        response = dict(response, marked=_end_of_output(self.config, self.count))
-        try:
-            frame = _pack(response, arrays or {})
-        except BaseException as exc:
-            frame = _pack({"id": response.get("id"), "index": response.get("index"),
-                           "marked": response["marked"], "ok": False, "values": {},
-                           "json": {}, "error": {"type": type(exc).__name__, "step": "encode",
-                                                 "message": "could not encode the results: %s"
-                                                 % exc, "where": []}}, {})
-        _write_all(self.fd, frame)
+def _send_answer(fd, config, number, response, arrays):
+    """Mark the end of the output of answer ``number`` (from 1), then send the answer
+    (``marked`` added)."""
+    response = dict(response, marked=_end_of_output(config, number))
+    try:
+        frame = _pack(response, arrays)
+    except BaseException as exc:
+        frame = _pack({"id": response.get("id"), "index": response.get("index"),
+                       "marked": response["marked"], "ok": False, "values": {},
+                       "json": {}, "error": {"type": type(exc).__name__, "step": "encode",
+                                             "message": "could not encode the results: %s"
+                                             % exc, "where": []}}, {})
+    _write_all(fd, frame)
 
 
 def _forget_editable_installs():
@@ -551,10 +519,7 @@ def main():
         import torch.nn.functional  # noqa: F401
     for mod in ("math", "itertools", "functools", "collections", "copy", "typing",
                 "dataclasses", "numbers", "operator", "warnings", "random"):
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
+        __import__(mod)  # the standard library: always there
     _set_limits(config.get("limits", {}))
     os.chdir(scratch)
     extra = [p for p in config.get("path", []) if p not in sys.path]
@@ -565,8 +530,7 @@ def main():
 
     interp = Interpreter(np, torch)
     _write_all(resp_fd, _pack({"ready": True, "pid": os.getpid()}, {}))
-    answers = _Answers(config, resp_fd)
-
+    answered = 0
     while True:
         try:
             header, arrays = _unpack(req_fd)
@@ -579,21 +543,17 @@ def main():
             response = {"id": header.get("id"), "ok": True, "error": None, "values": {},
                         "json": {}}
             try:
-                import importlib
                 importlib.import_module("seqlab." + header["module"])
             except BaseException as exc:  # SystemExit too
-                response["ok"] = False
-                response["error"] = _format_error(exc, scratch)
-                response["error"]["step"] = "import"
-            answers.send(response)
-            continue
-        # a batch of calls: one answer frame per call, as soon as it is done
-        for index, call in enumerate(header.get("calls", [])):
-            prefix = "%d:" % index
-            env = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            response, out_arrays = _run_call(interp, np, torch, call, env, scratch,
-                                             {"id": header.get("id"), "index": index})
-            answers.send(response, out_arrays)
+                response.update(ok=False, error=dict(_format_error(exc, scratch), step="import"))
+            answers = [(response, {})]
+        else:  # a batch of calls: one answer frame per call, as soon as it is done
+            answers = (_run_call(interp, call, arrays, scratch,
+                                 {"id": header.get("id"), "index": index})
+                       for index, call in enumerate(header.get("calls", [])))
+        for response, out_arrays in answers:
+            answered += 1
+            _send_answer(resp_fd, config, answered, response, out_arrays)
     os._exit(0)
 
 

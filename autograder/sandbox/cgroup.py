@@ -1,9 +1,6 @@
-"""cgroups: one per worker, and one for the grader itself (grader side).
-
-A worker's :class:`Cgroup` has the memory and pids controllers (both required): cgroup v2 when
-its group really has both, else v1. While it grades, the grader sits in a leaf of its own with a
-memory limit (:class:`GraderGroup`), and its workers' groups are made next to that leaf.
-"""
+"""cgroups: one per worker (:class:`Cgroup`), and one for the grader itself
+(:class:`GraderGroup`), next to which its workers' groups are made (grader side)."""
+import contextlib
 import errno
 import os
 import secrets
@@ -19,34 +16,24 @@ V2_MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 V1_CONTROLLERS = ("memory", "pids", "freezer")
 
 
-def _own_cgroups():
-    """{controller or '' (v2): this process's cgroup path}, from /proc/self/cgroup."""
-    out = {}
+def _own_bases():
+    """This process's groups, from /proc/self/cgroup: {"v2": [folders of the unified
+    hierarchy], "memory" | "pids" | "freezer": folder of that v1 controller}."""
+    out = {"v2": []}
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return out
-    for line in lines:
+    for line in lines:  # "ID:controller,controller:/path", v2: "0::/path"
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         rel = parts[2].strip().lstrip("/")
-        for ctrl in parts[1].split(",") if parts[1] else [""]:
-            out[ctrl] = rel
-    return out
-
-
-def _own_bases():
-    """This process's groups: {"v2": [folders of the unified hierarchy], "memory" | "pids" |
-    "freezer": folder of that v1 controller}."""
-    own = _own_cgroups()
-    out = {"v2": []}
-    if "" in own:
-        out["v2"] = [Path(m) / own[""] for m in V2_MOUNTS
-                     if os.path.exists(os.path.join(m, "cgroup.controllers"))]
-    for ctrl in V1_CONTROLLERS:
-        if ctrl in own:
-            out[ctrl] = Path("/sys/fs/cgroup") / ctrl / own[ctrl]
+        if not parts[1]:
+            out["v2"] = [Path(m) / rel for m in V2_MOUNTS
+                         if os.path.exists(os.path.join(m, "cgroup.controllers"))]
+        for ctrl in set(parts[1].split(",")) & set(V1_CONTROLLERS):
+            out[ctrl] = Path("/sys/fs/cgroup") / ctrl / rel
     return out
 
 
@@ -86,13 +73,11 @@ class Cgroup:
     """A cgroup for one worker with the memory and pids controllers (both required): cgroup v2
     when its group really has both controllers, else v1 (memory, pids, and freezer when there
     is one), each made next to the grader's own leaf (see GraderGroup), or under this
-    process's group when it has none. ``ok`` is False when neither gives both; ``why`` then
-    says what was missing."""
+    process's group when it has none. ``ok`` is False when neither gives both."""
 
     def __init__(self, name, mem_bytes, max_pids):
         self.v2 = None
         self.v1 = {}
-        self.why = ""
         bases = _bases()
         self._create_v2(bases, name, mem_bytes, max_pids)
         if self.v2 is None:
@@ -135,7 +120,6 @@ class Cgroup:
                 _write_checked(path / "memory.swap.max", 0)
                 self.v2 = path
                 return
-            self.why = f"cgroup v2 at {base} lacks the memory or pids controller"
             _rmdir(path)
 
     def _create_v1(self, bases, name, mem_bytes, max_pids):
@@ -152,9 +136,6 @@ class Cgroup:
                 self.v1[ctrl] = path
             else:
                 _rmdir(path)
-        if not self.ok:
-            self.why = (self.why + "; " if self.why else "") + \
-                "no cgroup v1 memory and pids controllers could be used"
 
     def enter_command(self) -> list:
         """A command prefix that moves itself into this cgroup, then runs the rest: the
@@ -167,18 +148,14 @@ class Cgroup:
     def pids(self) -> set:
         out = set()
         for path in self.folders:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 out.update(int(x) for x in (path / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                pass
         return out
 
     def kill(self) -> None:
         if self.v2 is not None:
-            try:
+            with contextlib.suppress(OSError):
                 (self.v2 / "cgroup.kill").write_text("1")
-            except OSError:
-                pass
         freezer = self.v1.get("freezer")
         if freezer is not None:
             try:
@@ -186,15 +163,11 @@ class Cgroup:
             except OSError:
                 freezer = None
         for pid in self.pids():
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         if freezer is not None:
-            try:
+            with contextlib.suppress(OSError):
                 (freezer / "freezer.state").write_text("THAWED")
-            except OSError:
-                pass
 
     def remove(self) -> None:
         for path in self.folders:
@@ -275,10 +248,8 @@ class GraderGroup:
     def _unwind(self):
         while self._undo:
             fn, arg = self._undo.pop()
-            try:
+            with contextlib.suppress(OSError):
                 fn(arg)
-            except OSError:
-                pass
 
     @staticmethod
     def _join(folder):

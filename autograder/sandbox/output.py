@@ -1,4 +1,6 @@
 """The worker's printed output, cut into the output of each answer (grader side)."""
+import contextlib
+import re
 import threading
 import time
 
@@ -19,7 +21,9 @@ class OutputReader(threading.Thread):
         super().__init__(daemon=True)
         self.stream = stream
         self.keep = keep
-        self.prefix = wire.marker_prefix(token)
+        prefix = wire.marker_prefix(token)  # then up to 19 digits and two NUL bytes
+        self.marks = re.compile(re.escape(prefix) + rb"([0-9]{1,19})\x00\x00")
+        self.max_mark = len(prefix) + 21
         self.cond = threading.Condition()
         self.cur = bytearray()
         self.cur_dropped = 0
@@ -39,44 +43,22 @@ class OutputReader(threading.Thread):
 
     def _feed(self, data):
         """Consume ``data``; returns the unconsumed tail (a possible partial marker)."""
-        while True:
-            i = data.find(self.prefix)
-            if i < 0:
-                keep_back = len(self.prefix) + 24
-                if len(data) > keep_back:
-                    self._append(data[:-keep_back])
-                    return data[-keep_back:]
-                return data
-            j = data.find(b"\x00\x00", i + len(self.prefix))
-            if j < 0:
-                if len(data) - i > len(self.prefix) + 24:  # not a marker after all
-                    self._append(data[:i + 1])
-                    data = data[i + 1:]
-                    continue
-                self._append(data[:i])
-                return data[i:]
-            digits = data[i + len(self.prefix):j]
-            if digits.isdigit() and len(digits) < 20:
-                self._append(data[:i])
-                self._cut(int(digits))
-                data = data[j + 2:]
-            else:
-                self._append(data[:i + 1])
-                data = data[i + 1:]
+        start = 0
+        for mark in self.marks.finditer(data):
+            self._append(data[start:mark.start()])
+            self._cut(int(mark.group(1)))
+            start = mark.end()
+        keep_back = max(start, len(data) - self.max_mark)
+        self._append(data[start:keep_back])
+        return data[keep_back:]
 
     def run(self) -> None:
         tail = b""
-        try:
-            while True:
-                chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else \
-                    self.stream.read(65536)
-                if not chunk:
-                    break
+        with contextlib.suppress(OSError, ValueError):  # the stream was closed
+            while chunk := self.stream.read1(65536):
                 with self.cond:
                     tail = self._feed(tail + chunk)
                     self.cond.notify_all()
-        except (OSError, ValueError):
-            pass
         with self.cond:
             self._append(tail)
             self.closed = True
@@ -86,11 +68,8 @@ class OutputReader(threading.Thread):
         """The output of answer ``number`` (waits until its marker is read, the stream ends
         or ``deadline``); None when it has no segment."""
         with self.cond:
-            while number not in self.done and not self.closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self.cond.wait(remaining)
+            self.cond.wait_for(lambda: number in self.done or self.closed,
+                               deadline - time.monotonic())
             if number not in self.done:
                 return None
             data, dropped = self.done.pop(number)

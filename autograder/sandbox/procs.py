@@ -5,44 +5,39 @@ environment, its fresh uid, and, in the command-line process, the child-subreape
 are re-parented to the grader). This module holds the /proc scans behind these, the fresh uids
 and groups workers run under, and the cleanup of files their uid left in shared folders.
 """
+import contextlib
 import os
 import random
 import shutil
 import stat
 import threading
 
-_subreaper = False  # set by enable_subreaper() (CLI process only)
+subreaper = False  # True once enable_subreaper() succeeded (CLI process only)
 _uid_lock = threading.Lock()
 _used_uids = set()
-
-
-def subreaper_enabled() -> bool:
-    """True once enable_subreaper() succeeded in this process."""
-    return _subreaper
+workers_lock = threading.Lock()  # workers are spawned and added to worker_pids under it
+worker_pids = set()
 
 
 def enable_subreaper() -> None:
     """Make this process the child subreaper (Linux): orphans of workers are re-parented to
     it, so a detached grandchild is still found and killed. Only for the CLI process."""
-    global _subreaper
-    try:
+    global subreaper
+    with contextlib.suppress(Exception):
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_CHILD_SUBREAPER = 36
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
-            _subreaper = True
-    except Exception:
-        pass
+            subreaper = True
 
 
-def proc_stat(pid: int) -> tuple[bytes, int, int] | None:
-    """(state, ppid, sid) of a process (state: b"R", b"S", b"Z"...), or None when it is gone."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state: b"R", b"S", b"Z"...,
+    ppid, pgrp, sid, ...; see proc(5)), or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        rest = data[data.rindex(b")") + 2:].split()
-        return rest[0], int(rest[1]), int(rest[3])
-    except (OSError, ValueError, IndexError):
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
         return None
 
 
@@ -69,27 +64,22 @@ def has_marker(pid: int, token: bytes) -> bool:
 
 
 def reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
 
 
 def tasks_of_uid(uid: int) -> int:
+    """The threads of all the processes of ``uid`` (what RLIMIT_NPROC counts)."""
     n = 0
     for pid in all_pids():
+        if proc_uid(pid) != uid:
+            continue
         try:
-            if os.stat(f"/proc/{pid}").st_uid != uid:
-                continue
             with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("Threads:"):
-                        n += int(line.split()[1])
-                        break
-        except (OSError, ValueError):
+                n += next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+        except (OSError, ValueError, StopIteration):
             continue
     return n
-
 
 
 def pick_uid() -> int:
@@ -124,17 +114,8 @@ def scratch_group(scratch: str | os.PathLike) -> int:
 
 def is_zombie(pid: int) -> bool:
     """True for a dead process not reaped yet, or one that is gone."""
-    st = proc_stat(pid)
+    st = stat_fields(pid)
     return st is None or st[0] in (b"Z", b"X")
-
-
-workers_lock = threading.Lock()
-worker_pids = set()
-
-
-def register_worker_pid(pid: int, add: bool = True) -> None:
-    with workers_lock:
-        (worker_pids.add if add else worker_pids.discard)(pid)
 
 
 def cleanup_files_of(uid: int) -> None:
@@ -146,16 +127,9 @@ def cleanup_files_of(uid: int) -> None:
             continue
         for name in names:
             path = os.path.join(base, name)
-            try:
+            with contextlib.suppress(OSError):
                 st = os.lstat(path)
-            except OSError:
-                continue
-            if st.st_uid != uid:
-                continue
-            try:
-                if stat.S_ISDIR(st.st_mode):
+                if st.st_uid == uid and stat.S_ISDIR(st.st_mode):
                     shutil.rmtree(path, ignore_errors=True)
-                else:
+                elif st.st_uid == uid:
                     os.unlink(path)
-            except OSError:
-                pass

@@ -9,6 +9,7 @@ hostile: frames are size-checked (``wire.MAX_HEADER``, the per-call byte budget
 dtypes whose size matches their shape; anything else is a WorkerFailure of that call
 (``replies.py`` checks the contents).
 """
+import contextlib
 import os
 import secrets
 import select
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder import isolation as iso
 from autograder import paths
 from autograder.sandbox import cgroup, procs, wire
 from autograder.sandbox.output import OutputReader
@@ -54,15 +56,11 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pids):
-    """CPU time (user + system, with reaped children) used so far by the processes ``pids``."""
+    """CPU time (user + system, with reaped children) used so far by the processes ``pids``
+    (0 for those that have ended)."""
     ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        except (OSError, ValueError, IndexError):
-            pass  # the process has ended
+    for fields in filter(None, map(procs.stat_fields, pids)):
+        ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     return ticks / _TICKS
 
 
@@ -116,11 +114,9 @@ def _is_site_dir(path):
     (an editable install or a PYTHONPATH entry), not the current folder."""
     if not path or not os.path.isabs(path) or not os.path.isdir(path):
         return False
-    real = os.path.realpath(path)
-    course = _course_root()
+    real, course = os.path.realpath(path), _course_root()
     # the course, a folder inside it, or a folder that holds it (e.g. PYTHONPATH=/home/me)
-    return not (real == course or real.startswith(course + os.sep)
-                or course.startswith(real.rstrip(os.sep) + os.sep))
+    return not (iso.under(real, course) or iso.under(course, real))
 
 
 def interpreter_folders() -> list:
@@ -137,79 +133,64 @@ def interpreter_folders() -> list:
     course = _course_root()
     keep = []
     for f in folders:
-        if f == "/" or f == course or f.startswith(course + os.sep):
-            continue
-        if any(f == k or f.startswith(k.rstrip(os.sep) + os.sep) for k in keep):
-            continue
-        keep.append(f)
+        if f != "/" and not iso.under(f, course) and not any(iso.under(f, k) for k in keep):
+            keep.append(f)
     return keep
 
 
-
 class Worker:
-    """One sandboxed worker process for one student module of one submission.
-
-    ``isolation``: an ``isolation.Isolation`` (default: what this machine allows)."""
+    """A worker (see above). ``isolation``: an ``isolation.Isolation`` (default: what this
+    machine allows)."""
 
     def __init__(self, scratch, module: str, use_torch: bool, limits: Limits, hide=(),
                  isolation=None):
-        from autograder import isolation as isolation_mod
         self.scratch = Path(scratch)
         self.module = module
         self.use_torch = use_torch
         self.limits = limits
         self.hide = list(hide)
-        self.isolation = isolation or isolation_mod.detect()
+        self.isolation = isolation or iso.detect()
         self.proc = None
         self.cgroup = None
         self.uid = None
         self.token = secrets.token_hex(16)
-        self._req_w = None
-        self._resp_r = None
+        self._req_w = self._resp_r = None
         self._reader = None
         self._next_id = 0
         self._answers = 0
         self._core = set()
         self.alive = False
 
-    @property
-    def fresh_uid(self) -> bool:
-        return self.isolation.method in ("bwrap", "uid+bwrap", "uid")
-
     # start / stop -----------------------------------------------------------------------
     def start(self) -> "Worker":
-        from autograder import isolation as iso
-        scratch = self.scratch
+        scratch, method = self.scratch, self.isolation.method
         for name, source in BOOT_FILES.items():  # the bootstrap and the wire format
             target, data = scratch / name, source.read_bytes()
             if not target.exists() or target.read_bytes() != data:
                 target.write_bytes(data)
                 os.chmod(target, 0o644)
-        method = self.isolation.method
+        bwrap = "bwrap" in method
         mem = self.limits.mem_torch if self.use_torch else self.limits.mem_numpy
-        inside = iso.INSIDE_SCRATCH if "bwrap" in method else str(scratch)
-        tmp = "/tmp" if "bwrap" in method else None
-        if tmp is None:  # no private /tmp: a folder of its own in the scratch folder
-            wdir = scratch / ".w" / self.token[:12]
-            wdir.mkdir(parents=True)
-            tmp = str(wdir)
-        gid = None
-        if self.fresh_uid:
-            self.uid = procs.pick_uid()
+        inside = iso.INSIDE_SCRATCH if bwrap else str(scratch)
+        # without bubblewrap's private /tmp: a folder of its own in the scratch folder
+        tmp = "/tmp" if bwrap else str(scratch / ".w" / self.token[:12])
+        if not bwrap:
+            os.makedirs(tmp)
+        uid, gid, nproc = os.geteuid(), os.getegid(), self.limits.nproc
+        if iso.fresh_uid(method):
+            uid = self.uid = procs.pick_uid()
             gid = procs.scratch_group(scratch)
-            if tmp != "/tmp":
-                os.chown(tmp, self.uid, gid)
+            if not bwrap:
+                os.chown(tmp, uid, gid)
                 os.chmod(tmp, 0o700)
+        else:  # RLIMIT_NPROC counts every task of the uid: the grader's too
+            nproc += procs.tasks_of_uid(os.getuid())
         config = {"scratch": inside, "torch": self.use_torch,
                   "path": [p for p in sys.path if _is_site_dir(p)],
                   "limits": {"as": mem, "cpu": self.limits.cpu_seconds,
                              "fsize": self.limits.file_size, "nofile": self.limits.nofile,
-                             "core": 0},
+                             "core": 0, "nproc": nproc},
                   "marker": self.token[16:]}
-        if self.fresh_uid:
-            config["limits"]["nproc"] = self.limits.nproc
-        else:
-            config["limits"]["nproc"] = procs.tasks_of_uid(os.getuid()) + self.limits.nproc
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp,
             "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -218,7 +199,6 @@ class Worker:
             "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg",
             MARKER_ENV: f"{os.getpid()}.{self.token}",  # the grader's pid: for tests
         }
-        self.cgroup = None
         if "memory and pids cgroup" not in self.isolation.missing:  # promised: fail closed
             # the address-space limit bounds each process; the cgroup bounds them together
             # (with room for the tmpfs folders)
@@ -229,19 +209,13 @@ class Worker:
                 self.cgroup = None
                 raise WorkerFailure("crash", "the worker's memory and pids cgroup could not be "
                                     "made, although the isolation level promises one")
-        req_r, req_w = os.pipe()
-        resp_r, resp_w = os.pipe()
-        args_r = args_w = None
-        fds = [req_r, resp_w]
-        if "bwrap" in method:
-            args_r, args_w = os.pipe()
-            fds.append(args_r)
+        (req_r, req_w), (resp_r, resp_w) = os.pipe(), os.pipe()
+        args_r, args_w = os.pipe() if bwrap else (None, None)  # bubblewrap's arguments
+        fds = [req_r, resp_w] + ([args_r] if bwrap else [])
         program = [sys.executable, "-I", "-B", "-u", f"{inside}/{BOOT_NAME}", str(req_r),
                    str(resp_w)]
-        uid = self.uid if self.fresh_uid else os.geteuid()
         argv, bargs = iso.command(method, program, folders=interpreter_folders(),
-                                  hide=self.hide, scratch=scratch, uid=uid,
-                                  gid=gid if gid is not None else os.getegid(),
+                                  hide=self.hide, scratch=scratch, uid=uid, gid=gid,
                                   args_fd=args_r)
         if self.cgroup is not None:  # joins the cgroup before it starts anything
             argv = self.cgroup.enter_command() + argv
@@ -287,27 +261,20 @@ class Worker:
             return
         self.alive = False
         for fd in (self._req_w, self._resp_r):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self._req_w = self._resp_r = None
         self.kill_all()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        if self._reader is not None:
-            self._reader.join(timeout=1)
-        try:
+        self._reader.join(timeout=1)
+        with contextlib.suppress(OSError):
             self.proc.stdout.close()
-        except OSError:
-            pass
-        procs.register_worker_pid(self.proc.pid, add=False)
+        with procs.workers_lock:
+            procs.worker_pids.discard(self.proc.pid)
         if self.cgroup is not None:
             self.cgroup.remove()
-        if self.fresh_uid and self.uid is not None and self.isolation.method == "uid":
+        if self.isolation.method == "uid":
             procs.cleanup_files_of(self.uid)
         self.proc = None
 
@@ -315,34 +282,29 @@ class Worker:
     def tracked_pids(self, quick: bool = False) -> set:
         """Every live process that belongs to this worker (the worker included). ``quick``:
         the cgroup alone when there is one."""
-        found = set()
-        if self.cgroup is not None:
-            found |= self.cgroup.pids()
-            if quick:
-                return found
-        sid = self.proc.pid if self.proc is not None else None
+        found = self.cgroup.pids() if self.cgroup is not None else set()
+        if quick and self.cgroup is not None:
+            return found
+        sid = self.proc.pid
         me = os.getpid()
         token = self.token.encode()
         my_uid = os.geteuid()
         orphans = set()
         for pid in procs.all_pids():
-            if pid == me:
-                continue
             uid = procs.proc_uid(pid)
-            if uid is None:
+            if pid == me or uid is None:
                 continue
-            if self.fresh_uid and self.uid is not None and uid == self.uid:
+            if uid == self.uid:  # a fresh uid (None without one)
                 found.add(pid)
                 continue
             if uid != my_uid:
                 continue
-            st = procs.proc_stat(pid)
+            st = procs.stat_fields(pid)
             if st is None:
                 continue
-            _, ppid, psid = st
-            if psid == sid or procs.has_marker(pid, token):
+            if int(st[3]) == sid or procs.has_marker(pid, token):
                 found.add(pid)
-            elif procs.subreaper_enabled() and ppid == me:
+            elif procs.subreaper and int(st[1]) == me:
                 orphans.add(pid)  # re-parented to us: escaped from some worker, or a worker
         if orphans:
             # Workers are spawned and registered under this lock, so a worker that the scan
@@ -360,10 +322,8 @@ class Worker:
             if self.cgroup is not None and not keep_worker:
                 self.cgroup.kill()
             if not keep_worker:
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(worker_pid, signal.SIGKILL)
-                except OSError:
-                    pass
             pids = self.tracked_pids(quick=keep_worker)
             if keep_worker:
                 pids -= self._core | {worker_pid}
@@ -374,57 +334,42 @@ class Worker:
             if not pids:
                 break
             for pid in pids:
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
                 procs.reap(pid)
             time.sleep(0.005 if attempt < 20 else 0.05)
 
     # protocol ---------------------------------------------------------------------------
     def call(self, header: dict, arrays: dict, timeout: float) -> tuple:
         """Send one request that has one answer (``import``); return (answer header,
-        {name: array}, captured output). Raises WorkerFailure (and kills the worker) on
-        timeout, death, a bad frame or an answer over ``limits.reply_bytes``."""
-        if not self.alive:
-            raise WorkerFailure("crash", "the worker is not running")
-        self._next_id += 1
-        header = dict(header, id=self._next_id)
-        deadline = Deadline(timeout, self._core)
-        try:
-            self._send(_request(header, arrays), deadline)
-            resp, out_arrays = self._receive(deadline, self.limits.reply_bytes)
-            if resp.get("id") != self._next_id:
-                raise WorkerFailure("protocol", "the worker answered another request")
-        except WorkerFailure as exc:
-            self.close()  # kills everything; the output reader then reaches the end
-            exc.output = self._reader.rest()
-            raise
-        return resp, out_arrays, self._output_of(resp, deadline)
+        {name: array}, captured output). On a timeout, a death, a bad frame or an answer over
+        ``limits.reply_bytes``, the worker (and all it started) is killed and WorkerFailure is
+        raised."""
+        return next(self._exchange(header, arrays, [None], timeout))
 
     def batch(self, calls: list, timeout: float) -> Iterator[tuple]:
         """Run calls [(steps, returns, inputs)] in one request; yield (answer header, arrays,
-        output) per call as it completes, each within ``timeout`` seconds of the previous one
-        and within ``limits.reply_bytes`` bytes.
-
-        On a timeout, a death, a bad frame or an answer over budget, the worker (and all it
-        started) is killed and WorkerFailure is raised with ``index`` = the call that did not
+        output) per call as it completes, each within ``timeout`` seconds of the previous one.
+        Failures as in ``call``; the WorkerFailure's ``index`` is the call that did not
         complete."""
+        specs = [{"steps": steps, "return": returns} for steps, returns, _ in calls]
+        arrays = {f"{i}:{k}": v for i, (_, _, inputs) in enumerate(calls)
+                  for k, v in inputs.items()}
+        yield from self._exchange({"kind": "batch", "calls": specs}, arrays, range(len(calls)),
+                                 timeout)
+        self.kill_all(keep_worker=True)  # anything the calls left running in the background
+
+    def _exchange(self, header, arrays, indices, timeout):
+        """The answers of one request (see ``batch``); their ``index`` must follow ``indices``
+        (None: an answer without one)."""
         if not self.alive:
             raise WorkerFailure("crash", "the worker is not running")
         self._next_id += 1
-        arrays = {}
-        specs = []
-        for i, (steps, returns, inputs) in enumerate(calls):
-            specs.append({"steps": steps, "return": returns})
-            for k, v in inputs.items():
-                arrays[f"{i}:{k}"] = v
-        header = {"kind": "batch", "id": self._next_id, "calls": specs}
-        index = 0
+        index = next(iter(indices), None)  # the answer expected next
         try:
             deadline = Deadline(timeout, self._core)
-            self._send(_request(header, arrays), deadline)
-            for index in range(len(calls)):
+            self._send(_request(dict(header, id=self._next_id), arrays), deadline)
+            for index in indices:
                 resp, out_arrays = self._receive(deadline, self.limits.reply_bytes)
                 if resp.get("id") != self._next_id or resp.get("index") != index:
                     raise WorkerFailure("protocol", "the worker sent an answer out of order")
@@ -435,7 +380,6 @@ class Worker:
             self.close()
             exc.output = self._reader.rest()
             raise
-        self.kill_all(keep_worker=True)  # anything the calls left running in the background
 
     def _output_of(self, resp, deadline):
         """The output printed by the call that gave answer ``resp`` (the next answer number);
@@ -444,8 +388,7 @@ class Worker:
         if resp.get("marked") is not True:
             return ""
         wait = max(deadline.remaining(), 1.0)
-        text = self._reader.segment(self._answers, time.monotonic() + wait)
-        return text or ""
+        return self._reader.segment(self._answers, time.monotonic() + wait) or ""
 
     def _send(self, data, deadline):
         view = memoryview(data)
@@ -455,40 +398,33 @@ class Worker:
                 raise WorkerFailure("timeout", "timed out while sending the inputs")
             try:
                 _, w, _ = select.select([], [self._req_w], [], min(remaining, 0.5))
-            except (OSError, ValueError):
-                raise WorkerFailure("crash", self._death_message()) from None
-            if not w:
-                if self.proc.poll() is not None:
+                if w:
+                    view = view[os.write(self._req_w, view):]
+                elif self.proc.poll() is not None:
                     raise WorkerFailure("crash", self._death_message())
-                continue
-            try:
-                n = os.write(self._req_w, view)
             except BlockingIOError:
                 continue
-            except (BrokenPipeError, OSError):
+            except (OSError, ValueError):  # a closed pipe
                 raise WorkerFailure("crash", self._death_message()) from None
-            view = view[n:]
 
     def _read(self, n, deadline):
-        chunks, got = [], 0
-        while got < n:
+        data = bytearray()
+        while len(data) < n:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise WorkerFailure("timeout", "timed out")
             r, _, _ = select.select([self._resp_r], [], [], min(remaining, 0.5))
             if not r:
                 continue
-            b = os.read(self._resp_r, min(n - got, 1 << 20))
+            b = os.read(self._resp_r, min(n - len(data), 1 << 20))
             if not b:
                 raise WorkerFailure("crash", self._death_message())
-            chunks.append(b)
-            got += len(b)
-        return b"".join(chunks)
+            data += b
+        return bytes(data)
 
     def _receive(self, deadline, budget):
-        """Read one answer frame: (header dict, {key: array}). Everything about it is checked:
-        any malformed part, or more than ``budget`` bytes of array data, is a
-        WorkerFailure("protocol") of this call."""
+        """Read one answer frame: (header dict, {key: array}), checked as above (at most
+        ``budget`` bytes of array data); a bad one is a WorkerFailure("protocol")."""
         try:
             hlen, dlen = wire.sizes(self._read(wire.HEAD.size, deadline))
         except ValueError:
