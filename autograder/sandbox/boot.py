@@ -251,9 +251,8 @@ class Interpreter:
         np = self.np
         f = self.resolve(env, step["fn"])
         wrt, label = step["wrt"], step.get("label", step["fn"])
-        stack = env[step["stack"]]
         outs = [[] for _ in step["picks"]]
-        for row in stack:
+        for row in env[step["stack"]]:
             args = []
             for a in step.get("args", []):
                 if a == "$" + wrt:
@@ -265,8 +264,7 @@ class Interpreter:
             for j, index in enumerate(step["picks"]):
                 outs[j].append(self._as_float(result, index, label))
         for j, values in enumerate(outs):
-            shapes = {v.shape for v in values}
-            if len(shapes) > 1:
+            if len({v.shape for v in values}) > 1:
                 raise StepError("%s returned outputs of different shapes" % label)
             env["%s.%d" % (step["out"], j)] = np.stack(values)
 

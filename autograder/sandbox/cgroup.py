@@ -110,10 +110,9 @@ class Cgroup:
                 path.mkdir()
             except OSError:
                 continue
-            try:
+            controllers = []
+            with contextlib.suppress(OSError):
                 controllers = (path / "cgroup.controllers").read_text().split()
-            except OSError:
-                controllers = []
             if {"memory", "pids"} <= set(controllers) and \
                     _write_checked(path / "memory.max", mem_bytes) and \
                     _write_checked(path / "pids.max", max_pids):

@@ -296,16 +296,11 @@ class Worker:
                 continue
             if uid == self.uid:  # a fresh uid (None without one)
                 found.add(pid)
-                continue
-            if uid != my_uid:
-                continue
-            st = procs.stat_fields(pid)
-            if st is None:
-                continue
-            if int(st[3]) == sid or procs.has_marker(pid, token):
-                found.add(pid)
-            elif procs.subreaper and int(st[1]) == me:
-                orphans.add(pid)  # re-parented to us: escaped from some worker, or a worker
+            elif uid == my_uid and (st := procs.stat_fields(pid)) is not None:
+                if int(st[3]) == sid or procs.has_marker(pid, token):
+                    found.add(pid)
+                elif procs.subreaper and int(st[1]) == me:
+                    orphans.add(pid)  # re-parented to us: escaped from some worker, or a worker
         if orphans:
             # Workers are spawned and registered under this lock, so a worker that the scan
             # saw is registered by the time we get it.
