@@ -48,10 +48,8 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.d_model, self.num_heads, self.dropout = d_model, num_heads, dropout
         self.head_dim = d_model // num_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(self, name, nn.Linear(d_model, d_model))
 
     def forward(self, query, key, value, mask=None, return_weights=False):
         N, Tq, Tk = query.shape[0], query.shape[1], key.shape[1]

@@ -58,21 +58,20 @@ class TorchSpec:
     nan_hint: str = ""                         # the hint of a failure that is a NaN
     substituted: tuple = ()                    # dependencies a library call replaces
     uses: tuple = ()                           # dependencies that run as written (tags)
-    module: str = MODULE
 
     def check(self, title: str, points: float, data: Callable, **case) -> Check:
         """The check of one case: ``data() -> dict`` (numpy arrays, sent to the worker, and
         settings; ``state``: {parameter name: array}, sent as ``sd.<name>`` for ``module``;
         ``_ctx`` is appended to messages); ``case``: fields of this spec to override."""
-        spec = replace(self, **case) if case else self
-        first = substitute(spec.substituted) if spec.substituted else None
+        spec = replace(self, **case)
+        first = [substitute(spec.substituted)] if spec.substituted else []
         returns = spec.returns if spec.returns is not None else [o[0] for o in spec.outputs]
 
         def calls():
             d = data()
             arrays = {k: v for k, v in d.items() if isinstance(v, np.ndarray)}
             arrays.update({"sd." + k: v for k, v in d.get("state", {}).items()})
-            return Call(steps=([first] if first else []) + spec.steps(d), returns=list(returns),
+            return Call(steps=first + spec.steps(d), returns=list(returns),
                         inputs=arrays)
 
         def evaluate(results, check):
@@ -91,18 +90,13 @@ class TorchSpec:
                 if spec.extra is not None:
                     spec.extra(d, r, expected)
             except Failed as f:
-                if f.hint:
-                    raise
-                if spec.nan_hint and "nan" in f.message:
-                    raise Failed(f.message, spec.nan_hint, f.detail) from None
-                names = [o[0] for o in spec.outputs]
-                hint = matching_hint(check, "torch", spec.hints, (d,), r, names, expected)
-                if hint:
-                    raise Failed(f.message, hint, f.detail) from None
-                raise
+                hint = f.hint or (spec.nan_hint if spec.nan_hint and "nan" in f.message else
+                                  matching_hint(check, "torch", spec.hints, (d,), r,
+                                                [o[0] for o in spec.outputs], expected))
+                raise Failed(f.message, hint, f.detail) from None
             return "matches" + d.get("_ctx", "")
 
-        return Check(api=spec.api, title=title, points=points, module=spec.module, calls=calls,
+        return Check(api=spec.api, title=title, points=points, module=MODULE, calls=calls,
                      evaluate=_run(evaluate), tags=tuple(spec.uses))
 
     def unchanged(self, data: Callable, names: list, outs: list) -> Check:
@@ -122,9 +116,7 @@ class TorchSpec:
                           nan_hint="", extra=extra, returns=["t." + n for n in names] + outs)
 
 
-# ---------------------------------------------------------------------------------------------
-# worker steps: one builder per operation (autograder/sandbox/boot.py)
-# ---------------------------------------------------------------------------------------------
+# --- worker steps: one builder per operation (autograder/sandbox/boot.py) --------------------
 
 def tensor(name: str, dtype: str | None = None, grad: bool = False) -> dict:
     """Input array ``name`` as the tensor ``t.<name>`` (of ``dtype``; ``grad``: requiring
@@ -188,9 +180,7 @@ def substitute(names) -> dict:
             "source": substitutes_source(names)}
 
 
-# ---------------------------------------------------------------------------------------------
-# the reference side
-# ---------------------------------------------------------------------------------------------
+# --- the reference side ----------------------------------------------------------------------
 
 def ref() -> ModuleType:
     return reference.module(MODULE)
@@ -220,14 +210,12 @@ def draw_state(seed: int, cls: str, args: list, kwargs: dict | None = None) -> d
 def ref_module(cls: str, args: list, kwargs: dict | None, state: dict):
     """The reference module in float64 with the given parameters, eval mode."""
     torch = import_torch()
-    m = _new_ref(cls, args, kwargs)
-    m.to(torch.float64)
+    m = _new_ref(cls, args, kwargs).to(torch.float64)
     own = dict(m.named_parameters())
     with torch.no_grad():
         for k, v in state.items():
             own[k].copy_(torch.from_numpy(v))
-    m.eval()
-    return m
+    return m.eval()
 
 
 def np_(t) -> np.ndarray:

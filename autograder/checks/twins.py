@@ -17,9 +17,7 @@ def import_torch():
     import torch
     return torch
 
-# ---------------------------------------------------------------------------------------------
-# rnn_layers
-# ---------------------------------------------------------------------------------------------
+# --- rnn_layers ------------------------------------------------------------------------------
 
 
 def rnn_step(x, prev_h, Wx, Wh, b):
@@ -54,9 +52,7 @@ def softmax_loss(x, y, mask):
     return -(logp * mask).sum() / x.shape[0]
 
 
-# ---------------------------------------------------------------------------------------------
-# lstm_layers, attention_layers
-# ---------------------------------------------------------------------------------------------
+# --- lstm_layers, attention_layers -----------------------------------------------------------
 
 
 def lstm_gates(a, prev_c):
@@ -128,9 +124,7 @@ def caption_loss(cell_type, p, features, captions, null_idx):
     return softmax_loss(affine(h, p["W_vocab"], p["b_vocab"]), cout, cout != null_idx)
 
 
-# ---------------------------------------------------------------------------------------------
-# transformer: the API's parameter names <-> torch.nn's
-# ---------------------------------------------------------------------------------------------
+# --- transformer: the API's parameter names <-> torch.nn's -----------------------------------
 
 _PROJ = ("q_proj", "k_proj", "v_proj")
 _RENAME = (("cross_attn.", "multihead_attn."), ("feed_forward.", ""))
