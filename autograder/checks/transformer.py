@@ -325,19 +325,15 @@ def _sdpa_checks():
             _sdpa_large_data(1005, dtype), outputs=[("out", tol, dtype), ("weights", tol, dtype)],
             nan_hint=SOFTMAX_HINT))
 
-    def torch_expect(d):
-        F = import_torch().nn.functional
-        o = F.scaled_dot_product_attention(t_(d["q"]), t_(d["k"]), t_(d["v"]),
-                                           attn_mask=t_(d["mask"]))
-        return {"out": np_(o)}
-
     out.append(SDPA.check(
         "out vs torch.nn.functional.scaled_dot_product_attention (with a bool mask)", 1.0,
         _sdpa_data(1007, (2, 2, 5, 4), (2, 2, 6, 4), (2, 2, 6, 3),
                    mask=lambda rng: np.concatenate([np.ones((5, 1), bool),
                                                     rng.random((5, 5)) < 0.6], axis=1),
                    ctx=" (vs F.scaled_dot_product_attention)"),
-        expect=torch_expect, outputs=[("out", F64, "floating")]))
+        expect=lambda d: {"out": np_(import_torch().nn.functional.scaled_dot_product_attention(
+            t_(d["q"]), t_(d["k"]), t_(d["v"]), attn_mask=t_(d["mask"])))},
+        outputs=[("out", F64, "floating")]))
     out.append(SDPA.unchanged(_sdpa_data(1010, (2, 3, 4), (2, 5, 4), (2, 5, 2),
                                          mask=_pad_mask(2, 3, 5)),
                               ["q", "k", "v", "mask"], ["out", "weights"]))
@@ -417,12 +413,9 @@ def _mha_data(seed, N, Tq, Tk, d_model, h, mask=None, self_attn=False, dtype="fl
              "state": draw_state(seed + 1, "MultiHeadAttention", [d_model, h]),
              "_ctx": f" (N={N}, Tq={Tq}, Tk={Tk}, d_model={d_model}, heads={h}"
                      f"{', ' + mask if mask else ''})"}
-        d["query"] = rng.standard_normal((N, Tq, d_model))
-        if self_attn:
-            d["key"] = d["value"] = d["query"]
-        else:
-            d["key"] = rng.standard_normal((N, Tk, d_model))
-            d["value"] = rng.standard_normal((N, Tk, d_model))
+        q = rng.standard_normal((N, Tq, d_model))
+        d["query"], d["key"], d["value"] = (q, q, q) if self_attn else (
+            q, rng.standard_normal((N, Tk, d_model)), rng.standard_normal((N, Tk, d_model)))
         if mask == "causal":
             d["mask"] = np.tril(np.ones((Tq, Tk), bool))
         elif mask == "padding":
