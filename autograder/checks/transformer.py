@@ -756,8 +756,8 @@ def _tr_steps(*calls):
 
 
 def _no_change(what, where, message, hint, positions):
-    """The property ``what``: ``out.logits2`` (changed inputs) equals ``out.logits`` at
-    ``where``; gated on ``out.logits`` at ``positions(d)``."""
+    """The case fields of the property ``what``: ``out.logits2`` (changed inputs) equals
+    ``out.logits`` at ``where``; gated on ``out.logits`` at ``positions(d)``."""
     def extra(d, r, expected):
         a = require_array(r, "out.logits", kinds=("tensor",))
         b = require_array(r, "out.logits2", kinds=("tensor",), shape=a.shape)
@@ -766,7 +766,7 @@ def _no_change(what, where, message, hint, positions):
             raise Failed(message.format(diff=diff), hint)
         require_right(r, ["out.logits"], expected, LOOSE, what, kinds=("tensor",),
                       positions=positions(d))
-    return extra
+    return dict(outputs=[], hints=[], returns=["out.logits", "out.logits2"], extra=extra)
 
 
 def _causality(words, hint, positions):
@@ -817,21 +817,19 @@ def _tr_checks():
                     "tgt", lambda t, d: np.maximum((t + 3) % d["cfg"]["tgt_vocab_size"], 1))),
                 steps=_tr_steps(FORWARD, tensor("tgt2"),
                                 _tr("forward", ["$t.src", "$t.tgt2"], "out.logits2")),
-                outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-                extra=_causality("target tokens", "combine causal_mask(T) with the target "
-                                 "padding mask in decode", _tgt_tokens)),
+                **_causality("target tokens", "combine causal_mask(T) with the target padding "
+                             "mask in decode", _tgt_tokens)),
         # padding: extra source padding changes nothing
         T.check("padding: extra source padding changes nothing", 1.0,
                 _with(_tr_data(1560, N=2, S=5, T=4), src2=lambda d: np.concatenate(
                     [d["src"], np.zeros((2, 3), np.int64)], axis=1)),
                 steps=_tr_steps(FORWARD, tensor("src2"),
                                 _tr("forward", ["$t.src2", "$t.tgt"], "out.logits2")),
-                outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-                extra=_no_change("this property", np.s_[:], "appending padding tokens to the "
-                                 "source changed the logits (by up to {diff:.3g}): padded "
-                                 "source keys must get zero weight",
-                                 "pass padding_mask(src, pad_idx) to the encoder layers and as "
-                                 "the memory mask of the decoder layers", _tgt_tokens)),
+                **_no_change("this property", np.s_[:], "appending padding tokens to the source "
+                             "changed the logits (by up to {diff:.3g}): padded source keys "
+                             "must get zero weight", "pass padding_mask(src, pad_idx) to the "
+                             "encoder layers and as the memory mask of the decoder layers",
+                             _tgt_tokens)),
     ]
 
     def greedy(end_idx):
@@ -923,9 +921,8 @@ def _ct_checks():
                          captions2=_changed_from_4("captions", lambda c, d: 4 + (c + 1) % 5)),
                    steps=_ct_steps(tensor("captions2"), _ct(
                        "forward", ["$t.features", "$t.captions2"], "out.logits2")),
-                   outputs=[], hints=[], returns=["out.logits", "out.logits2"],
-                   extra=_causality("caption words", "use padding_mask(captions_in, null) & "
-                                    "causal_mask(T)", _words))]
+                   **_causality("caption words", "use padding_mask(captions_in, null) & "
+                                "causal_mask(T)", _words))]
 
     for shuffled, title, pts in ((False, "sample vs reference (<NULL> after <END>)", 1.5),
                                  (True, "sample reads <START>, <END>, <NULL> from word_to_idx "
