@@ -20,7 +20,6 @@ operation (``tensor``, ``call``, ``module``, ``grad``, ``substitute``) and the r
 (parameters drawn with numpy, the reference module holding them).
 """
 import ast
-import functools
 import math
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -148,30 +147,18 @@ def grad(y: str, dy: str, wrt: list, params: str | None = None) -> dict:
 SUBSTITUTES_FILE = paths.autograder_dir() / "substitutes.py"
 
 
-@functools.lru_cache(maxsize=None)
-def _substitute_definitions():
-    """``substitutes.py`` read as text (the grader need not import torch for it), parsed once:
-    (its import lines, {top-level name: its source} in file order)."""
-    text = SUBSTITUTES_FILE.read_text()
-    imports, defined = [], {}
-    for node in ast.parse(text).body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(ast.get_source_segment(text, node))
-        elif hasattr(node, "name") and node.name != "library_substitutes":
-            defined[node.name] = ast.get_source_segment(text, node)
-    return "\n".join(imports) + "\n", defined
-
-
 def substitutes_source(names) -> str:
     """The source a worker executes for the library substitutes ``names`` (API names): the
-    imports, the private helpers of ``substitutes.py`` and the definitions of those names only."""
-    imports, defined = _substitute_definitions()
-    missing = set(names) - set(defined)
+    imports, the private helpers of ``substitutes.py`` and the definitions of those names only
+    (the file read as text: the grader need not import torch for it)."""
+    text = SUBSTITUTES_FILE.read_text()
+    nodes = [n for n in ast.parse(text).body if not isinstance(n, ast.Expr)]   # (docstring)
+    missing = set(names) - {getattr(n, "name", None) for n in nodes}
     if missing:
         raise KeyError("no library substitute for %s" % sorted(missing))
-    keep = [source for name, source in defined.items()
-            if name.startswith("_") or name in names]
-    return imports + "\n\n" + "\n\n\n".join(keep) + "\n"
+    keep = [n for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))
+            or n.name.startswith("_") or n.name in names]
+    return "\n\n\n".join(ast.get_source_segment(text, n) for n in keep) + "\n"
 
 
 def substitute(names) -> dict:

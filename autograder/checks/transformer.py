@@ -139,12 +139,10 @@ PADDING = spec(
 
 
 def _mask_checks():
-    out = []
-    for T, kw, pts in ((5, {}, 1.5), (1, {}, 0.5), (8, {"device": "cpu"}, 1.0)):
-        title = f"values and dtype bool (T={T}{', device=' + repr(kw['device']) if kw else ''})"
-        out.append(CAUSAL.check(title, pts,
-                                lambda T=T, kw=kw: {"T": T, "kwargs": kw, "_ctx": f" (T={T})"}))
-
+    out = [CAUSAL.check(f"values and dtype bool (T={T}"
+                        f"{', device=' + repr(kw['device']) if kw else ''})", pts,
+                        lambda T=T, kw=kw: {"T": T, "kwargs": kw, "_ctx": f" (T={T})"})
+           for T, kw, pts in ((5, {}, 1.5), (1, {}, 0.5), (8, {"device": "cpu"}, 1.0))]
     for (N, T, pad, pts) in ((3, 6, 0, 1.5), (1, 1, 0, 0.5), (4, 5, 2, 1.0)):
         def data(N=N, T=T, pad=pad):
             rng = seeded(900 + N * 10 + T)
