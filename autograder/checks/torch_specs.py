@@ -101,11 +101,9 @@ class TorchSpec:
     def unchanged(self, data: Callable, names: list, outs: list) -> Check:
         """"does not modify its inputs": the tensors made from ``d[name]`` for ``names`` are
         sent back after the call, awarded only when the same call's ``outs`` are right."""
-        api = self.api
-
         def extra(d, r, expected):
-            require_unchanged(r, api, {n: d[n] for n in names if n in d},
-                              f"{api} modified its input(s) {{names}} in place",
+            require_unchanged(r, self.api, {n: d[n] for n in names if n in d},
+                              f"{self.api} modified its input(s) {{names}} in place",
                               "use out-of-place operations (masked_fill, not masked_fill_; "
                               "x = x + y, not x += y) on the tensors you are given", "t.")
             require_right(r, outs, expected, F64, "\"does not modify its inputs\"",
