@@ -21,18 +21,20 @@ def _np_attention(prev_h, A, scale=True, axis=1):
     return np.einsum("np,nph->nh", w, A), w
 
 
-def _np_att_lstm(x, A, Wx, Wh, Wattn, b, init="mean"):
+def _np_att_lstm(inp, init):
+    """{h, attn_weights} of an independent numpy attention_lstm_forward on the inputs ``inp``
+    (for hints), started from h0 = c0 = 0 (``init="zeros"``) or from c0 = 0 ("c0 zero")."""
+    x, A, Wx, Wh, Wattn, b = (inp[k] for k in ("x", "A", "Wx", "Wh", "Wattn", "b"))
     N, T, _ = x.shape
-    H = A.shape[2]
-    mean, zeros = A.mean(axis=1), np.zeros((N, H))
-    h, c = {"mean": (mean, mean), "zeros": (zeros, zeros), "c0 zero": (mean, zeros)}[init]
+    zeros = np.zeros((N, A.shape[2]))
+    h, c = (zeros, zeros) if init == "zeros" else (A.mean(axis=1), zeros)
     hs, ws = [], []
     for t in range(T):
         attn, w = _np_attention(h, A)
         h, c = lstm_cell_np(x[:, t] @ Wx + h @ Wh + attn @ Wattn + b, c)
         hs.append(h)
         ws.append(w)
-    return np.stack(hs, 1), np.stack(ws, 1)
+    return {"h": np.stack(hs, 1), "attn_weights": np.stack(ws, 1)}
 
 
 def _make_attn(rng, N, P, H):
@@ -75,23 +77,21 @@ def _weights_sum_check(spec, size):
 
 
 def _attention_spec():
-    hints = [
-        Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
-                                     _np_attention(inp["prev_h"], inp["A"], scale=False))),
-             "the scores are not scaled by 1/sqrt(H)"),
-        Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
-                                     _np_attention(inp["prev_h"], inp["A"], axis=0))),
-             "the softmax is taken over the wrong axis: normalise over the P positions "
-             "(axis 1), not over the batch"),
-    ]
     return LayerSpec(
         module=MODULE, forward="dot_product_attention_forward",
         backward="dot_product_attention_backward", inputs=["prev_h", "A"],
         outs=["attn", "attn_weights", "cache"], upstream=["attn"], make=_make_attn,
         sizes=[dict(N=3, P=16, H=4), dict(N=1, P=1, H=3), dict(N=2, P=5, H=7)],
         torch_forward=twins.attention, large=scaled(A=30.0, prev_h=30.0), saturating=True,
-        seed=51, forward_hints=hints,
-        extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=4, P=16, H=5))])
+        seed=51, extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=4, P=16, H=5))],
+        forward_hints=[
+            Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
+                                         _np_attention(inp["prev_h"], inp["A"], scale=False))),
+                 "the scores are not scaled by 1/sqrt(H)"),
+            Hint(lambda inp, _: dict(zip(("attn", "attn_weights"),
+                                         _np_attention(inp["prev_h"], inp["A"], axis=0))),
+                 "the softmax is taken over the wrong axis: normalise over the P positions "
+                 "(axis 1), not over the batch")])
 
 
 def _step_spec():
@@ -106,7 +106,7 @@ def _step_spec():
 
 
 def _seq_spec():
-    spec = gated_spec(
+    return gated_spec(
         module=MODULE, forward="attention_lstm_forward", backward="attention_lstm_backward",
         inputs=["x", "A", "Wx", "Wh", "Wattn", "b"], outs=["h", "attn_weights", "cache"],
         upstream=["h"], make=_make_seq,
@@ -114,14 +114,12 @@ def _seq_spec():
                dict(N=3, T=5, D=3, P=6, H=4)],
         torch_forward=twins.attention_lstm, large=scaled(x=500.0, A=20.0), saturating=True,
         seed=53, numeric_size=dict(N=2, T=3, D=3, P=4, H=3),
-        extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=2, T=4, D=3, P=16, H=4))])
-    for init, msg in (("zeros", "h0 and c0 must both be the mean of A over the P positions "
-                                "(yours start from zeros)"),
-                      ("c0 zero", "the initial cell state c0 is also the mean of A (not zero)")):
-        spec.forward_hints.append(Hint(lambda inp, _, init=init: dict(zip(
-            ("h", "attn_weights"), _np_att_lstm(*[inp[k] for k in spec.inputs], init=init))),
-            msg))
-    return spec
+        extra_forward_checks=[lambda s: _weights_sum_check(s, dict(N=2, T=4, D=3, P=16, H=4))],
+        forward_hints=[
+            Hint(lambda inp, _: _np_att_lstm(inp, "zeros"), "h0 and c0 must both be the mean of "
+                 "A over the P positions (yours start from zeros)"),
+            Hint(lambda inp, _: _np_att_lstm(inp, "c0 zero"),
+                 "the initial cell state c0 is also the mean of A (not zero)")])
 
 
 @register(MODULE)

@@ -24,10 +24,7 @@ import numpy as np
 
 from autograder import course
 
-# ---------------------------------------------------------------------------------------------
-# what goes to the worker and what comes back
-# ---------------------------------------------------------------------------------------------
-
+# ------------------------------------------------- what goes to the worker and what comes back
 
 @dataclass
 class Call:
@@ -160,9 +157,7 @@ class Check:
             return self._memo[key]
 
 
-# ---------------------------------------------------------------------------------------------
-# registry
-# ---------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------ registry
 
 _builders = []  # (module, builder)
 _checks = None
@@ -211,10 +206,8 @@ def notebook_of(check: Check) -> str:
 def notebook_key(name) -> str | None:
     """"01" for "1", "01", "nb01" or "01_rnn_captioning"; None if ``name`` names no notebook."""
     text = str(name).strip().lower().removeprefix("nb")
-    for key, full in course.NOTEBOOKS.items():
-        if text in (key, key.lstrip("0"), full):
-            return key
-    return None
+    return next((key for key, full in course.NOTEBOOKS.items()
+                 if text in (key, key.lstrip("0"), full)), None)
 
 
 def resolve_selection(names) -> tuple[set, set]:
@@ -259,9 +252,7 @@ def api_names() -> list[str]:
     return list(dict.fromkeys(c.api for c in all_checks()))
 
 
-# ---------------------------------------------------------------------------------------------
-# comparisons and feedback
-# ---------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------- comparisons and feedback
 
 F64 = dict(rtol=1e-6, atol=1e-8)      # any correct float64 implementation (order of ops...)
 F32 = dict(rtol=2e-4, atol=2e-5)      # float32 results against a float64 reference
