@@ -78,6 +78,26 @@ def test_compare_explains_differences():
     core.compare("h", np.array([1.0, 2.0 + 1e-12]), np.array([1.0, 2.0]), core.F64)
 
 
+def test_a_property_counts_only_when_the_same_call_is_right():
+    """``case(what=...)``: a property that holds (evaluate passes) still fails the check when
+    the same call's outputs differ from ``expected``, and says which property."""
+    from autograder.checks.numpy_specs import case
+    check = case(lambda: {}, lambda d: core.Call(steps=[], returns=["y"]),
+                 lambda d, r, c: "holds", "\"the property\"", lambda d: {"y": np.ones(2)},
+                 api="a", title="t", points=1.0, module="m")
+
+    def result(y):
+        meta = {"kind": "ndarray", "shape": [2], "dtype": "float64"}
+        return core.Result(values={"y": core.Value(meta, np.asarray(y, dtype=np.float64))})
+
+    assert check.evaluate([result([1.0, 1.0])], check) == core.Outcome(True, "holds")
+    wrong = check.evaluate([result([1.0, 1.5])], check)
+    assert not wrong.passed and wrong.message.startswith('"the property" counts only when')
+    with pytest.raises(core.Failed, match="could not evaluate your f at perturbed inputs"):
+        core.require_numeric_grad(result([1.0, 1.0]), "y", (2,), ["f.x.0"], [np.ones(())],
+                                  "your f at perturbed inputs", "")
+
+
 def test_answer_decoder_never_unpickles_or_trusts_tables():
     good = np.arange(6, dtype=np.float64).reshape(2, 3)
     data = good.tobytes()

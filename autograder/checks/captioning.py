@@ -201,11 +201,8 @@ def _loss_hint(loss, expected, captions, w2i):
 
 def _loss_data(seed, w2i, dims, cell, P=4):
     """() -> (params, features, captions) drawn with ``seed``."""
-    def data():
-        params = draw_params(seed, w2i, dims, cell)
-        features, captions = draw_data(seed + 1, w2i, dims["N"], dims["T"], dims["D"], cell, P)
-        return params, features, captions
-    return data
+    return lambda: (draw_params(seed, w2i, dims, cell),
+                    *draw_data(seed + 1, w2i, dims["N"], dims["T"], dims["D"], cell, P))
 
 
 def _check(kind, cell, title, points, data, call, evaluate):

@@ -49,7 +49,7 @@ def gated_spec(**fields) -> LayerSpec:
     return spec
 
 
-def lstm_cell_np(a, prev_c, tanh_c=True):
+def lstm_cell_np(a: np.ndarray, prev_c: np.ndarray, tanh_c: bool = True) -> tuple:
     """(next_h, next_c) of an LSTM cell from its pre-activations ``a`` (N, 4H), gates in the
     order i, f, o, g (independent numpy, for hints). ``tanh_c=False``: the tanh is missing."""
     H = prev_c.shape[1]
