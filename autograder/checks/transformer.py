@@ -739,18 +739,19 @@ def _tr_variants():
     ]
 
 
-def _tr(name, args, out):
-    return _method("Transformer", name, args, out)
-
-
-FORWARD = _tr("forward", ["$t.src", "$t.tgt"], "out.logits")
-
-
-def _tr_steps(*calls):
-    """Build the model and the tensors of d's ``src`` and ``tgt``, then ``calls`` (steps;
-    default: the forward into ``out.logits``)."""
-    return lambda d: [module("Transformer", [], d["cfg"]), tensor("src"), tensor("tgt"),
-                      *(calls or [FORWARD])]
+def _model_steps(*more, inputs=None, forward=True):
+    """Build d's model in the student's code (a dict argument sent as its sorted items), make
+    the tensors of d's ``inputs`` (or ``inputs``), run the forward on them into ``out.logits``
+    (unless not ``forward``), then ``more``: steps, or (method, args, out) of the model."""
+    def steps(d):
+        cls, args, kwargs = d["model"]
+        names = inputs or d["inputs"]
+        run = [("forward", ["$t." + n for n in names], "out.logits")] if forward else []
+        return ([module(cls, [{"$dict": [[k, v] for k, v in sorted(a.items())]}
+                              if isinstance(a, dict) else a for a in args], kwargs)]
+                + [tensor(n) for n in names]
+                + [_method(cls, *s) if isinstance(s, tuple) else s for s in run + list(more)])
+    return steps
 
 
 def _no_change(what, where, message, hint, positions):
@@ -789,7 +790,7 @@ def _tgt_tokens(d):
     return d["tgt"] != d["cfg"]["pad_idx"]
 
 
-TRANSFORMER = spec("Transformer", steps=_tr_steps(), expect=_logits, hints=_tr_variants(),
+TRANSFORMER = spec("Transformer", steps=_model_steps(), expect=_logits, hints=_tr_variants(),
                    outputs=[("out.logits", LOOSE, "floating", _tgt_tokens)])
 
 
@@ -799,12 +800,12 @@ def _tr_checks():
         T.check("forward: logits vs reference with the same state_dict (N=3, S=7, T=6, padding "
                 "in src and tgt)", 2.0, _tr_data(1500)),
         T.check("encode: memory vs reference", 1.0, _tr_data(1510),
-                steps=_tr_steps(_tr("encode", ["$t.src"], "out.memory")),
+                steps=_model_steps(("encode", ["$t.src"], "out.memory"), forward=False),
                 expect=lambda d: {"out.memory": np_(_model_ref(d).encode(t_(d["src"])))},
                 outputs=[("out.memory", LOOSE, "floating")], hints=[]),
         T.check("encode + decode: logits vs reference", 1.0, _tr_data(1520),
-                steps=_tr_steps(_tr("encode", ["$t.src"], "memory"),
-                                _tr("decode", ["$t.tgt", "$memory", "$t.src"], "out.logits"))),
+                steps=_model_steps(("encode", ["$t.src"], "memory"), ("decode", [
+                    "$t.tgt", "$memory", "$t.src"], "out.logits"), forward=False)),
         T.check("pad_idx=3 is read from the constructor (N=3, S=5, T=4)", 1.0,
                 _tr_data(1530, S=5, T=4, pad=3)),
         T.check("N=1, S=1, T=1, one layer", 0.5,
@@ -813,16 +814,16 @@ def _tr_checks():
         T.check("causality: later target tokens do not change earlier logits", 1.0,
                 _with(_tr_data(1550, N=2, S=5, T=7), tgt2=_changed_from_4(
                     "tgt", lambda t, d: np.maximum((t + 3) % d["cfg"]["tgt_vocab_size"], 1))),
-                steps=_tr_steps(FORWARD, tensor("tgt2"),
-                                _tr("forward", ["$t.src", "$t.tgt2"], "out.logits2")),
+                steps=_model_steps(tensor("tgt2"), ("forward", ["$t.src", "$t.tgt2"],
+                                                    "out.logits2")),
                 **_causality("target tokens", "combine causal_mask(T) with the target padding "
                              "mask in decode", _tgt_tokens)),
         # padding: extra source padding changes nothing
         T.check("padding: extra source padding changes nothing", 1.0,
                 _with(_tr_data(1560, N=2, S=5, T=4), src2=lambda d: np.concatenate(
                     [d["src"], np.zeros((2, 3), np.int64)], axis=1)),
-                steps=_tr_steps(FORWARD, tensor("src2"),
-                                _tr("forward", ["$t.src2", "$t.tgt"], "out.logits2")),
+                steps=_model_steps(tensor("src2"), ("forward", ["$t.src2", "$t.tgt"],
+                                                    "out.logits2")),
                 **_no_change("this property", np.s_[:], "appending padding tokens to the source "
                              "changed the logits (by up to {diff:.3g}): padded source keys "
                              "must get zero weight", "pass padding_mask(src, pad_idx) to the "
@@ -837,8 +838,8 @@ def _tr_checks():
     out.append(T.check(
         "greedy_decode vs reference (start, end, padding after end)", 1.5,
         _tr_data(GREEDY_CONFIG[0], N=5, S=6, T=2, end_boost=GREEDY_CONFIG[1]),
-        steps=lambda d: [module("Transformer", [], d["cfg"]), tensor("src"),
-                         _tr("greedy_decode", ["$t.src", 8, 1, 3], "out.ys")],
+        steps=_model_steps(("greedy_decode", ["$t.src", 8, 1, 3], "out.ys"), inputs=("src",),
+                           forward=False),
         expect=greedy(3), outputs=[("out.ys", F64, "integer")],
         hints=[Hint(greedy(-1), "after a row has produced end_idx the rest of it is "
                                 "pad_idx, and decoding stops when every row has ended")]))
@@ -878,22 +879,6 @@ def _ct_data(seed, N=3, P=4, T=6, shuffled=False, end_boost=None):
     return data
 
 
-def _ct_module(d):
-    return module("CaptioningTransformer",
-                  [{"$dict": [[k, v] for k, v in sorted(d["w2i"].items())]}], CCFG)
-
-
-def _ct_steps(*more):
-    """Build the model, forward on the tensors of d's ``features`` and ``captions`` into
-    ``out.logits``; ``more``: further steps."""
-    return lambda d: [_ct_module(d), tensor("features"), tensor("captions"),
-                      _ct("forward", ["$t.features", "$t.captions"], "out.logits"), *more]
-
-
-def _ct(name, args, out):
-    return _method("CaptioningTransformer", name, args, out)
-
-
 # logits at <NULL> positions of the caption are read by nothing (the loss masks them, sampling
 # never feeds <NULL>): a model that masks causally only is right
 def _words(d):
@@ -901,7 +886,7 @@ def _words(d):
 
 
 CAPTIONER = spec(
-    "CaptioningTransformer", steps=_ct_steps(), expect=_logits,
+    "CaptioningTransformer", steps=_model_steps(), expect=_logits,
     outputs=[("out.logits", LOOSE, "floating", _words)],
     hints=[Hint(lambda d: _logits(_scaled(d, 1 / math.sqrt(CCFG["d_model"]), "embed.weight")),
                 "the word embeddings must be multiplied by sqrt(d_model)"),
@@ -917,7 +902,7 @@ def _ct_checks():
            C.check("causality: later words do not change earlier logits", 1.0,
                    _with(_ct_data(1620, N=2, T=7),
                          captions2=_changed_from_4("captions", lambda c, d: 4 + (c + 1) % 5)),
-                   steps=_ct_steps(tensor("captions2"), _ct(
+                   steps=_model_steps(tensor("captions2"), (
                        "forward", ["$t.features", "$t.captions2"], "out.logits2")),
                    **_causality("caption words", "use padding_mask(captions_in, null) & "
                                 "causal_mask(T)", _words))]
@@ -928,8 +913,8 @@ def _ct_checks():
         seed, boost = SAMPLE_CONFIGS[shuffled]
         out.append(C.check(
             title, pts, _ct_data(seed, N=5, shuffled=shuffled, end_boost=boost),
-            steps=lambda d: [_ct_module(d), tensor("features"),
-                             _ct("sample", ["$t.features", 8], "out.captions")],
+            steps=_model_steps(("sample", ["$t.features", 8], "out.captions"),
+                               inputs=("features",), forward=False),
             expect=lambda d: {"out.captions": np_(_model_ref(d).sample(t_(d["features"]), 8))},
             outputs=[("out.captions", F64, "integer")], hints=[]))
     return out
