@@ -335,7 +335,6 @@ def _sdpa_checks():
     out.append(SDPA.unchanged(_sdpa_data(1010, (2, 3, 4), (2, 5, 4), (2, 5, 2),
                                          mask=_pad_mask(2, 3, 5)),
                               ["q", "k", "v", "mask"], ["out", "weights"]))
-    # gradients through the student's function (autograd) vs through the reference
     out.append(SDPA.check(
         "gradients (autograd) vs reference", 1.0,
         _with(_sdpa_data(1008, (2, 4, 5), (2, 6, 5), (2, 6, 3), mask=_pad_mask(2, 4, 6),
@@ -478,7 +477,6 @@ def _mha_checks():
         MHA.check("float32 module: float32 output (N=2, T=4, d=8, heads=2)", 0.5,
                   _mha_data(1150, 2, 4, 4, 8, 2, dtype="float32"), expect=_mha_expect,
                   outputs=[("out.output", F32, "float32")], hints=[], nan_hint=""),
-        # gradients through the student's module vs the reference
         MHA.check("gradients (autograd) of inputs and parameters vs reference", 1.0,
                   _with(_mha_data(1160, 2, 3, 5, 8, 2, mask="padding"),
                         dout=lambda d: seeded(1161).standard_normal((2, 3, 8))),
@@ -810,7 +808,6 @@ def _tr_checks():
                 _tr_data(1530, S=5, T=4, pad=3)),
         T.check("N=1, S=1, T=1, one layer", 0.5,
                 _tr_data(1540, N=1, S=1, T=1, cfg=dict(num_layers=1)), hints=[]),
-        # causality: changing future target tokens changes no earlier logits
         T.check("causality: later target tokens do not change earlier logits", 1.0,
                 _with(_tr_data(1550, N=2, S=5, T=7), tgt2=_changed_from_4(
                     "tgt", lambda t, d: np.maximum((t + 3) % d["cfg"]["tgt_vocab_size"], 1))),
@@ -818,7 +815,6 @@ def _tr_checks():
                                                     "out.logits2")),
                 **_causality("target tokens", "combine causal_mask(T) with the target padding "
                              "mask in decode", _tgt_tokens)),
-        # padding: extra source padding changes nothing
         T.check("padding: extra source padding changes nothing", 1.0,
                 _with(_tr_data(1560, N=2, S=5, T=4), src2=lambda d: np.concatenate(
                     [d["src"], np.zeros((2, 3), np.int64)], axis=1)),
