@@ -1,6 +1,8 @@
 """Project tests. ``reference`` imports the reference package from solutions/ by path."""
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,65 @@ def shared_venv():
     if not (path / "bin" / "python").exists():
         require_e2e("no shared venv at %s (.ci/run builds it)" % path)
     return path
+
+
+# Slow grader runs started at the start of the session. A test module that defines
+# ``start_early(folder)`` (returning an object with ``collect()`` and ``stop()``) and reads it
+# through the ``early`` fixture gets its runs started as soon as the tests are collected, and
+# goes last (its tests in their order): everything else runs while those graders do (they
+# spend much of their time waiting for hung calls to time out).
+_EARLY = {}  # module -> (folder, what its start_early returned, or the exception it raised)
+
+
+def _early_modules(items):
+    """The modules of ``items`` that have a ``start_early`` one of their tests uses."""
+    return {item.module for item in items
+            if hasattr(getattr(item, "module", None), "start_early")
+            and "early" in getattr(item, "fixturenames", ())}
+
+
+def pytest_collection_modifyitems(items):
+    early = _early_modules(items)
+    items.sort(key=lambda item: getattr(item, "module", None) in early)  # stable sort
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for module in sorted(_early_modules(session.items), key=lambda m: m.__name__):
+        _start(module)
+
+
+def _start(module):
+    folder = Path(tempfile.mkdtemp(prefix="seqlab-test-"))
+    try:
+        _EARLY[module] = folder, module.start_early(folder)
+    except Exception as exc:  # reported by the module's tests, not by the whole session
+        _EARLY[module] = folder, exc
+
+
+def _stop(folder, runs):
+    if not isinstance(runs, Exception):
+        runs.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def early(request):
+    """What this module's ``start_early`` returned (called now if the session did not);
+    stopped and its folder removed once the module's tests are done."""
+    if request.module not in _EARLY:
+        _start(request.module)
+    folder, runs = _EARLY.pop(request.module)
+    try:
+        if isinstance(runs, Exception):
+            raise runs
+        yield runs
+    finally:
+        _stop(folder, runs)
+
+
+def pytest_sessionfinish(session):
+    """Runs that no test collected (an interrupted session) are stopped too."""
+    while _EARLY:
+        _stop(*_EARLY.popitem()[1])

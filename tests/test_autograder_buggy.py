@@ -1,8 +1,9 @@
 """Every buggy submission (tests/corpus/buggy.py) loses points on the check of the function it
 breaks, only there or downstream of it, and gets the expected hint.
 
-The corpus is graded in a few CLI runs (two jobs each, all started at once): the submissions
-that need the same student modules graded go together (see ``graded_modules``).
+The corpus is graded in a few CLI runs (two jobs each, all started at once, at the start of the
+session): the submissions that need the same student modules graded go together (see
+``graded_modules``).
 """
 import json
 import subprocess
@@ -29,49 +30,79 @@ def graded_modules(m):
                                if not set(MODULE_APIS[o]) <= allowed)
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("buggy")
-    groups = {}
-    for m in MUTATIONS + CORRECT:
-        groups.setdefault(graded_modules(m), []).append(m)
-    runs = []
-    try:
-        for k, (modules, muts) in enumerate(groups.items()):
-            paths = []
-            for m in muts:
-                folder = base / m.module / m.name
-                folder.mkdir(parents=True)
-                for mod in MODULES:
-                    text = (REF / f"{mod}.py").read_text(encoding="utf-8")
-                    if mod == m.module:
-                        text = apply(m, text)
-                    (folder / f"{mod}.py").write_text(text, encoding="utf-8")
-                paths.append(str(folder))
-            cmd = [sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
-                   str(base / "out" / str(k)), "--jobs", "2", "--quiet"]
-            for module in modules:
-                for api in MODULE_APIS[module]:
-                    cmd += ["--only", api]
-            stderr = open(base / f"grader-{k}.stderr", "w+")
-            runs.append((muts, k, stderr, subprocess.Popen(
-                cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True)))
-        out = {}
-        for muts, k, stderr, proc in runs:
-            code = proc.wait(timeout=600)
-            stderr.seek(0)
-            err = stderr.read()
-            assert code == 0, err[-3000:]
-            assert "INTERNAL ERROR" not in err, err[-3000:]
-            for m in muts:
-                out[m.name] = json.loads((base / "out" / str(k) / f"{m.name}.json").read_text())
-        return out
-    finally:
-        for _, _, stderr, proc in runs:
+class CorpusRuns:
+    """The grader runs of the whole corpus, started at the start of the session
+    (``start_early``, see tests/conftest.py) so that they run while the rest of the suite does:
+    one CLI run (two jobs, all started at once) per group of submissions that need the same
+    student modules graded."""
+
+    def __init__(self, base):
+        self.base = base
+        groups = {}
+        for m in MUTATIONS + CORRECT:
+            groups.setdefault(graded_modules(m), []).append(m)
+        self.runs = []
+        self.results = None
+        try:
+            for k, (modules, muts) in enumerate(groups.items()):
+                self.runs.append((muts, k, *self._start(k, modules, muts)))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, k, modules, muts):
+        """Write run ``k``'s submissions and start its grader: (stderr file, process)."""
+        paths = []
+        for m in muts:
+            folder = self.base / m.module / m.name
+            folder.mkdir(parents=True)
+            for mod in MODULES:
+                text = (REF / f"{mod}.py").read_text(encoding="utf-8")
+                if mod == m.module:
+                    text = apply(m, text)
+                (folder / f"{mod}.py").write_text(text, encoding="utf-8")
+            paths.append(str(folder))
+        cmd = [sys.executable, "-m", "autograder", "grade", *paths, "--out-dir",
+               str(self.base / "out" / str(k)), "--jobs", "2", "--quiet"]
+        for module in modules:
+            for api in MODULE_APIS[module]:
+                cmd += ["--only", api]
+        stderr = open(self.base / f"grader-{k}.stderr", "w+")
+        return stderr, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                        stderr=stderr, text=True)
+
+    def collect(self):
+        """Wait for every run; returns {mutation name: its results.json} (computed once)."""
+        if self.results is None:
+            out = {}
+            for muts, k, stderr, proc in self.runs:
+                code = proc.wait(timeout=600)
+                stderr.seek(0)
+                err = stderr.read()
+                assert code == 0, err[-3000:]
+                assert "INTERNAL ERROR" not in err, err[-3000:]
+                for m in muts:
+                    path = self.base / "out" / str(k) / f"{m.name}.json"
+                    out[m.name] = json.loads(path.read_text())
+            self.results = out
+        return self.results
+
+    def stop(self):
+        """Kill the runs still going."""
+        for _, _, stderr, proc in self.runs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             stderr.close()
+
+
+def start_early(base):
+    return CorpusRuns(base)
+
+
+@pytest.fixture(scope="module")
+def graded(early):
+    return early.collect()
 
 
 def test_corpus_covers_every_api_name():

@@ -64,12 +64,13 @@ def _scan(grader_pid):
 
 
 class TreeMemory(threading.Thread):
-    """Samples, every 0.2 s, the summed PSS of a process and all its descendants (workers
-    included); ``peak_mib`` after ``stop()``."""
+    """Samples, every 0.5 s until it ends, the summed PSS of a process (a Popen) and all its
+    descendants (workers included); the peak in MiB from ``stop()``."""
 
-    def __init__(self, pid):
+    def __init__(self, proc):
         super().__init__(daemon=True)
-        self.pid = pid
+        self.proc = proc
+        self.pid = proc.pid
         self.peak_kib = 0
         self.halt = threading.Event()
 
@@ -93,7 +94,7 @@ class TreeMemory(threading.Thread):
         return out
 
     def run(self):
-        while not self.halt.wait(0.2):
+        while self.proc.poll() is None and not self.halt.wait(0.5):
             total = 0
             for p in self._tree():
                 try:
@@ -125,7 +126,7 @@ class Run:
                                      stderr=self.streams[1], text=True, env=env)
         self.pid = self.proc.pid
         self.deadline = time.monotonic() + timeout
-        self.sampler = TreeMemory(self.pid)
+        self.sampler = TreeMemory(self.proc)
         self.sampler.start()
         self.result = None
 
@@ -234,45 +235,70 @@ def _start_fallback(base):
     return dict(run=Run(cmd, base / "grader", env), out=base / "out")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The long grader runs of this module, started together and awaited together: the
-    hostile batch, the batch without isolation, and (root only) the escapes twice. Most of
-    their time goes to waiting for hung calls to time out, so together they take little more
-    than the longest alone. Processes, scratch folders and cgroups left behind are looked for
-    once all have ended, so that one run's workers are never taken for another's leftovers."""
-    base = tmp_path_factory.mktemp("hostile")
-    cgroups_before = _cgroups()
-    reference_before = REF.read_bytes()
-    shm_before = shm_keys()
-    started, escape_batches = {}, {}
-    try:
-        started["graded"] = _start_hostile(base / "graded")
-        started["fallback"] = _start_fallback(base / "fallback")
-        if IS_ROOT:  # the positive control of the escapes is a root worker
-            for mode in ("unisolated", "sandbox"):
-                listener = Listener()
-                listener.start()
-                escape_batches[mode] = _escape_batch(base / "escapes", mode, listener)
-        for batch in list(started.values()) + list(escape_batches.values()):
-            batch["run"].finish()
-        graded, fallback = started["graded"], started["fallback"]
-        proc, tree_mib = graded["run"].finish()
-        yield dict(
-            graded=dict(proc=proc, out=graded["out"], names=graded["names"],
-                        leftovers=_worker_processes(graded["run"].pid), tree_mib=tree_mib,
-                        new_scratch=set(os.listdir(graded["tmp"])),
-                        cgroups=_empty_new_cgroups(cgroups_before)),
-            fallback=dict(proc=fallback["run"].finish()[0], out=fallback["out"],
-                          leftovers=_worker_processes(fallback["run"].pid)),
-            escape_batches=escape_batches, shm_before=shm_before,
-            reference_before=reference_before)
-    finally:
-        for batch in list(started.values()) + list(escape_batches.values()):
+class HostileRuns:
+    """The long grader runs of this module, started together at the start of the session
+    (``start_early``, see tests/conftest.py) and awaited together: the hostile batch, the batch
+    without isolation, and (root only) the escapes twice. Most of their time goes to waiting
+    for hung calls to time out, so they run while the rest of the suite does. Processes,
+    scratch folders and cgroups left behind are looked for once all have ended, so that one
+    run's workers are never taken for another's leftovers."""
+
+    def __init__(self, base):
+        self.cgroups_before = _cgroups()
+        self.reference_before = REF.read_bytes()
+        self.shm_before = shm_keys()
+        self.started, self.escape_batches = {}, {}
+        self.results = None
+        try:
+            self.started["graded"] = _start_hostile(base / "graded")
+            self.started["fallback"] = _start_fallback(base / "fallback")
+            if IS_ROOT:  # the positive control of the escapes is a root worker
+                for mode in ("unisolated", "sandbox"):
+                    listener = Listener()
+                    listener.start()
+                    self.escape_batches[mode] = _escape_batch(base / "escapes", mode, listener)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _batches(self):
+        return list(self.started.values()) + list(self.escape_batches.values())
+
+    def collect(self):
+        """Wait for every run; returns what the tests read (computed once)."""
+        if self.results is None:
+            for batch in self._batches():
+                batch["run"].finish()
+            graded, fallback = self.started["graded"], self.started["fallback"]
+            proc, tree_mib = graded["run"].finish()
+            self.results = dict(
+                graded=dict(proc=proc, out=graded["out"], names=graded["names"],
+                            leftovers=_worker_processes(graded["run"].pid), tree_mib=tree_mib,
+                            new_scratch=set(os.listdir(graded["tmp"])),
+                            cgroups=_empty_new_cgroups(self.cgroups_before)),
+                fallback=dict(proc=fallback["run"].finish()[0], out=fallback["out"],
+                              leftovers=_worker_processes(fallback["run"].pid)),
+                escape_batches=self.escape_batches, shm_before=self.shm_before,
+                reference_before=self.reference_before)
+        return self.results
+
+    def stop(self):
+        """Kill what still runs, stop the listeners, remove what the escapes left."""
+        for batch in self._batches():
             batch["run"].kill()
-        for batch in escape_batches.values():
+        for batch in self.escape_batches.values():
             batch["listener"].stop()
             _clean_escapes(batch)
+        self.escape_batches = {}
+
+
+def start_early(base):
+    return HostileRuns(base)
+
+
+@pytest.fixture(scope="module")
+def runs(early):
+    return early.collect()
 
 
 @pytest.fixture(scope="module")
