@@ -168,10 +168,25 @@ def _cgroups():
                                   os.path.basename(p)))
 
 
+def _live_graders():
+    """The names of the seqlab-grader-* groups whose grader leaf holds a process: graders
+    running now (another test's, or another session's on the same machine)."""
+    live = set()
+    for procs in glob.glob("/sys/fs/cgroup/**/seqlab-grader-*/grader/cgroup.procs",
+                           recursive=True):
+        try:
+            if open(procs).read().split():
+                live.add(Path(procs).parent.parent.name)
+        except OSError:
+            continue
+    return live
+
+
 def _empty_new_cgroups(before):
     """seqlab cgroups made since ``before`` that hold no process, themselves or below (a
-    worker's or the grader's own, not removed). Groups with processes belong to other graders
-    running at the same time."""
+    worker's or the grader's own, not removed). Groups with processes, and groups inside the
+    group of a grader that is still running, belong to other graders running at the same
+    time (a worker's group is empty for a moment before its worker starts)."""
     def busy(path):
         for folder, _, _ in os.walk(path):
             try:
@@ -182,7 +197,9 @@ def _empty_new_cgroups(before):
         return False
 
     for _ in range(30):
-        left = [p for p in set(_cgroups()) - set(before) if os.path.isdir(p) and not busy(p)]
+        live = _live_graders()
+        left = [p for p in set(_cgroups()) - set(before) if os.path.isdir(p) and not busy(p)
+                and not live & set(Path(p).parts)]
         if not left:
             break
         time.sleep(0.1)
