@@ -83,6 +83,7 @@ class CorpusRuns:
                 assert "INTERNAL ERROR" not in err, err[-3000:]
                 for m in muts:
                     path = self.base / "out" / str(k) / f"{m.name}.json"
+                    assert path.exists(), f"no {path.name} from run {k}: {err[-3000:]}"
                     out[m.name] = json.loads(path.read_text())
             self.results = out
         return self.results

@@ -65,13 +65,15 @@ def _scan(grader_pid):
 
 class TreeMemory(threading.Thread):
     """Samples, every 0.5 s until it ends, the summed PSS of a process (a Popen) and all its
-    descendants (workers included); the peak in MiB from ``stop()``."""
+    descendants (workers included), and the names of the seqlab cgroups they are in
+    (``groups``); the peak in MiB from ``stop()``."""
 
     def __init__(self, proc):
         super().__init__(daemon=True)
         self.proc = proc
         self.pid = proc.pid
         self.peak_kib = 0
+        self.groups = set()
         self.halt = threading.Event()
 
     def _tree(self):
@@ -98,6 +100,9 @@ class TreeMemory(threading.Thread):
             total = 0
             for p in self._tree():
                 try:
+                    with open(f"/proc/{p}/cgroup") as f:
+                        self.groups.update(part for part in re.split(r"[:/\s]", f.read())
+                                           if part.startswith("seqlab-"))
                     with open(f"/proc/{p}/smaps_rollup") as f:
                         for line in f:
                             if line.startswith("Pss:"):
@@ -168,38 +173,12 @@ def _cgroups():
                                   os.path.basename(p)))
 
 
-def _live_graders():
-    """The names of the seqlab-grader-* groups whose grader leaf holds a process: graders
-    running now (another test's, or another session's on the same machine)."""
-    live = set()
-    for procs in glob.glob("/sys/fs/cgroup/**/seqlab-grader-*/grader/cgroup.procs",
-                           recursive=True):
-        try:
-            if open(procs).read().split():
-                live.add(Path(procs).parent.parent.name)
-        except OSError:
-            continue
-    return live
-
-
-def _empty_new_cgroups(before):
-    """seqlab cgroups made since ``before`` that hold no process, themselves or below (a
-    worker's or the grader's own, not removed). Groups with processes, and groups inside the
-    group of a grader that is still running, belong to other graders running at the same
-    time (a worker's group is empty for a moment before its worker starts)."""
-    def busy(path):
-        for folder, _, _ in os.walk(path):
-            try:
-                if open(os.path.join(folder, "cgroup.procs")).read().split():
-                    return True
-            except OSError:
-                continue
-        return False
-
+def _cgroups_left(names):
+    """The seqlab cgroups that are, or are inside, a group named in ``names`` (the groups a
+    run's processes were seen in: the grader's own group holds its workers' groups). Polls
+    for up to 3 s (the last processes of a group take a moment to go)."""
     for _ in range(30):
-        live = _live_graders()
-        left = [p for p in set(_cgroups()) - set(before) if os.path.isdir(p) and not busy(p)
-                and not live & set(Path(p).parts)]
+        left = [p for p in _cgroups() if names & set(Path(p).parts)]
         if not left:
             break
         time.sleep(0.1)
@@ -261,7 +240,6 @@ class HostileRuns:
     run's workers are never taken for another's leftovers."""
 
     def __init__(self, base):
-        self.cgroups_before = _cgroups()
         self.reference_before = REF.read_bytes()
         self.shm_before = shm_keys()
         self.started, self.escape_batches = {}, {}
@@ -292,7 +270,8 @@ class HostileRuns:
                 graded=dict(proc=proc, out=graded["out"], names=graded["names"],
                             leftovers=_worker_processes(graded["run"].pid), tree_mib=tree_mib,
                             new_scratch=set(os.listdir(graded["tmp"])),
-                            cgroups=_empty_new_cgroups(self.cgroups_before)),
+                            groups=graded["run"].sampler.groups,
+                            cgroups=_cgroups_left(graded["run"].sampler.groups)),
                 fallback=dict(proc=fallback["run"].finish()[0], out=fallback["out"],
                               leftovers=_worker_processes(fallback["run"].pid)),
                 escape_batches=self.escape_batches, shm_before=self.shm_before,
@@ -383,6 +362,9 @@ def test_nothing_left_behind(graded):
     assert graded["leftovers"] == [], "worker processes survived the grader"
     assert graded["new_scratch"] == set(), "scratch folders were not removed"
     assert graded["cgroups"] == [], "cgroups were not removed"
+    if IS_ROOT:  # root's sandbox puts each worker in a cgroup: the check above looked at them
+        assert any(g.startswith("seqlab-grader-") for g in graded["groups"]), graded["groups"]
+        assert len(graded["groups"]) > 3, graded["groups"]
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -456,7 +438,10 @@ def _escape_batch(base, mode, listener):
            str(base / mode), "--jobs", "2", "--only", ESCAPE_API]
     if mode == "unisolated":
         env.update(SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
-        cmd += ["--allow-isolation", "none", "--timeout", "60"]
+        # unisolated workers stay in the grader's own cgroup: give it room for forked_memory's
+        # 1.5 GiB next to the other job's worker and disk_fill's files, so that the control
+        # measures the attack, not the grader's bound
+        cmd += ["--allow-isolation", "none", "--timeout", "60", "--grader-memory", "4096"]
     else:
         cmd += ["--timeout", "3"]
     return dict(run=Run(cmd, base / f"grader-{mode}", env), fill=fill, tmp=tmp,
