@@ -31,13 +31,15 @@ def process():
 
 
 def _wait_until_up(deadline, limit=60.0):
-    """Poll ``deadline`` as the worker protocol does; return the wall-clock seconds it took."""
-    start = time.monotonic()
+    """Poll ``deadline`` as the worker protocol does; return the wall-clock seconds from its
+    making to the end (the clock it judges itself by: on a loaded machine the first poll may
+    come well after the making)."""
     while True:
         left = deadline.remaining()
+        took = time.monotonic() - deadline.start
         if left <= 0:
-            return time.monotonic() - start
-        assert time.monotonic() - start < limit, "the deadline never came"
+            return took
+        assert took < limit, "the deadline never came"
         time.sleep(min(left, 0.05))
 
 
@@ -50,7 +52,7 @@ def test_a_process_that_waits_is_not_cut_off_at_its_cpu_budget(process):
     time.sleep(1.0)  # 2.5 times the budget: a wall-clock limit would have ended the call
     assert deadline.remaining() > 0
     took = _wait_until_up(deadline)
-    assert took + 1.0 >= 0.4 * WALL_FACTOR - 0.05
+    assert took >= 0.4 * WALL_FACTOR - 0.05
 
 
 def test_a_process_that_spins_is_cut_off_by_its_cpu_time(process):
