@@ -145,3 +145,20 @@ def test_cli_notebook_flag_and_unknown_names():
     assert "cell_type='attention'" in listing.stdout and "cell_type='rnn'" not in listing.stdout
     bad = _grade("--only", "rnn_layer", "x")
     assert bad.returncode == 2 and "rnn_layer" in bad.stderr and "rnn_layers" in bad.stderr
+
+
+def test_peak_memory_is_the_graders_own(tmp_path):
+    """The grader's peak memory on stderr is its own, not that of the process that started it
+    (getrusage's ru_maxrss keeps the peak from before exec: a 600 MiB parent would show)."""
+    sub = tmp_path / "ref"
+    sub.mkdir()
+    (sub / "rnn_layers.py").write_text((REF / "rnn_layers.py").read_text(encoding="utf-8"))
+    parent = ("import subprocess, sys\n"
+              "ballast = bytearray(b'x' * (600 << 20))\n"
+              "sys.exit(subprocess.run(sys.argv[1:]).returncode)\n")
+    proc = subprocess.run([sys.executable, "-c", parent, sys.executable, "-m", "autograder",
+                           "grade", str(sub), "--only", "rnn_step_forward"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    peak = int(re.search(r"grader peak memory (\d+) MiB", proc.stderr).group(1))
+    assert peak < 400, proc.stderr[-2000:]
