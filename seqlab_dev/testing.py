@@ -8,6 +8,12 @@ import pytest
 
 from seqlab_dev import ROOT
 
+# Command prefix of the slow grader runs that tests start at the start of the session
+# (tests/conftest.py, ``start_early``): below the tests' own priority, so that they use the CPU
+# the tests leave instead of starving them. Few processes at a time (a worker waits at most 60 s
+# of wall clock to start, see sandbox.Limits.init_timeout).
+BACKGROUND = ["nice", "-n", "10"]
+
 
 def require_e2e(reason: str):
     """Skip an end-to-end test whose machine prerequisite is missing, or fail under CI

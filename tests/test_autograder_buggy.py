@@ -1,16 +1,21 @@
 """Every buggy submission (tests/corpus/buggy.py) loses points on the check of the function it
 breaks, only there or downstream of it, and gets the expected hint.
 
-The corpus is graded in a few CLI runs (two jobs each, all started at once, at the start of the
-session): the submissions that need the same student modules graded go together (see
-``graded_modules``).
+The corpus is graded in a few CLI runs (two jobs each, one after the other, in the background
+from the start of the session): the submissions that need the same student modules graded go
+together (see ``graded_modules``).
 """
 import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from seqlab_dev.testing import BACKGROUND
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
@@ -32,26 +37,25 @@ def graded_modules(m):
 
 class CorpusRuns:
     """The grader runs of the whole corpus, started at the start of the session
-    (``start_early``, see tests/conftest.py) so that they run while the rest of the suite does:
-    one CLI run (two jobs, all started at once) per group of submissions that need the same
-    student modules graded."""
+    (``start_early``, see tests/conftest.py) so that they run while the rest of the suite does,
+    in the background (``BACKGROUND``): one CLI run (two jobs) per group of submissions that
+    need the same student modules graded, one run after the other."""
 
     def __init__(self, base):
         self.base = base
         groups = {}
         for m in MUTATIONS + CORRECT:
             groups.setdefault(graded_modules(m), []).append(m)
-        self.runs = []
+        self.runs = list(enumerate(groups.values()))  # (k, mutations)
         self.results = None
-        try:
-            for k, (modules, muts) in enumerate(groups.items()):
-                self.runs.append((muts, k, *self._start(k, modules, muts)))
-        except BaseException:
-            self.stop()
-            raise
+        lines = [self._command(k, modules, muts)
+                 for k, (modules, muts) in enumerate(groups.items())]
+        self.proc = subprocess.Popen(BACKGROUND + ["sh", "-c", "\n".join(lines)], cwd=ROOT,
+                                     start_new_session=True)
 
-    def _start(self, k, modules, muts):
-        """Write run ``k``'s submissions and start its grader: (stderr file, process)."""
+    def _command(self, k, modules, muts):
+        """Write run ``k``'s submissions; its shell line (exit status in rc-k, stderr in
+        grader-k.stderr)."""
         paths = []
         for m in muts:
             folder = self.base / m.module / m.name
@@ -67,19 +71,18 @@ class CorpusRuns:
         for module in modules:
             for api in MODULE_APIS[module]:
                 cmd += ["--only", api]
-        stderr = open(self.base / f"grader-{k}.stderr", "w+")
-        return stderr, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                        stderr=stderr, text=True)
+        err, rc = self.base / f"grader-{k}.stderr", self.base / f"rc-{k}"
+        return f"{shlex.join(cmd)} >/dev/null 2>{shlex.quote(str(err))}; " \
+               f"echo $? >{shlex.quote(str(rc))}"
 
     def collect(self):
         """Wait for every run; returns {mutation name: its results.json} (computed once)."""
         if self.results is None:
+            self.proc.wait(timeout=900)
             out = {}
-            for muts, k, stderr, proc in self.runs:
-                code = proc.wait(timeout=600)
-                stderr.seek(0)
-                err = stderr.read()
-                assert code == 0, err[-3000:]
+            for k, muts in self.runs:
+                err = (self.base / f"grader-{k}.stderr").read_text()
+                assert (self.base / f"rc-{k}").read_text().strip() == "0", err[-3000:]
                 assert "INTERNAL ERROR" not in err, err[-3000:]
                 for m in muts:
                     path = self.base / "out" / str(k) / f"{m.name}.json"
@@ -89,12 +92,10 @@ class CorpusRuns:
         return self.results
 
     def stop(self):
-        """Kill the runs still going."""
-        for _, _, stderr, proc in self.runs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            stderr.close()
+        """Kill the runs if they still go."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def start_early(base):

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqlab_dev.testing import BACKGROUND
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
 from hostile import (ESCAPE_API, ESCAPES, HOSTILE, SELECTED, Listener, escape_effect,  # noqa
@@ -127,7 +129,7 @@ class Run:
         self.cmd = cmd
         self.streams = [open(log.with_suffix(".stdout"), "w+"),
                         open(log.with_suffix(".stderr"), "w+")]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.streams[0],
+        self.proc = subprocess.Popen(BACKGROUND + cmd, cwd=ROOT, stdout=self.streams[0],
                                      stderr=self.streams[1], text=True, env=env)
         self.pid = self.proc.pid
         self.deadline = time.monotonic() + timeout

@@ -323,7 +323,7 @@ class Worker:
             if keep_worker:
                 pids -= self._core | {worker_pid}
             zombies = {p for p in pids if procs.is_zombie(p)}
-            for pid in zombies:
+            for pid in zombies - {worker_pid}:  # the worker is reaped by close(), last
                 procs.reap(pid)  # adopted orphans (subreaper) that died
             pids -= zombies
             if not pids:
@@ -395,7 +395,7 @@ class Worker:
                 _, w, _ = select.select([], [self._req_w], [], min(remaining, 0.5))
                 if w:
                     view = view[os.write(self._req_w, view):]
-                elif self.proc.poll() is not None:
+                elif self._exit_code() is not None:
                     raise WorkerFailure("crash", self._death_message())
             except BlockingIOError:
                 continue
@@ -437,13 +437,28 @@ class Worker:
                                 f"({type(exc).__name__})") from None
         return header, arrays
 
+    def _exit_code(self):
+        """The worker's exit status (negative: killed by that signal), or None while it runs.
+        It is not reaped here: until close() has killed everything of the worker, its zombie
+        keeps its pid, which would otherwise go to some new process that kill_all's process
+        group and session signals then reach (pids wrap around fast under a fork bomb)."""
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped already
+            return self.proc.returncode
+        if info is None:
+            return None
+        killed = info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+        return -info.si_status if killed else info.si_status
+
     def _death_message(self):
         if self.proc is None:
             return "the worker process died"
-        try:
-            code = self.proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            return "the worker process closed its result channel"
+        give_up = time.monotonic() + 1.0
+        while (code := self._exit_code()) is None:
+            if time.monotonic() > give_up:
+                return "the worker process closed its result channel"
+            time.sleep(0.01)
         if code < 0:
             try:
                 name = signal.Signals(-code).name

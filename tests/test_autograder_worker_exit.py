@@ -1,0 +1,42 @@
+"""A worker that dies is reaped only once everything it started has been killed: until then its
+zombie holds its pid. Reaped early, the pid could go to a new process (pids wrap around fast
+under a fork bomb), and the process-group and session signals that clean up after the worker
+would reach that process: another grader's worker, a shell, anything of the same user."""
+import os
+from pathlib import Path
+
+from autograder import runner
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
+
+EXITS = '''
+
+import os as _os
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    _os._exit(3)
+'''
+
+
+def test_a_dead_worker_keeps_its_pid_until_its_processes_are_killed(tmp_path, monkeypatch):
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + EXITS)
+    signalled = []  # per os.killpg call: "running", "zombie" (ours, not reaped) or "reaped"
+    real_killpg = os.killpg
+
+    def killpg(pgid, sig):
+        try:
+            info = os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            signalled.append("running" if info is None else "zombie")
+        except ChildProcessError:
+            signalled.append("reaped")
+        return real_killpg(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", killpg)
+    [res] = runner.grade([str(folder)], runner.Options(only=["rnn_step_forward"], jobs=1))
+    assert "zombie" in signalled, signalled  # a dead worker was cleaned up: the case at stake
+    assert "reaped" not in signalled, signalled
+    assert res.score < res.max_score
