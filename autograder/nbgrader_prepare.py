@@ -45,10 +45,9 @@ def grade(subs: list, jobs: int = 2, timeout: float = 10.0,
     loader's problems (a symbolic link ignored ...). Raises ``isolation.IsolationTooLow`` when
     this machine isolates student code less than ``allow_isolation`` (full | reduced | none),
     as ``python -m autograder grade`` does."""
-    from autograder import isolation, runner, sandbox
+    from autograder import isolation, runner
     level = isolation.detect()
     isolation.require(level, allow_isolation)
-    sandbox.enable_subreaper()
     with tempfile.TemporaryDirectory(prefix="seqlab-prepare-") as tmp:
         folders = []
         for i, sub in enumerate(subs):
@@ -119,7 +118,7 @@ def prepare(course_root: str | Path, assignment: str, students=(), jobs: int = 2
 def run(args: argparse.Namespace) -> int:
     """The ``nbgrader-prepare`` command (``args``: assignment, student, jobs, timeout,
     allow_isolation, quiet); returns the exit status."""
-    from autograder import isolation
+    from autograder import isolation, sandbox
     root = paths.course_root()
     if not (root / "submitted").is_dir():
         print(f"error: no submitted/ folder in the course {root}", file=sys.stderr)
@@ -134,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no submission of {args.assignment!r} for {what} under submitted/",
               file=sys.stderr)
         return 2
+    sandbox.enable_subreaper()  # this process is the grader's alone (not so in grade())
     try:
         done = prepare(root, args.assignment, args.student, args.jobs, args.timeout,
                        progress=not args.quiet, allow_isolation=args.allow_isolation)

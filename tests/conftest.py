@@ -116,3 +116,14 @@ def pytest_sessionfinish(session):
     """Runs that no test collected (an interrupted session) are stopped too."""
     while _EARLY:
         _stop(*_EARLY.popitem()[1])
+
+
+@pytest.fixture(autouse=True)
+def _no_subreaper_in_the_test_process(monkeypatch):
+    """``grade`` run in this process (``cli.main``) would make it the subreaper of its
+    workers' orphans (sandbox.enable_subreaper, for a process the grader owns alone), and a
+    grader in a subreaper process takes every child of it that is not one of its workers for an
+    escaped orphan and kills it: the background grader runs above, children of this process,
+    among them. The CLI run as its own process (most tests) still becomes one."""
+    from autograder import sandbox
+    monkeypatch.setattr(sandbox, "enable_subreaper", lambda: None)

@@ -81,8 +81,10 @@ class CorpusRuns:
             self.proc.wait(timeout=900)
             out = {}
             for k, muts in self.runs:
+                rc = self.base / f"rc-{k}"
+                assert rc.exists(), f"run {k} did not end (the runs: {self.proc.returncode})"
                 err = (self.base / f"grader-{k}.stderr").read_text()
-                assert (self.base / f"rc-{k}").read_text().strip() == "0", err[-3000:]
+                assert rc.read_text().strip() == "0", err[-3000:]
                 assert "INTERNAL ERROR" not in err, err[-3000:]
                 for m in muts:
                     path = self.base / "out" / str(k) / f"{m.name}.json"

@@ -1,11 +1,20 @@
-"""A worker that dies is reaped only once everything it started has been killed: until then its
+"""The grader's clean-up after a worker kills the worker's processes and nothing else.
+
+A worker that dies is reaped only once everything it started has been killed: until then its
 zombie holds its pid. Reaped early, the pid could go to a new process (pids wrap around fast
 under a fork bomb), and the process-group and session signals that clean up after the worker
-would reach that process: another grader's worker, a shell, anything of the same user."""
+would reach that process: another grader's worker, a shell, anything of the same user.
+
+Graded inside another program's process (nbgrader's preprocessors in a Jupyter server), the
+grader does not become the subreaper of that process: as one, it takes every child of the
+process that is not a worker for a worker's escaped orphan (the server's kernels)."""
+import ctypes
 import os
+import subprocess
 from pathlib import Path
 
-from autograder import runner
+from autograder import nbgrader_prepare, runner
+from autograder.sandbox import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
@@ -40,3 +49,21 @@ def test_a_dead_worker_keeps_its_pid_until_its_processes_are_killed(tmp_path, mo
     assert "zombie" in signalled, signalled  # a dead worker was cleaned up: the case at stake
     assert "reaped" not in signalled, signalled
     assert res.score < res.max_score
+
+
+def test_grading_in_another_programs_process_spares_its_children(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real sandbox.enable_subreaper (tests/conftest.py stubs it)
+    folder = tmp_path / "seqlab"
+    folder.mkdir()
+    (folder / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8"))
+    kernel = subprocess.Popen(["sleep", "60"])  # a child of the program: a kernel, say
+    try:
+        [record] = nbgrader_prepare.grade([nbgrader_prepare.load_modules(folder)], jobs=1)
+        assert kernel.poll() is None, "the grader killed a child of the process it ran in"
+        assert record  # it graded
+    finally:
+        kernel.kill()
+        kernel.wait()
+        if procs.subreaper:  # this process is no CLI: undo it for the tests that follow
+            ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+            procs.subreaper = False

@@ -21,7 +21,10 @@ worker_pids = set()
 
 def enable_subreaper() -> None:
     """Make this process the child subreaper (Linux): orphans of workers are re-parented to
-    it, so a detached grandchild is still found and killed. Only for the CLI process."""
+    it, so a detached grandchild is still found and killed. Only for a process that is the
+    grader's alone (the CLI commands): from then on every child of this process that is not a
+    worker counts as an escaped orphan, so in another program's process (a Jupyter server that
+    runs nbgrader's preprocessors, and its kernels) it would kill that program's children."""
     global subreaper
     with contextlib.suppress(Exception):
         import ctypes
