@@ -12,14 +12,6 @@ from seqlab_dev.testing import require_e2e
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "solutions" / "sequence_models"
 
-# numpy's BLAS in this process runs on one thread. The slow grader runs below work at the same
-# time on both cores, and BLAS threads that spin while they wait for a core made small numpy
-# tests 40 times slower (0.3 s -> 10 s). Set only while numpy loads: the processes the tests
-# start (graders, kernels) keep the environment they would have had.
-if "numpy" not in sys.modules and "OPENBLAS_NUM_THREADS" not in os.environ:
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    import numpy  # noqa: F401, E402
-    del os.environ["OPENBLAS_NUM_THREADS"]
 # the reference seqlab, by folder: it is never installed (an installed reference would be a
 # fallback the grader could load in place of a student's missing module)
 if str(SOURCE) not in sys.path:
