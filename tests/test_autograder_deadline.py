@@ -3,15 +3,17 @@
 ``sandbox.Deadline``: a call ends once the worker has used its budget of CPU time, or after
 ``WALL_FACTOR`` times that budget of wall clock (a call that sleeps or blocks). A worker that waits
 for the CPU (a loaded machine, a CPU-quota cgroup) uses no CPU time while it waits, so it is not
-cut off where an idle machine would have let it finish.
+cut off where an idle machine would have let it finish. The worker's CPU time is that of every
+process in its cgroup (``Worker.cpu_seconds``): children a call starts and never waits for count.
 """
+import secrets
 import subprocess
 import sys
 import time
 
 import pytest
 
-from autograder import sandbox
+from autograder import runner, sandbox
 from autograder.sandbox import WALL_FACTOR, Deadline
 
 
@@ -48,7 +50,7 @@ def test_a_process_that_waits_is_not_cut_off_at_its_cpu_budget(process):
     past ``seconds`` of wall clock, up to WALL_FACTOR * seconds."""
     proc = process("import time; time.sleep(60)")
     time.sleep(0.3)  # the interpreter has started
-    deadline = Deadline(0.4, [proc.pid])
+    deadline = Deadline(0.4, lambda: sandbox.worker._cpu_seconds([proc.pid]))
     time.sleep(1.0)  # 2.5 times the budget: a wall-clock limit would have ended the call
     assert deadline.remaining() > 0
     took = _wait_until_up(deadline)
@@ -57,7 +59,7 @@ def test_a_process_that_waits_is_not_cut_off_at_its_cpu_budget(process):
 
 def test_a_process_that_spins_is_cut_off_by_its_cpu_time(process):
     proc = process("while True: pass")
-    deadline = Deadline(0.5, [proc.pid])
+    deadline = Deadline(0.5, lambda: sandbox.worker._cpu_seconds([proc.pid]))
     took = _wait_until_up(deadline)
     used = sandbox.worker._cpu_seconds([proc.pid]) - deadline.cpu_start
     if took < 0.5 * WALL_FACTOR:  # ended by CPU time, not by the wall-clock bound
@@ -78,6 +80,56 @@ def test_cpu_seconds_of_a_finished_process_is_zero_not_an_error(process):
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 REF = ROOT / "solutions" / "sequence_models" / "seqlab" / "rnn_layers.py"
+
+SPINNING_CHILDREN = '''
+
+import os as _os
+import time as _time
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    for _ in range(2):  # children that do the spinning, never waited for
+        if _os.fork() == 0:
+            while True:
+                pass
+    _time.sleep(60)     # the worker's own process only waits
+'''
+
+
+def _worker_groups_count_cpu():
+    group = sandbox.Cgroup("seqlab-" + secrets.token_hex(8), 2 ** 28, 64)
+    try:
+        return group.ok and group.counts_cpu
+    finally:
+        group.remove()
+
+
+def test_the_cpu_time_of_children_a_call_never_waits_for_counts(tmp_path, monkeypatch):
+    """Children that spin while the worker's own process sleeps (a fork bomb does this, and so
+    does a pool of processes): the call ends once their CPU time reaches its budget, not at the
+    wall-clock bound, four times later and sooner or later with the machine's load. Counting
+    the worker's own process alone, every deadline here ended at the wall-clock bound."""
+    if not _worker_groups_count_cpu():
+        pytest.skip("no worker cgroup that counts CPU time here (root with cgroups needed)")
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + SPINNING_CHILDREN)
+    ended = []  # (CPU seconds used, budget) of each call deadline that ran out
+    real = Deadline.remaining
+
+    def remaining(self):
+        left = real(self)
+        if left == 0 and self.cpu is not None:
+            ended.append((self.cpu() - self.cpu_start, self.seconds))
+        return left
+
+    monkeypatch.setattr(Deadline, "remaining", remaining)
+    monkeypatch.setattr(runner, "HANGS_BEFORE_SKIP", 1)  # one hang, then one retry: two calls
+    [res] = runner.grade([str(folder)], runner.Options(only=["rnn_step_forward"], jobs=1,
+                                                       timeout=0.5))
+    assert ended, "no call ran out of time"
+    assert all(used >= budget for used, budget in ended), ended
+    assert res.score == 0
 
 
 @pytest.mark.e2e

@@ -17,8 +17,8 @@ capabilities, and, in every method:
   configuration comes through the request pipe;
 - resource limits set by the bootstrap before student code runs: address space (RLIMIT_AS),
   CPU seconds, file size, number of processes, open files, no core files;
-- a per-call time limit enforced by the grader (the worker's CPU time, bounded on the wall
-  clock too: ``Deadline``);
+- a per-call time limit enforced by the grader (the CPU time of all the worker's processes,
+  from its cgroup where it has one; bounded on the wall clock too: ``Deadline``);
 - a cgroup with the memory and pids controllers (v2 when its group really has them, else v1)
   when one can be made;
 - the session id, the marker environment variable, the fresh uid, and, in the CLI process,

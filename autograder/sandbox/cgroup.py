@@ -13,12 +13,12 @@ GiB = 2 ** 30
 CGROUP_SLACK = 256 * 2 ** 20  # a worker's cgroup: its address-space limit plus its tmpfs folders
 GRADER_MEMORY = 2 * GiB       # default bound of the grader process's own memory (GraderGroup)
 V2_MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
-V1_CONTROLLERS = ("memory", "pids", "freezer")
+V1_CONTROLLERS = ("memory", "pids", "freezer", "cpuacct")
 
 
 def _own_bases():
     """This process's groups, from /proc/self/cgroup: {"v2": [folders of the unified
-    hierarchy], "memory" | "pids" | "freezer": folder of that v1 controller}."""
+    hierarchy], "memory" | "pids" | "freezer" | "cpuacct": folder of that v1 controller}."""
     out = {"v2": []}
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -71,13 +71,14 @@ def _rmdir(path):
 
 class Cgroup:
     """A cgroup for one worker with the memory and pids controllers (both required): cgroup v2
-    when its group really has both controllers, else v1 (memory, pids, and freezer when there
-    is one), each made next to the grader's own leaf (see GraderGroup), or under this
+    when its group really has both controllers, else v1 (memory, pids, and freezer and cpuacct
+    when there are), each made next to the grader's own leaf (see GraderGroup), or under this
     process's group when it has none. ``ok`` is False when neither gives both."""
 
     def __init__(self, name, mem_bytes, max_pids):
         self.v2 = None
         self.v1 = {}
+        self._cpu = 0.0  # the last CPU time read (cpu_seconds)
         bases = _bases()
         self._create_v2(bases, name, mem_bytes, max_pids)
         if self.v2 is None:
@@ -123,7 +124,8 @@ class Cgroup:
 
     def _create_v1(self, bases, name, mem_bytes, max_pids):
         for ctrl, settings in (("memory", {"memory.limit_in_bytes": mem_bytes}),
-                               ("pids", {"pids.max": max_pids}), ("freezer", {})):
+                               ("pids", {"pids.max": max_pids}), ("freezer", {}),
+                               ("cpuacct", {})):
             if ctrl not in bases:
                 continue
             path = bases[ctrl] / name
@@ -150,6 +152,25 @@ class Cgroup:
             with contextlib.suppress(OSError, ValueError):
                 out.update(int(x) for x in (path / "cgroup.procs").read_text().split())
         return out
+
+    @property
+    def counts_cpu(self) -> bool:
+        """True when the group can tell the CPU time of its processes (``cpu_seconds``): always
+        under cgroup v2, under v1 with a cpuacct group."""
+        return self.v2 is not None or "cpuacct" in self.v1
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, seconds) used so far by every process that has been in the
+        group, children that never ended included (a fork bomb's). The last value read if the
+        file cannot be read now; 0 where the group cannot tell (``counts_cpu``)."""
+        with contextlib.suppress(OSError, ValueError, LookupError):
+            if self.v2 is not None:  # "usage_usec N" (cgroup v2 keeps it with no cpu controller)
+                stat = dict(line.split()[:2] for line in
+                            (self.v2 / "cpu.stat").read_text().splitlines() if line.strip())
+                self._cpu = int(stat["usage_usec"]) / 1e6
+            elif "cpuacct" in self.v1:
+                self._cpu = int((self.v1["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        return self._cpu
 
     def kill(self) -> None:
         if self.v2 is not None:
@@ -302,7 +323,7 @@ class GraderGroup:
         _write_checked(leaf / "memory.memsw.limit_in_bytes", self.limit)  # no swap either
         self._do(self._join, leaf, lambda _, home=base: self._join(home))
         bases = {"v2": [], "memory": top}
-        for ctrl in V1_CONTROLLERS[1:]:  # the workers' pids and freezer groups: alongside
+        for ctrl in V1_CONTROLLERS[1:]:  # the workers' pids, freezer, cpuacct groups: alongside
             if ctrl in own:
                 folder = own[ctrl] / self.name
                 try:

@@ -65,31 +65,32 @@ def _cpu_seconds(pids):
 
 
 class Deadline:
-    """When a call's time is up: once the worker's own processes (``pids``) have used
-    ``seconds`` of CPU time since the call began, or after ``WALL_FACTOR * seconds`` of wall
-    clock, whichever comes first; without ``pids``, after ``seconds`` of wall clock.
+    """When a call's time is up: once the worker has used ``seconds`` of CPU time since the
+    call began (``cpu()``: its CPU seconds so far, see ``Worker.cpu_seconds``), or after
+    ``WALL_FACTOR * seconds`` of wall clock, whichever comes first; without ``cpu``, after
+    ``seconds`` of wall clock.
 
     CPU time does not run while the worker waits for a busy machine, so a call that runs out
     of time under load is one that would run out on an idle machine, and grades do not depend
     on the load; the wall-clock bound still stops a call that sleeps or blocks."""
 
-    def __init__(self, seconds, pids=()):
+    def __init__(self, seconds, cpu=None):
         self.seconds = seconds
-        self.pids = tuple(pids)
+        self.cpu = cpu
         self.start = time.monotonic()
-        self.wall = seconds * (WALL_FACTOR if self.pids else 1)
-        self.cpu_start = _cpu_seconds(self.pids) if self.pids else 0.0
+        self.wall = seconds * (WALL_FACTOR if cpu else 1)
+        self.cpu_start = cpu() if cpu else 0.0
 
     def remaining(self) -> float:
         """Seconds to wait before asking again (> 0), or 0 once the time is up."""
         elapsed = time.monotonic() - self.start
         if elapsed >= self.wall:
             return 0.0
-        if not self.pids:
+        if not self.cpu:
             return self.wall - elapsed
         if elapsed < self.seconds / 4:  # a worker runs at most 4 threads: no need to look yet
             return self.seconds / 4 - elapsed
-        cpu_left = self.seconds - (_cpu_seconds(self.pids) - self.cpu_start)
+        cpu_left = self.seconds - (self.cpu() - self.cpu_start)
         return max(0.0, min(cpu_left, self.wall - elapsed))
 
 
@@ -255,6 +256,15 @@ class Worker:
         self._core = self.tracked_pids()  # the worker's own processes (sandbox and python)
         return self
 
+    def cpu_seconds(self) -> float:
+        """CPU time (seconds) the worker has used so far, what a call's ``Deadline`` counts:
+        every process in its cgroup when the cgroup can tell (the processes a call forks and
+        never waits for, a fork bomb's among them, count too), else the worker's own processes
+        and the children they reaped."""
+        if self.cgroup is not None and self.cgroup.counts_cpu:
+            return self.cgroup.cpu_seconds()
+        return _cpu_seconds(self._core)
+
     def close(self) -> None:
         """Kill the worker and everything it started; clean up."""
         if self.proc is None:
@@ -362,14 +372,14 @@ class Worker:
         self._next_id += 1
         index = next(iter(indices), None)  # the answer expected next
         try:
-            deadline = Deadline(timeout, self._core)
+            deadline = Deadline(timeout, self.cpu_seconds)
             self._send(_request(dict(header, id=self._next_id), arrays), deadline)
             for index in indices:
                 resp, out_arrays = self._receive(deadline, self.limits.reply_bytes)
                 if resp.get("id") != self._next_id or resp.get("index") != index:
                     raise WorkerFailure("protocol", "the worker sent an answer out of order")
                 yield resp, out_arrays, self._output_of(resp, deadline)
-                deadline = Deadline(timeout, self._core)
+                deadline = Deadline(timeout, self.cpu_seconds)
         except WorkerFailure as exc:
             exc.index = index
             self.close()
