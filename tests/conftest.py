@@ -49,10 +49,11 @@ def shared_venv():
 
 
 # Slow grader runs started at the start of the session. A test module that defines
-# ``start_early(folder)`` (returning an object with ``collect()`` and ``stop()``) and reads it
-# through the ``early`` fixture gets its runs started as soon as the tests are collected, and
-# goes last (its tests in their order): everything else runs while those graders do (they
-# spend much of their time waiting for hung calls to time out).
+# ``start_early(folder, wanted)`` (``wanted``: the names of its test functions this session
+# runs, so that it starts only the runs they read; it returns an object with ``collect()`` and
+# ``stop()``) and reads it through the ``early`` fixture gets its runs started as soon as the
+# tests are collected, and goes last (its tests in their order): everything else runs while
+# those graders do (they spend much of their time waiting for hung calls to time out).
 _EARLY = {}  # module -> (folder, what its start_early returned, or the exception it raised)
 
 
@@ -72,13 +73,14 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     for module in sorted(_early_modules(session.items), key=lambda m: m.__name__):
-        _start(module)
+        _start(module, session.items)
 
 
-def _start(module):
+def _start(module, items):
     folder = Path(tempfile.mkdtemp(prefix="seqlab-test-"))
+    wanted = {item.originalname for item in items if getattr(item, "module", None) is module}
     try:
-        _EARLY[module] = folder, module.start_early(folder)
+        _EARLY[module] = folder, module.start_early(folder, wanted)
     except Exception as exc:  # reported by the module's tests, not by the whole session
         _EARLY[module] = folder, exc
 
@@ -94,7 +96,7 @@ def early(request):
     """What this module's ``start_early`` returned (called now if the session did not);
     stopped and its folder removed once the module's tests are done."""
     if request.module not in _EARLY:
-        _start(request.module)
+        _start(request.module, request.session.items)
     folder, runs = _EARLY.pop(request.module)
     try:
         if isinstance(runs, Exception):

@@ -61,8 +61,11 @@ import numpy as _np
 
 def temporal_affine_forward(x, w, b):
     hog = []
-    while True:                         # eats memory until the limit stops it
-        hog.append(_np.ones(50_000_000))
+    while True:                         # takes memory until the limit stops it
+        hog.append(_np.empty(50_000_000))
+# Untouched: the address-space limit (1 GiB) is below the worker's cgroup bound, so it stops the
+# hog whether its pages are written or not, and writing them costs seconds of CPU per call
+# (forked_memory writes its memory: it attacks the cgroup bound).
 '''
 
 _PATCH_NUMPY = '''
