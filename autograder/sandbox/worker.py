@@ -90,8 +90,9 @@ class Deadline:
             return self.wall - elapsed
         if elapsed < self.seconds / 4:  # a worker runs at most 4 threads: no need to look yet
             return self.seconds / 4 - elapsed
-        cpu_left = self.seconds - (self.cpu() - self.cpu_start)
-        return max(0.0, min(cpu_left, self.wall - elapsed))
+        used = self.cpu() - self.cpu_start
+        rate = max(1.0, used / elapsed)  # CPU seconds per second: above 1 with several processes
+        return max(0.0, min((self.seconds - used) / rate, self.wall - elapsed))
 
 
 class WorkerFailure(Exception):
