@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from autograder import course, paths
 from autograder import release as R
+from seqlab_dev.testing import BACKGROUND
 
 ROOT = R.ROOT
 RELEASE = R.RELEASE_DIR
@@ -52,11 +54,54 @@ def test_stub_source_rejects_unbalanced_markers(bad):
         R.stub_source(bad)
 
 
+class ReleaseRuns:
+    """The slow parts of this module, started at the start of the session (``start_early``,
+    see tests/conftest.py) so that they run while the rest of the suite does: the release
+    computed from solutions/ (nbgrader runs once for the module; in a thread, which waits for
+    nbgrader's process) and the public tests run twice (processes, see ``_public_runs``)."""
+
+    def __init__(self, base):
+        self.public = _public_runs(base)
+        self.built = self.error = None
+        self.thread = threading.Thread(target=self._build, daemon=True)
+        self.thread.start()
+
+    def _build(self):
+        try:
+            self.built = R.build_release()
+        except BaseException as exc:  # raised again by collect(), in the test that reads it
+            self.error = exc
+
+    def collect(self):
+        self.thread.join(timeout=600)
+        assert not self.thread.is_alive(), "nbgrader did not finish in 10 minutes"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self):
+        for run in self.public.values():
+            run.stop()
+
+
+def start_early(base, wanted):
+    return ReleaseRuns(base)
+
+
 @pytest.fixture(scope="module")
-def built(public_runs):
-    """The release computed from solutions/ once (nbgrader runs once for the module). The
-    public tests' runs (subprocesses) are started first: they run while nbgrader works."""
-    return R.build_release()
+def release_runs(early):
+    return early.collect()
+
+
+@pytest.fixture(scope="module")
+def built(release_runs):
+    """The release computed from solutions/ once."""
+    return release_runs.built
+
+
+@pytest.fixture(scope="module")
+def public_runs(release_runs):
+    return release_runs.public
 
 
 def test_release_is_in_sync_with_solutions(built):
@@ -134,8 +179,8 @@ class _PublicPytest:
         env["COLUMNS"] = "80"
         self.log = open(log, "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+            BACKGROUND + [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
 
     def result(self):
         code = self.proc.wait(timeout=300)
@@ -149,11 +194,9 @@ class _PublicPytest:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def public_runs(tmp_path_factory):
+def _public_runs(base):
     """The public tests, run twice at once: on the untouched release, and on a copy where
     rnn_step_forward is implemented wrongly, with ``-m nb01`` (notebook 01 only)."""
-    base = tmp_path_factory.mktemp("public")
     work = base / "sequence_models"
     shutil.copytree(RELEASE, work)
     module = work / "seqlab" / "rnn_layers.py"
@@ -165,10 +208,11 @@ def public_runs(tmp_path_factory):
     try:
         runs["untouched"] = _PublicPytest(RELEASE, base / "untouched.log", "tests")
         runs["nb01"] = _PublicPytest(work, base / "nb01.log", "tests", "-m", "nb01")
-        yield runs
-    finally:
+    except BaseException:
         for run in runs.values():
             run.stop()
+        raise
+    return runs
 
 
 def _stubbed_functions():

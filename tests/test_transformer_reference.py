@@ -347,6 +347,7 @@ def test_warmup_cosine_schedule():
     assert warmup_cosine(100, 10, 100) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.e2e  # a whole training run (150 steps, 4 s)
 def test_train_seq2seq_learns_to_copy():
     torch.manual_seed(0)
     torch.set_num_threads(2)
