@@ -6,6 +6,7 @@ for the CPU (a loaded machine, a CPU-quota cgroup) uses no CPU time while it wai
 cut off where an idle machine would have let it finish. The worker's CPU time is that of every
 process in its cgroup (``Worker.cpu_seconds``): children a call starts and never waits for count.
 """
+import re
 import secrets
 import subprocess
 import sys
@@ -154,3 +155,26 @@ def test_a_slow_start_within_the_cpu_budget_is_graded_not_timed_out(tmp_path):
     assert data["tests"], data
     assert all(t["score"] == t["max_score"] for t in data["tests"]), \
         [t["output"][:200] for t in data["tests"] if t["score"] != t["max_score"]]
+
+
+READS_HUGE_PAGES = '''
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    lines = open("/proc/self/status").read().splitlines()
+    raise RuntimeError("THP_enabled=" + "".join(s.split()[1] for s in lines
+                                                if s.startswith("THP_enabled:")))
+'''
+
+
+def test_a_worker_allocates_without_huge_pages(tmp_path):
+    """A call's CPU time does not depend on how fragmented the machine's memory is: workers
+    run with transparent huge pages off (a huge page's first touch may compact memory first,
+    charged to the call). The worker's own /proc/self/status says so."""
+    if "THP_enabled:" not in open("/proc/self/status").read():
+        pytest.skip("this kernel does not show THP_enabled (Linux < 5.0)")
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + READS_HUGE_PAGES)
+    [res] = runner.grade([str(folder)], runner.Options(only=["rnn_step_forward"], jobs=1))
+    said = {m for r in res.results for m in re.findall(r"THP_enabled=\d", r.message)}
+    assert said == {"THP_enabled=0"}, [r.message[:200] for r in res.results]

@@ -9,8 +9,8 @@ import anything from the autograder package. It starts with no privilege at all:
 (namespaces, uid) is set up before this interpreter runs.
 
 Before any student code runs it (as trusted code):
-1. reads its configuration; sets resource limits (address space, CPU time, file size,
-   processes, open files, no core);
+1. turns transparent huge pages off (``_no_huge_pages``); reads its configuration; sets resource
+   limits (address space, CPU time, file size, processes, open files, no core);
 2. imports numpy (and torch) so that the student module finds them already loaded;
 3. sends a ``ready`` frame.
 
@@ -500,8 +500,21 @@ def _forget_editable_installs():
     sys.path_importer_cache.clear()
 
 
+def _no_huge_pages():
+    """Transparent huge pages off for this process and the processes it starts
+    (PR_SET_THP_DISABLE). A huge page's first touch may make the kernel compact the machine's
+    memory first, charged to the call as CPU time: the same 800 MB took 0.3 s or 7.9 s of CPU
+    on one machine, by its memory's fragmentation, and a call's time limit counts CPU time."""
+    import ctypes
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE = 41
+    except (OSError, AttributeError):
+        pass  # not Linux, or no prctl: the kernel's default
+
+
 def main():
     req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
+    _no_huge_pages()
     import numpy as np  # trusted import
     header, _ = _unpack(req_fd)
     config = header["config"]
