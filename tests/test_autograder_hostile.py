@@ -209,7 +209,7 @@ def _start_hostile(base):
     os.chmod(tmp, 0o755)
     order = [n for n in SLOW_FIRST if n in names] + [n for n in names if n not in SLOW_FIRST]
     cmd = [sys.executable, "-m", "autograder", "grade", *[str(subs / n) for n in order],
-           str(subs / CTRL_NAME), "--out-dir", str(base / "out"), "--timeout", "1", "--jobs", "2"]
+           str(subs / CTRL_NAME), "--out-dir", str(base / "out"), "--timeout", "0.5", "--jobs", "2"]
     if not IS_ROOT:  # a normal user's sandbox is 'reduced' (see test_autograder_isolation)
         cmd += ["--allow-isolation", "reduced"]
     for api in SELECTED:
@@ -227,7 +227,7 @@ def _start_fallback(base):
         (base / name / "rnn_layers.py").write_text(ref + "\n" + HOSTILE[name][0])
     env = dict(os.environ, SEQLAB_ISOLATION_METHOD="plain", SEQLAB_SANDBOX_CGROUP="0")
     cmd = [sys.executable, "-m", "autograder", "grade", *[str(base / n) for n in FALLBACK],
-           "--out-dir", str(base / "out"), "--timeout", "1", "--jobs", "2", "--quiet",
+           "--out-dir", str(base / "out"), "--timeout", "0.5", "--jobs", "2", "--quiet",
            "--allow-isolation", "none", "--only", "rnn_step_forward", "--only", "rnn_forward",
            "--only", "word_embedding_forward"]
     return dict(run=Run(cmd, base / "grader", env), out=base / "out")
