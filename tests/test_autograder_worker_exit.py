@@ -9,9 +9,12 @@ Graded inside another program's process (nbgrader's preprocessors in a Jupyter s
 grader does not become the subreaper of that process: as one, it takes every child of the
 process that is not a worker for a worker's escaped orphan (the server's kernels)."""
 import ctypes
+import glob
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from autograder import nbgrader_prepare, runner
 from autograder.sandbox import procs
@@ -67,3 +70,29 @@ def test_grading_in_another_programs_process_spares_its_children(tmp_path, monke
         if procs.subreaper:  # this process is no CLI: undo it for the tests that follow
             ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
             procs.subreaper = False
+
+
+def test_a_worker_that_cannot_start_leaves_no_pipe_or_cgroup(tmp_path, monkeypatch):
+    """Bubblewrap's arguments go through a pipe; when they do not fit, the worker fails before
+    any process starts, and the grader's ends of the worker's pipes and the worker's cgroup
+    go too (both were left behind, once per worker, in a grader that keeps grading)."""
+    from autograder import isolation
+    from autograder.sandbox import Limits, Worker, WorkerFailure
+    method = isolation.detect()
+    if "bwrap" not in method.method:
+        pytest.skip("no bubblewrap sandbox here: its arguments never go through a pipe")
+    real = isolation.command
+
+    def command(*args, **kwargs):
+        argv, bargs = real(*args, **kwargs)
+        return argv, bargs + ["--setenv", "PADDING", "x" * 70000]
+
+    monkeypatch.setattr(isolation, "command", command)
+    before = set(os.listdir("/proc/self/fd"))
+    worker = Worker(tmp_path, "rnn_layers", False, Limits(), isolation=method)
+    with pytest.raises(WorkerFailure, match="do not fit a pipe"):
+        worker.start()
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+    assert worker.cgroup is None and worker.proc is None
+    token = worker.token[:16]
+    assert not glob.glob(f"/sys/fs/cgroup/**/seqlab-{token}", recursive=True)

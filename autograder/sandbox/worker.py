@@ -216,12 +216,12 @@ class Worker:
         fds = [req_r, resp_w] + ([args_r] if bwrap else [])
         program = [sys.executable, "-I", "-B", "-u", f"{inside}/{BOOT_NAME}", str(req_r),
                    str(resp_w)]
-        argv, bargs = iso.command(method, program, folders=interpreter_folders(),
-                                  hide=self.hide, scratch=scratch, uid=uid, gid=gid,
-                                  args_fd=args_r)
-        if self.cgroup is not None:  # joins the cgroup before it starts anything
-            argv = self.cgroup.enter_command() + argv
         try:
+            argv, bargs = iso.command(method, program, folders=interpreter_folders(),
+                                      hide=self.hide, scratch=scratch, uid=uid, gid=gid,
+                                      args_fd=args_r)
+            if self.cgroup is not None:  # joins the cgroup before it starts anything
+                argv = self.cgroup.enter_command() + argv
             if bargs is not None:
                 data = b"".join(os.fsencode(a) + b"\0" for a in bargs)
                 if len(data) > 60000:
@@ -235,6 +235,13 @@ class Worker:
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=tuple(fds),
                     start_new_session=True, close_fds=True)
                 procs.worker_pids.add(self.proc.pid)
+        except BaseException:  # nothing started: the grader's ends of the pipes and the cgroup
+            for fd in (req_w, resp_r):
+                os.close(fd)
+            if self.cgroup is not None:
+                self.cgroup.remove()
+                self.cgroup = None
+            raise
         finally:
             for fd in fds + ([args_w] if args_w is not None else []):
                 os.close(fd)
