@@ -268,6 +268,7 @@ def grade(args: argparse.Namespace) -> int:
 
     outputs = [os.path.abspath(p) for p in (args.json_out, args.out_dir) if p]
     sandbox.enable_subreaper()
+    sandbox.stop_on_sigterm()
     extra = [os.path.dirname(p) if p.endswith(".json") else p for p in outputs]
     for s in args.submissions:  # other students' submissions
         s = os.path.abspath(s)

@@ -70,7 +70,8 @@ def _results(folder, timeout):
     if found is None:
         root = paths.course_root()
         code = ("import sys; sys.path.insert(0, %r); from autograder import nbgrader_prepare, "
-                "sandbox; sandbox.enable_subreaper(); nbgrader_prepare.results(%r, timeout=%r)"
+                "sandbox; sandbox.enable_subreaper(); sandbox.stop_on_sigterm(); "
+                "nbgrader_prepare.results(%r, timeout=%r)"
                 % (str(root), str(folder), float(timeout)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=root, env=env,

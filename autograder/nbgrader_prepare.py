@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     sandbox.enable_subreaper()  # this process is the grader's alone (not so in grade())
+    sandbox.stop_on_sigterm()
     try:
         done = prepare(root, args.assignment, args.student, args.jobs, args.timeout,
                        progress=not args.quiet, allow_isolation=args.allow_isolation)

@@ -118,6 +118,8 @@ def _no_subreaper_in_the_test_process(monkeypatch):
     workers' orphans (sandbox.enable_subreaper, for a process the grader owns alone), and a
     grader in a subreaper process takes every child of it that is not one of its workers for an
     escaped orphan and kills it: the background grader runs above, children of this process,
-    among them. The CLI run as its own process (most tests) still becomes one."""
+    among them. The CLI run as its own process (most tests) still becomes one. For the same
+    reason the test process keeps its own SIGTERM handling (sandbox.stop_on_sigterm)."""
     from autograder import sandbox
     monkeypatch.setattr(sandbox, "enable_subreaper", lambda: None)
+    monkeypatch.setattr(sandbox, "stop_on_sigterm", lambda: None)

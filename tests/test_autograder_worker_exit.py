@@ -7,11 +7,16 @@ would reach that process: another grader's worker, a shell, anything of the same
 
 Graded inside another program's process (nbgrader's preprocessors in a Jupyter server), the
 grader does not become the subreaper of that process: as one, it takes every child of the
-process that is not a worker for a worker's escaped orphan (the server's kernels)."""
+process that is not a worker for a worker's escaped orphan (the server's kernels).
+
+A grader stopped by SIGTERM kills its workers and removes what it made before it exits."""
 import ctypes
 import glob
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +101,85 @@ def test_a_worker_that_cannot_start_leaves_no_pipe_or_cgroup(tmp_path, monkeypat
     assert worker.cgroup is None and worker.proc is None
     token = worker.token[:16]
     assert not glob.glob(f"/sys/fs/cgroup/**/seqlab-{token}", recursive=True)
+
+
+SLEEPS = '''
+
+import os as _os
+import time as _time
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    if _os.fork() == 0:  # a child in a session of its own
+        _os.setsid()
+        _time.sleep(300)
+    _time.sleep(300)
+'''
+
+
+def _groups_of_workers(grader_pid):
+    """{cgroup folder} of the live processes of grader ``grader_pid``'s workers (found by the
+    marker variable in their environment)."""
+    marker = b"SEQLAB_SANDBOX_TOKEN=%d." % grader_pid
+    folders = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read():
+                    continue
+            with open(f"/proc/{pid}/cgroup") as f:
+                for line in f.read().splitlines():
+                    _, ctrl, rel = line.split(":", 2)
+                    if "seqlab-" in rel:
+                        folders.add(os.path.join("/sys/fs/cgroup", ctrl or "", rel.lstrip("/")))
+        except OSError:
+            continue
+    return folders
+
+
+def _procs_in(folders):
+    """The pids in the cgroup folders ``folders``."""
+    pids = set()
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                pids.update(f.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_grader_stopped_by_sigterm_cleans_up(tmp_path):
+    """SIGTERM (a time limit's, an instructor's ``kill``) ends the grader with status 143 after
+    it has killed its workers and removed the scratch folder of the submission (the student's
+    files) and its cgroups; by default it died at once and left both behind."""
+    if os.geteuid() != 0:
+        pytest.skip("the worker cgroups this checks are made as root")
+    sub, tmp = tmp_path / "sleeper", tmp_path / "tmp"
+    sub.mkdir()
+    tmp.mkdir()
+    os.chmod(tmp, 0o755)
+    (sub / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + SLEEPS)
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(sub), "--only",
+                             "rnn_step_forward", "--timeout", "30", "--quiet"], cwd=ROOT,
+                            env=dict(os.environ, TMPDIR=str(tmp)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # the worker and its child are up: two processes in its groups
+            folders = _groups_of_workers(proc.pid)
+            if folders and os.listdir(tmp) and len(_procs_in(folders)) >= 2:
+                break
+            time.sleep(0.1)
+        assert folders, "no worker started"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        proc.kill()
+        proc.wait()
+    assert os.listdir(tmp) == [], "the scratch folder was left behind"
+    for _ in range(30):
+        left = [f for f in folders if os.path.exists(f)]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == [], "cgroups were left behind"

@@ -22,14 +22,22 @@ capabilities, and, in every method:
 - a cgroup with the memory and pids controllers (v2 when its group really has them, else v1)
   when one can be made;
 - the session id, the marker environment variable, the fresh uid, and, in the CLI process,
-  the child-subreaper flag, to find every process it started.
+  the child-subreaper flag, to find every process it started; there, SIGTERM kills every
+  worker before the process exits (``stop_on_sigterm``).
 When a worker is closed (or a call fails) every process found by any of these is SIGKILLed, in a
 loop, until none is left (with a PID namespace, killing bubblewrap ends them all). After every
 call, processes other than the worker itself are killed.
 """
 from autograder.sandbox.cgroup import GRADER_MEMORY, Cgroup, GraderGroup
 from autograder.sandbox.procs import enable_subreaper
-from autograder.sandbox.worker import WALL_FACTOR, Deadline, Limits, Worker, WorkerFailure
+from autograder.sandbox.worker import (
+    WALL_FACTOR,
+    Deadline,
+    Limits,
+    Worker,
+    WorkerFailure,
+    stop_on_sigterm,
+)
 
 __all__ = ["GRADER_MEMORY", "WALL_FACTOR", "Cgroup", "Deadline", "GraderGroup", "Limits",
-           "Worker", "WorkerFailure", "enable_subreaper"]
+           "Worker", "WorkerFailure", "enable_subreaper", "stop_on_sigterm"]

@@ -140,6 +140,37 @@ def interpreter_folders() -> list:
     return keep
 
 
+_live_workers = set()  # started, not yet closed (under procs.workers_lock)
+_stopping = False      # set by stop_all: no worker starts any more
+
+
+def stop_all() -> None:
+    """The grader is being stopped: start no more workers (``Worker.start`` then fails) and
+    kill every process of the workers of this process. The threads that drive them then see
+    their calls fail and close them; the grader's clean-up (scratch folders, cgroups) follows
+    as it unwinds."""
+    global _stopping
+    _stopping = True
+    with procs.workers_lock:
+        workers = list(_live_workers)
+    for worker in workers:
+        with contextlib.suppress(Exception):  # its own thread may be closing it meanwhile
+            worker.kill_all()
+
+
+def _stop_and_exit(signum, frame):
+    stop_all()
+    raise SystemExit(128 + signum)
+
+
+def stop_on_sigterm() -> None:
+    """In a process that is the grader's alone (the CLI commands, as ``enable_subreaper``), from
+    the main thread: SIGTERM (a time limit's, an instructor's ``kill``) kills the workers and
+    their processes and removes the grader's cgroups before the process exits with status
+    143. By default it would exit at once and leave them running."""
+    signal.signal(signal.SIGTERM, _stop_and_exit)
+
+
 class Worker:
     """A worker (see above). ``isolation``: an ``isolation.Isolation`` (default: what this
     machine allows)."""
@@ -230,11 +261,14 @@ class Worker:
                 os.close(args_w)
                 args_w = None
             with procs.workers_lock:  # spawn and register atomically (see tracked_pids)
+                if _stopping:
+                    raise WorkerFailure("crash", "the grader is stopping")
                 self.proc = subprocess.Popen(
                     argv, cwd=str(scratch), env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=tuple(fds),
                     start_new_session=True, close_fds=True)
                 procs.worker_pids.add(self.proc.pid)
+                _live_workers.add(self)
         except BaseException:  # nothing started: the grader's ends of the pipes and the cgroup
             for fd in (req_w, resp_r):
                 os.close(fd)
@@ -290,6 +324,7 @@ class Worker:
             self.proc.stdout.close()
         with procs.workers_lock:
             procs.worker_pids.discard(self.proc.pid)
+            _live_workers.discard(self)
         if self.cgroup is not None:
             self.cgroup.remove()
         if self.isolation.method == "uid":
