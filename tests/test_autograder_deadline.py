@@ -6,6 +6,7 @@ for the CPU (a loaded machine, a CPU-quota cgroup) uses no CPU time while it wai
 cut off where an idle machine would have let it finish. The worker's CPU time is that of every
 process in its cgroup (``Worker.cpu_seconds``): children a call starts and never waits for count.
 """
+import os
 import re
 import secrets
 import subprocess
@@ -115,13 +116,14 @@ def test_the_cpu_time_of_children_a_call_never_waits_for_counts(tmp_path, monkey
     folder = tmp_path / "student"
     folder.mkdir()
     (folder / "rnn_layers.py").write_text(REF.read_text(encoding="utf-8") + SPINNING_CHILDREN)
-    ended = []  # (CPU seconds used, budget) of each call deadline that ran out
+    ended = []  # (CPU seconds used, budget, wall seconds) of each call deadline that ran out
     real = Deadline.remaining
 
     def remaining(self):
         left = real(self)
         if left == 0 and self.cpu is not None:
-            ended.append((self.cpu() - self.cpu_start, self.seconds))
+            ended.append((self.cpu() - self.cpu_start, self.seconds,
+                          time.monotonic() - self.start))
         return left
 
     monkeypatch.setattr(Deadline, "remaining", remaining)
@@ -129,7 +131,9 @@ def test_the_cpu_time_of_children_a_call_never_waits_for_counts(tmp_path, monkey
     [res] = runner.grade([str(folder)], runner.Options(only=["rnn_step_forward"], jobs=1,
                                                        timeout=0.5))
     assert ended, "no call ran out of time"
-    assert all(used >= budget for used, budget in ended), ended
+    assert all(used >= budget for used, budget, _ in ended), ended
+    # and the CPU time read is a real one: no more than all the CPUs could give in that time
+    assert all(used <= wall * os.cpu_count() + 0.1 for used, _, wall in ended), ended
     assert res.score == 0
 
 

@@ -88,7 +88,7 @@ class Deadline:
             return 0.0
         if not self.cpu:
             return self.wall - elapsed
-        if elapsed < self.seconds / 4:  # a worker runs at most 4 threads: no need to look yet
+        if elapsed < self.seconds / 4:  # too soon to have used the budget on a few CPUs
             return self.seconds / 4 - elapsed
         used = self.cpu() - self.cpu_start
         rate = max(1.0, used / elapsed)  # CPU seconds per second: above 1 with several processes
